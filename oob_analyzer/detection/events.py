@@ -1,0 +1,41 @@
+"""What detection emits: a `Finding` per detector match, an `AttackHit` per request and type.
+
+Third stage of the flow (capture -> reassembly -> detection -> storage); storage consumes
+`AttackHit`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["AttackHit", "Finding"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """A detector's verdict on one point of a request."""
+
+    attack_type: str
+    point: str
+    payload: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttackHit:
+    """A malicious request: one per request and attack type, with where it came from."""
+
+    ts: float
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    host: str
+    method: str
+    target: str
+    attack_type: str
+    point: str
+    payload: str
+    rule: str
+    reason: str

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from oob_analyzer.detection import DetectionEngine, default_detectors, extract_points, percent_decode
+from tests.builders import http_request
+
+FORM = (("Host", "shop.example.com"), ("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8"))
+
+
+def analyze(target: str, *, body: bytes = b"", method: str = "GET") -> list[tuple[str, str, str]]:
+    request = http_request(target, method=method, body=body, headers=FORM)
+    return [(h.attack_type, h.point, h.payload) for h in DetectionEngine(default_detectors()).analyze(request)]
+
+
+def test_points_of_query_and_form_are_named_and_decoded() -> None:
+    request = http_request("/p%20a?id=1&a%5B%5D=x+y&bare", body=b"name=O%27Hara&x=1", headers=FORM)
+    assert [(p.name, p.value) for p in extract_points(request)] == [
+        ("path", "/p a"),
+        ("query.id", "1"),
+        ("query.a[]", "x y"),
+        ("query", "bare"),
+        ("body.form.name", "O'Hara"),
+        ("body.form.x", "1"),
+    ]
+
+
+def test_percent_decoding_is_repeated_and_keeps_literal_plus() -> None:
+    assert percent_decode("%2527") == "'"
+    assert percent_decode("1%2B1") == "1+1"
+    assert percent_decode("caf%C3%A9") == "café"
+    assert percent_decode("%FF") == "\xff"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/products?id=1%27%20OR%20%271%27%3D%271", [("sqli", "query.id", "1' OR '1'='1")]),
+        (
+            "/p?id=1+UNION+SELECT+username,password+FROM+users--",
+            [("sqli", "query.id", "1 UNION SELECT username,password FROM users--")],
+        ),
+        ("/s?q=%3Cscript%3Ealert(1)%3C/script%3E", [("xss", "query.q", "<script>alert(1)</script>")]),
+        ("/s?q=%253Csvg%2520onload%253Dalert(1)%253E", [("xss", "query.q", "<svg onload=alert(1)>")]),
+    ],
+)
+def test_attacks_in_the_query_are_found(target: str, expected: list[tuple[str, str, str]]) -> None:
+    assert analyze(target) == expected
+
+
+def test_attacks_in_a_form_body_are_found() -> None:
+    assert analyze("/login", method="POST", body=b"username=admin%27--&password=x") == [
+        ("sqli", "body.form.username", "admin'--")
+    ]
+
+
+def test_one_hit_per_attack_type_per_request() -> None:
+    hits = analyze("/p?a=1%27+OR+1%3D1--&b=2%27+OR+2%3D2--&c=%3Cscript%3Ex%3C/script%3E")
+    assert [(t, p) for t, p, _ in hits] == [("sqli", "query.a"), ("xss", "query.c")]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/",
+        "/products?category=shoes&sort=price_asc",
+        "/search?q=o%27reilly+cookbook",
+        "/search?q=select+a+size",
+        "/forum?title=Tom+%26+Jerry&tags=a,b",
+        "/calc?expr=3%3C5",
+    ],
+)
+def test_benign_look_alikes_are_passed(target: str) -> None:
+    assert analyze(target) == []
