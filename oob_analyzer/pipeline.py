@@ -1,22 +1,31 @@
 """The main job: capture -> reassembly -> detection -> storage, wired for one run.
 
 The only place that knows every stage. `RequestStream` turns packets into reassembly events;
-`replay_captures` adds detection and storage and returns what the run saw.
+`analyze_packets` adds detection and hands hits to a `HitSink` (the store, or a writer in
+front of it), for packets from any source; `replay_captures` does it for capture files.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from capture import CaptureError, PacketDecoder, RawPacket, read_capture
 from oob_analyzer.detection import AttackHit, DetectionEngine
 from reassembly import ConnectionTracker, HttpRequest, ReassemblyEvent
-from storage import AttackStore
 
-__all__ = ["RequestStream", "RunSummary", "extract_requests", "iter_packets", "replay_captures"]
+__all__ = [
+    "HitSink",
+    "RequestStream",
+    "RunSummary",
+    "analyze_packets",
+    "extract_requests",
+    "iter_packets",
+    "replay_captures",
+]
 
 HIT_BATCH_SIZE = 500
 
@@ -69,11 +78,23 @@ def iter_packets(paths: Iterable[Path], summary: RunSummary) -> Iterator[RawPack
             summary.errors.append(str(exc))
 
 
-def replay_captures(paths: Iterable[Path], *, engine: DetectionEngine, store: AttackStore) -> RunSummary:
-    """Analyze capture files and record every hit; hits are written in batches as they come."""
-    summary = RunSummary()
+class HitSink(Protocol):
+    """Where hits go: the store itself, or a writer in front of it."""
+
+    def record(self, hits: Sequence[AttackHit]) -> None: ...
+
+
+def analyze_packets(
+    packets: Iterable[RawPacket], *, engine: DetectionEngine, sink: HitSink, summary: RunSummary
+) -> None:
+    """Analyze a stream of packets, from any source, and hand every hit to `sink` in batches."""
     stream = RequestStream()
     pending: list[AttackHit] = []
+
+    def flush() -> None:
+        sink.record(pending)
+        summary.hits += len(pending)
+        pending.clear()
 
     def handle(events: list[ReassemblyEvent]) -> None:
         for event in events:
@@ -83,16 +104,19 @@ def replay_captures(paths: Iterable[Path], *, engine: DetectionEngine, store: At
         if len(pending) >= HIT_BATCH_SIZE:
             flush()
 
-    def flush() -> None:
-        store.record(pending)
-        summary.hits += len(pending)
-        pending.clear()
+    try:
+        for packet in packets:
+            handle(stream.feed(packet))
+        handle(stream.finish())
+    finally:
+        flush()  # what was detected before an interruption is recorded too
+        summary.drops = stream.drops()
 
-    for packet in iter_packets(paths, summary):
-        handle(stream.feed(packet))
-    handle(stream.finish())
-    flush()
-    summary.drops = stream.drops()
+
+def replay_captures(paths: Iterable[Path], *, engine: DetectionEngine, sink: HitSink) -> RunSummary:
+    """Analyze capture files and record every hit."""
+    summary = RunSummary()
+    analyze_packets(iter_packets(paths, summary), engine=engine, sink=sink, summary=summary)
     return summary
 
 

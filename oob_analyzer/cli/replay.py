@@ -24,7 +24,7 @@ def replay(files: tuple[Path, ...], db_url: str) -> None:
     Exits 3 when a file could not be read whole (what could be read is still analyzed).
     """
     with open_store(db_url) as store:
-        summary = replay_captures(files, engine=DetectionEngine(default_detectors()), store=store)
+        summary = replay_captures(files, engine=DetectionEngine(default_detectors()), sink=store)
     for error in summary.errors:
         click.echo(f"warning: {error}", err=True)
     click.echo(summary.line())

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from capture.packets import TunnelContext
 from oob_analyzer.detection.detectors import Detector
 from oob_analyzer.detection.events import AttackHit, Finding
 from oob_analyzer.detection.points import extract_points
 from reassembly.events import HttpRequest
 
-__all__ = ["DetectionEngine"]
+__all__ = ["DetectionEngine", "describe_tunnel", "request_excerpt"]
+
+REQUEST_EXCERPT_CHARS = 2048
 
 
 class DetectionEngine:
@@ -48,4 +51,20 @@ def _hit(request: HttpRequest, finding: Finding) -> AttackHit:
         payload=finding.payload,
         rule=finding.rule,
         reason=finding.reason,
+        tunnel=describe_tunnel(flow.tunnel),
+        request_excerpt=request_excerpt(request),
     )
+
+
+def describe_tunnel(tunnel: TunnelContext) -> str:
+    """The tunnel context as text: `kind:outer-endpoints:id`, outermost first, `/`-separated."""
+    return "/".join(f"{kind}:{endpoints}:{ident}" for kind, endpoints, ident in tunnel)
+
+
+def request_excerpt(request: HttpRequest, limit: int = REQUEST_EXCERPT_CHARS) -> str:
+    """The request as on the wire (Latin-1), head then body, cut at `limit` characters."""
+    head = "\r\n".join(
+        [f"{request.method} {request.target} {request.version}", *(f"{k}: {v}" for k, v in request.headers)]
+    )
+    text = head + "\r\n\r\n" + request.body[:limit].decode("latin-1")
+    return text[:limit]

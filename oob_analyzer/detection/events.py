@@ -39,3 +39,7 @@ class AttackHit:
     payload: str
     rule: str
     reason: str
+    tunnel: str = ""  # the outer layers the request came through, e.g. "vxlan:198.18.0.5>198.18.0.99:7"
+    application: str = ""
+    request_excerpt: str = ""  # the request as on the wire, bounded
+    response_status: int | None = None
