@@ -1,0 +1,186 @@
+"""The mirror job: HTTP mirror receiver -> origin resolution -> detection -> storage.
+
+The receiver (`capture.http_mirror`) runs an asyncio loop on the main thread and only
+parses and answers; it offers each request to a bounded queue without ever waiting. One
+analysis thread takes requests off the queue, maps each to its real client and host
+(`capture.mirror_origin`), runs detection and hands hits to a `HitSink` in batches. A full
+queue means the request is dropped and counted: the mirroring server is never slowed.
+
+On SIGINT/SIGTERM (or `request_stop()`), the receiver stops, requests cut short are
+queued, and the analysis thread drains the queue and flushes before `run()` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from capture.http_mirror import HttpMirrorReceiver, MirrorReceiverStats, ReceiverSettings
+from capture.mirror_origin import IpNetwork, OriginResolver
+from oob_analyzer.detection import AttackHit, DetectionEngine
+from oob_analyzer.pipeline import HIT_BATCH_SIZE, HitSink
+from reassembly import HttpRequest
+
+__all__ = ["MirrorAnalysis", "MirrorService", "MirrorSettings", "MirrorSummary"]
+
+DEFAULT_QUEUE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MirrorSettings:
+    receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
+    trusted: tuple[IpNetwork, ...] = ()
+    queue_size: int = DEFAULT_QUEUE_SIZE
+
+
+@dataclass(slots=True)
+class MirrorSummary:
+    receiver: MirrorReceiverStats
+    analyzed: int = 0
+    hits: int = 0
+    error: str = ""  # why the analysis stopped early, if it did
+
+    def line(self) -> str:
+        stats = self.receiver
+        return (
+            f"{stats.requests} requests answered, {stats.incomplete} incomplete, {stats.dropped} dropped (queue full), "
+            f"{stats.refused} connections refused, {self.analyzed} analyzed, {self.hits} hits"
+        )
+
+
+class MirrorAnalysis:
+    """The analysis thread behind the bounded queue."""
+
+    def __init__(
+        self,
+        *,
+        resolver: OriginResolver,
+        engine: DetectionEngine,
+        sink: HitSink,
+        queue_size: int,
+        on_failure: Callable[[], None],
+    ) -> None:
+        self._resolver = resolver
+        self._engine = engine
+        self._sink = sink
+        self._queue: queue.Queue[HttpRequest | None] = queue.Queue(maxsize=queue_size)
+        self._on_failure = on_failure
+        self._thread = threading.Thread(target=self._run, name="oob-mirror-analysis", daemon=True)
+        self.analyzed = 0
+        self.hits = 0
+        self.error = ""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def offer(self, request: HttpRequest) -> bool:
+        """Queue `request` without waiting; False when the queue is full or analysis has failed."""
+        if self.error:
+            return False
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            return False
+        return True
+
+    def finish(self) -> None:
+        """Analyze what is queued, flush, and end the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        pending: list[AttackHit] = []
+        try:
+            while (request := self._queue.get()) is not None:
+                self.analyzed += 1
+                pending.extend(self._engine.analyze(self._resolver.resolve(request)))
+                if pending and (len(pending) >= HIT_BATCH_SIZE or self._queue.empty()):
+                    self._flush(pending)
+            self._flush(pending)
+        except Exception as exc:
+            # Anything the sink or a detector raises ends the run with a message: a monitor
+            # that silently stops recording is worse than one that stops.
+            self.error = f"analysis stopped: {type(exc).__name__}: {exc}; {len(pending)} hits not recorded"
+            self._on_failure()
+            self._drain()
+
+    def _flush(self, pending: list[AttackHit]) -> None:
+        if pending:
+            self._sink.record(pending)
+            self.hits += len(pending)
+            pending.clear()
+
+    def _drain(self) -> None:
+        while self._queue.get() is not None:
+            pass
+
+
+class MirrorService:
+    """The receiver and the analysis thread, run until a signal or `request_stop()`."""
+
+    def __init__(self, settings: MirrorSettings, *, engine: DetectionEngine, sink: HitSink) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._sink = sink
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._stop_requested = threading.Event()
+
+    def run(
+        self,
+        *,
+        on_ready: Callable[[str, int], None] | None = None,
+        stop_signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+    ) -> MirrorSummary:
+        """Serve until stopped; the summary once every queued request is analyzed and recorded."""
+        analysis = MirrorAnalysis(
+            resolver=OriginResolver(self.settings.trusted),
+            engine=self._engine,
+            sink=self._sink,
+            queue_size=self.settings.queue_size,
+            on_failure=self.request_stop,
+        )
+        receiver = HttpMirrorReceiver(self.settings.receiver, analysis.offer)
+        analysis.start()
+        try:
+            asyncio.run(self._serve(receiver, on_ready, stop_signals))
+        finally:
+            analysis.finish()
+        return MirrorSummary(
+            receiver=receiver.stats, analyzed=analysis.analyzed, hits=analysis.hits, error=analysis.error
+        )
+
+    def request_stop(self) -> None:
+        """Stop serving; safe from any thread, also before the loop has started."""
+        self._stop_requested.set()
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+
+    async def _serve(
+        self,
+        receiver: HttpMirrorReceiver,
+        on_ready: Callable[[str, int], None] | None,
+        stop_signals: Sequence[signal.Signals],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = stop = asyncio.Event()
+        self._loop = loop
+        for signum in stop_signals:
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            host, port = await receiver.start()
+            if self._stop_requested.is_set():
+                stop.set()
+            if on_ready is not None:
+                on_ready(host, port)
+            await stop.wait()
+        finally:
+            for signum in stop_signals:
+                loop.remove_signal_handler(signum)
+            await receiver.stop()
+            self._loop = None
