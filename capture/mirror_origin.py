@@ -194,7 +194,7 @@ def _original_server(request: HttpRequest, flow: FlowKey, anomalies: list[str]) 
     port_text = request.header("x-server-port")
     if port_text is not None:
         port_text = port_text.strip()
-        if port_text.isdigit() and 0 < int(port_text) < 65536:
+        if port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536:
             server_port = int(port_text)
         else:
             anomalies.append("mirror_server_port_invalid")

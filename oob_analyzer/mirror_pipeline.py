@@ -129,6 +129,8 @@ class MirrorService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = threading.Event()
+        # The receiver's counters while it runs (written by its loop; safe to read for display).
+        self.live_stats = MirrorReceiverStats()
 
     def run(
         self,
@@ -145,6 +147,7 @@ class MirrorService:
             on_failure=self.request_stop,
         )
         receiver = HttpMirrorReceiver(self.settings.receiver, analysis.offer)
+        self.live_stats = receiver.stats
         analysis.start()
         try:
             asyncio.run(self._serve(receiver, on_ready, stop_signals))

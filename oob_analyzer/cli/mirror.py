@@ -25,7 +25,7 @@ class ListenAddress(click.ParamType[tuple[str, int]]):
             return value
         text = str(value)
         host, colon, port_text = text.rpartition(":")
-        if not colon or not port_text.isdigit() or int(port_text) > 65535:
+        if not colon or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
             self.fail(f"{text!r} is not ADDR:PORT (e.g. 0.0.0.0:8445 or [::]:8445)", param, ctx)
         host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"
         try:
