@@ -104,7 +104,7 @@ class OriginResolver:
             anomalies.append("mirror_shadow_host")
         peer = parse_ip(flow.client)
         if peer is None or not self.is_trusted(peer):
-            if request.header("x-forwarded-for") is not None or request.header("x-real-ip") is not None:
+            if _names_a_client(request):
                 anomalies.append("mirror_forwarding_from_untrusted_peer")
             return MirrorOrigin(
                 client=str(peer) if peer is not None else flow.client,
@@ -119,8 +119,8 @@ class OriginResolver:
         server, server_port = _original_server(request, flow, anomalies)
         return MirrorOrigin(
             client=str(forwarded),
-            # The proxies tell the client's address, not its port: 0 says "not known".
-            client_port=0 if forwarded != peer else flow.client_port,
+            # Proxies tell the client's address, not its port: 0 says "not known".
+            client_port=0 if _names_a_client(request) else flow.client_port,
             server=server,
             server_port=server_port,
             host=host,
@@ -180,6 +180,10 @@ class OriginResolver:
             if not self.is_trusted(address):
                 return client
         return client  # every hop is a trusted proxy: the leftmost is the best we know
+
+
+def _names_a_client(request: HttpRequest) -> bool:
+    return request.header("x-forwarded-for") is not None or request.header("x-real-ip") is not None
 
 
 def _original_server(request: HttpRequest, flow: FlowKey, anomalies: list[str]) -> tuple[str, int]:

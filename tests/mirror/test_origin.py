@@ -174,3 +174,11 @@ def test_resolve_never_raises_and_the_client_is_an_address(
     assert parse_ip(resolved.flow.client) is not None
     assert parse_ip(resolved.flow.server) is not None
     assert 0 < resolved.flow.server_port < 65536
+
+
+def test_client_port_is_known_only_when_the_peer_is_the_client() -> None:
+    bare = TRUSTING_PROXIES.origin(mirrored())
+    assert (bare.client, bare.client_port) == (PROXY, 51000)
+    # The proxy says the client is itself: the address is right, but the port we see is the proxy's.
+    itself = TRUSTING_PROXIES.origin(mirrored(("X-Forwarded-For", PROXY)))
+    assert (itself.client, itself.client_port) == (PROXY, 0)
