@@ -28,6 +28,7 @@ from reassembly import HttpRequest
 __all__ = ["MirrorAnalysis", "MirrorService", "MirrorSettings", "MirrorSummary"]
 
 DEFAULT_QUEUE_SIZE = 10_000
+DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +36,7 @@ class MirrorSettings:
     receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
     trusted: tuple[IpNetwork, ...] = ()
     queue_size: int = DEFAULT_QUEUE_SIZE
+    queue_bytes: int = DEFAULT_QUEUE_BYTES  # heads and kept bodies waiting, so memory stays bounded
 
 
 @dataclass(slots=True)
@@ -62,12 +64,16 @@ class MirrorAnalysis:
         engine: DetectionEngine,
         sink: HitSink,
         queue_size: int,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
         on_failure: Callable[[], None],
     ) -> None:
         self._resolver = resolver
         self._engine = engine
         self._sink = sink
         self._queue: queue.Queue[HttpRequest | None] = queue.Queue(maxsize=queue_size)
+        self._queue_bytes = queue_bytes
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
         self._on_failure = on_failure
         self._thread = threading.Thread(target=self._run, name="oob-mirror-analysis", daemon=True)
         self.analyzed = 0
@@ -81,11 +87,21 @@ class MirrorAnalysis:
         """Queue `request` without waiting; False when the queue is full or analysis has failed."""
         if self.error:
             return False
+        size = _request_bytes(request)
+        with self._bytes_lock:
+            if self._queued_bytes + size > self._queue_bytes:
+                return False
+            self._queued_bytes += size
         try:
             self._queue.put_nowait(request)
         except queue.Full:
+            self._release(size)
             return False
         return True
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self._queued_bytes -= size
 
     def finish(self) -> None:
         """Analyze what is queued, flush, and end the thread."""
@@ -96,6 +112,7 @@ class MirrorAnalysis:
         pending: list[AttackHit] = []
         try:
             while (request := self._queue.get()) is not None:
+                self._release(_request_bytes(request))
                 self.analyzed += 1
                 pending.extend(self._engine.analyze(self._resolver.resolve(request)))
                 if pending and (len(pending) >= HIT_BATCH_SIZE or self._queue.empty()):
@@ -117,6 +134,11 @@ class MirrorAnalysis:
     def _drain(self) -> None:
         while self._queue.get() is not None:
             pass
+
+
+def _request_bytes(request: HttpRequest) -> int:
+    """Roughly what a queued request holds in memory: its kept body and its head."""
+    return len(request.body) + len(request.target) + sum(len(name) + len(value) for name, value in request.headers)
 
 
 class MirrorService:
@@ -144,6 +166,7 @@ class MirrorService:
             engine=self._engine,
             sink=self._sink,
             queue_size=self.settings.queue_size,
+            queue_bytes=self.settings.queue_bytes,
             on_failure=self.request_stop,
         )
         receiver = HttpMirrorReceiver(self.settings.receiver, analysis.offer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 
 import click
 
@@ -10,7 +11,7 @@ from capture.http_mirror import ReceiverSettings
 from capture.mirror_origin import IpNetwork
 from oob_analyzer.cli.options import db_option, open_store
 from oob_analyzer.detection import DetectionEngine, default_detectors
-from oob_analyzer.mirror_pipeline import DEFAULT_QUEUE_SIZE, MirrorService, MirrorSettings
+from oob_analyzer.mirror_pipeline import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, MirrorService, MirrorSettings
 
 __all__ = ["ListenAddress", "Network", "mirror_server"]
 
@@ -76,9 +77,22 @@ class Network(click.ParamType[IpNetwork]):
     show_default=True,
     help="Requests waiting for analysis; beyond it, requests are dropped and counted.",
 )
+@click.option(
+    "--queue-mib",
+    type=click.IntRange(min=1),
+    default=DEFAULT_QUEUE_BYTES // (1024 * 1024),
+    show_default=True,
+    help="Memory the waiting requests may hold (heads and inspected bodies), in MiB; beyond it they are dropped.",
+)
 @db_option
 def mirror_server(
-    listen: tuple[str, int], trusted: tuple[IpNetwork, ...], allow: tuple[IpNetwork, ...], queue_size: int, db_url: str
+    *,
+    listen: tuple[str, int],
+    trusted: tuple[IpNetwork, ...],
+    allow: tuple[IpNetwork, ...],
+    queue_size: int,
+    queue_mib: int,
+    db_url: str,
 ) -> None:
     """Receive requests mirrored by NGINX, Envoy, Istio or Traefik and record the attacks.
 
@@ -89,14 +103,18 @@ def mirror_server(
     """
     host, port = listen
     settings = MirrorSettings(
-        receiver=ReceiverSettings(host=host, port=port, allow=allow), trusted=trusted, queue_size=queue_size
+        receiver=ReceiverSettings(host=host, port=port, allow=allow),
+        trusted=trusted,
+        queue_size=queue_size,
+        queue_bytes=queue_mib * 1024 * 1024,
     )
     with open_store(db_url) as store:
         service = MirrorService(settings, engine=DetectionEngine(default_detectors()), sink=store)
         try:
             summary = service.run(on_ready=_announce)
         except OSError as exc:
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from exc
     click.echo(summary.line())
     if summary.error:
         raise click.ClickException(summary.error)

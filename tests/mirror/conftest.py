@@ -46,12 +46,18 @@ class RunningMirror:
 
 @contextmanager
 def running_mirror(
-    sink: HitSink, *, trusted: Sequence[str] = (), allow: Sequence[str] = (), queue_size: int = 100
+    sink: HitSink,
+    *,
+    trusted: Sequence[str] = (),
+    allow: Sequence[str] = (),
+    queue_size: int = 100,
+    queue_bytes: int = 1 << 20,
 ) -> Iterator[RunningMirror]:
     settings = MirrorSettings(
         receiver=ReceiverSettings(host="127.0.0.1", port=0, allow=tuple(ipaddress.ip_network(n) for n in allow)),
         trusted=tuple(ipaddress.ip_network(n) for n in trusted),
         queue_size=queue_size,
+        queue_bytes=queue_bytes,
     )
     service = MirrorService(settings, engine=DetectionEngine(default_detectors()), sink=sink)
     ready = threading.Event()

@@ -170,3 +170,23 @@ def test_full_queue_drops_and_counts_without_blocking_the_sender() -> None:
     assert answered_in < 1.0
     assert (summary.receiver.requests, summary.receiver.dropped, summary.analyzed) == (11, 8, 3)
     assert [hit.target.split("?")[0] for hit in sink.hits] == ["/products", "/p0", "/p1"]
+
+
+def test_queue_memory_budget_drops_big_requests_while_analysis_lags() -> None:
+    sink = BlockingSink()
+    with running_mirror(sink, queue_bytes=10_000) as mirror:
+        with mirror.connect() as sock:
+            sock.sendall(request_bytes())
+            assert read_responses(sock, 1) == [NO_CONTENT]
+            assert sink.entered.wait(timeout=5)
+            big = request_bytes("/upload", body=b"data=" + b"A" * 20_000)
+            small = request_bytes("/small?id=1%27%20OR%201=1--")
+            sock.sendall(big + small)
+            assert read_responses(sock, 2) == [NO_CONTENT] * 2
+            deadline = time.monotonic() + 5
+            while mirror.service.live_stats.dropped < 1 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        sink.release.set()
+        summary = mirror.stop()
+    assert (summary.receiver.requests, summary.receiver.dropped, summary.analyzed) == (3, 1, 2)
+    assert [hit.target.split("?")[0] for hit in sink.hits] == ["/products", "/small"]
