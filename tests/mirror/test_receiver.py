@@ -8,6 +8,9 @@ import threading
 import time
 from collections.abc import Sequence
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from oob_analyzer.detection import AttackHit
 from tests.mirror.conftest import CollectingSink, read_responses, running_mirror
 
@@ -190,3 +193,18 @@ def test_queue_memory_budget_drops_big_requests_while_analysis_lags() -> None:
         summary = mirror.stop()
     assert (summary.receiver.requests, summary.receiver.dropped, summary.analyzed) == (3, 1, 2)
     assert [hit.target.split("?")[0] for hit in sink.hits] == ["/products", "/small"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(garbage=st.binary(max_size=300))
+def test_garbage_never_stops_the_receiver(garbage: bytes) -> None:
+    sink = CollectingSink()
+    with running_mirror(sink) as mirror:
+        with mirror.connect() as sock:
+            sock.sendall(garbage)
+        with mirror.connect() as sock:  # the next sender is served as if nothing happened
+            sock.sendall(request_bytes())
+            assert read_responses(sock, 1) == [NO_CONTENT]
+        summary = mirror.stop()
+    assert summary.analyzed == summary.receiver.requests + summary.receiver.incomplete
+    assert SQLI_TARGET in [hit.target for hit in sink.hits]
