@@ -40,7 +40,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from tests.mirror.nginx import free_port, running_nginx, wait_for_port  # noqa: E402
+from tests.mirror.nginx import free_port, nginx_main_config, running_nginx, started_nginx, wait_for_port  # noqa: E402
 
 COMMAND = str(Path(sys.executable).parent / "oob-analyzer")
 SERVER_CORE, LOAD_CORE = 1, 0
@@ -65,22 +65,7 @@ request = function()
 end
 """
 
-NGINX_204 = """\
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }}
-}}
-"""
+NGINX_204 = "    server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }}"
 
 
 @dataclass
@@ -190,20 +175,11 @@ def mirror_server(db: Path) -> Iterator[tuple[int, list[str]]]:
 
 @contextmanager
 def nginx_204(nginx: str, prefix: Path) -> Iterator[int]:
-    prefix.mkdir(parents=True)
     port = free_port()
-    (prefix / "nginx.conf").write_text(NGINX_204.format(prefix=prefix, port=port))
-    process = subprocess.Popen(
-        ["taskset", "-c", str(SERVER_CORE), nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
-         "-e", str(prefix / "error.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    command = ["taskset", "-c", str(SERVER_CORE), nginx]
+    with started_nginx(command, prefix, nginx_main_config(prefix, NGINX_204.format(port=port))):
         wait_for_port(port)
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def summary_numbers(line: str) -> dict[str, int]:

@@ -19,9 +19,9 @@ from tests.paths import PROJECT
 
 DOCS = PROJECT / "docs" / "mirroring.md"
 
-# The harness around the documented block: an application that answers 200, and nginx's own
-# files kept in the temporary directory.
-_HARNESS = """\
+# nginx in the foreground with its own files in the temporary directory; `{http}` is the
+# http block's own content.
+_MAIN = """\
 daemon off;
 master_process on;
 worker_processes 1;
@@ -36,11 +36,19 @@ http {{
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
     client_body_buffer_size 1m;
-    upstream app {{ server 127.0.0.1:{app_port}; keepalive 16; }}
-    server {{ listen 127.0.0.1:{app_port}; location / {{ return 200 "ok\\n"; }} }}
-{documented}
+{http}
 }}
 """
+
+# Around the documented block: the application it proxies to, answering 200.
+_APP = """\
+    upstream app {{ server 127.0.0.1:{app_port}; keepalive 16; }}
+    server {{ listen 127.0.0.1:{app_port}; location / {{ return 200 "ok\\n"; }} }}
+"""
+
+
+def nginx_main_config(prefix: Path, http: str) -> str:
+    return _MAIN.format(prefix=prefix, http=http)
 
 
 def documented_nginx_block() -> str:
@@ -62,7 +70,7 @@ def nginx_config(prefix: Path, *, port: int, app_port: int, mirror_port: int | N
     block = _replace(block, "set_real_ip_from 10.0.0.0/8;", "set_real_ip_from 127.0.0.1;")
     if mirror_port is None:
         block = _replace(block, "mirror /_oob_analyzer_mirror;", "")
-    return _HARNESS.format(prefix=prefix, app_port=app_port, documented=block)
+    return nginx_main_config(prefix, _APP.format(app_port=app_port) + block)
 
 
 def free_port() -> int:
@@ -86,23 +94,30 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 @contextmanager
 def running_nginx(nginx: str, prefix: Path, *, mirror_port: int | None) -> Iterator[int]:
     """nginx serving the documented config; yields the port to send requests to."""
-    prefix.mkdir(parents=True, exist_ok=True)
     port, app_port = free_port(), free_port()
-    config = prefix / "nginx.conf"
-    config.write_text(nginx_config(prefix, port=port, app_port=app_port, mirror_port=mirror_port))
+    with started_nginx([nginx], prefix, nginx_config(prefix, port=port, app_port=app_port, mirror_port=mirror_port)):
+        wait_for_port(port)
+        yield port
+
+
+@contextmanager
+def started_nginx(command: list[str], prefix: Path, config: str) -> Iterator[None]:
+    """nginx (`command`: its path, after a wrapper such as taskset if wanted) running `config`."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    config_path = prefix / "nginx.conf"
+    config_path.write_text(config)
     process = subprocess.Popen(
-        [nginx, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
+        [*command, "-p", str(prefix), "-c", str(config_path), "-e", str(prefix / "error.log")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        try:
-            wait_for_port(port)
-        except OSError:
-            process.kill()
+        yield
+    except OSError:
+        if process.poll() is not None:  # it exited: say why
             _, stderr = process.communicate()
             raise RuntimeError(f"nginx did not start: {stderr.decode(errors='replace')}") from None
-        yield port
+        raise
     finally:
         process.terminate()
         process.communicate(timeout=10)
