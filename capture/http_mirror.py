@@ -38,6 +38,7 @@ class ReceiverSettings:
     host: str = "0.0.0.0"
     port: int = 8445
     allow: tuple[IpNetwork, ...] = ()  # empty: every peer may send
+    max_connections: int = 1024  # beyond, new connections are refused and counted: memory stays bounded
     max_head_bytes: int = 64 * 1024
     body_inspection_bytes: int = 64 * 1024  # per request; the rest of a body is counted, not kept
 
@@ -47,7 +48,8 @@ class MirrorReceiverStats:
     """What the receiver saw. Written by the event loop only."""
 
     connections: int = 0
-    refused: int = 0
+    refused: int = 0  # peer outside --allow
+    over_limit: int = 0  # refused because max_connections were open
     requests: int = 0
     incomplete: int = 0  # cut short by the peer closing; still analyzed, not answered
     dropped: int = 0  # the analysis queue was full
@@ -111,6 +113,10 @@ class _MirrorConnection(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         if not receiver.is_allowed(peer[0]):
             receiver.stats.refused += 1
+            transport.abort()
+            return
+        if len(receiver._connections) >= receiver.settings.max_connections:
+            receiver.stats.over_limit += 1
             transport.abort()
             return
         receiver.stats.connections += 1

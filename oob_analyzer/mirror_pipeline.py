@@ -51,6 +51,7 @@ class MirrorSummary:
         return (
             f"{stats.requests} requests answered, {stats.incomplete} incomplete, {stats.dropped} dropped (queue full), "
             f"{stats.refused} connections refused, {self.analyzed} analyzed, {self.hits} hits"
+            + (f", {stats.over_limit} connections over the limit" if stats.over_limit else "")
         )
 
 

@@ -52,9 +52,16 @@ def running_mirror(
     allow: Sequence[str] = (),
     queue_size: int = 100,
     queue_bytes: int = 1 << 20,
+    host: str = "127.0.0.1",
+    max_connections: int = 64,
 ) -> Iterator[RunningMirror]:
     settings = MirrorSettings(
-        receiver=ReceiverSettings(host="127.0.0.1", port=0, allow=tuple(ipaddress.ip_network(n) for n in allow)),
+        receiver=ReceiverSettings(
+            host=host,
+            port=0,
+            allow=tuple(ipaddress.ip_network(n) for n in allow),
+            max_connections=max_connections,
+        ),
         trusted=tuple(ipaddress.ip_network(n) for n in trusted),
         queue_size=queue_size,
         queue_bytes=queue_bytes,

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -208,3 +209,39 @@ def test_garbage_never_stops_the_receiver(garbage: bytes) -> None:
         summary = mirror.stop()
     assert summary.analyzed == summary.receiver.requests + summary.receiver.incomplete
     assert SQLI_TARGET in [hit.target for hit in sink.hits]
+
+
+def test_connections_beyond_the_limit_are_refused_and_counted() -> None:
+    sink = CollectingSink()
+    with running_mirror(sink, max_connections=2) as mirror:
+        first, second = mirror.connect(), mirror.connect()
+        for sock in (first, second):
+            sock.sendall(request_bytes("/ok"))
+            assert read_responses(sock, 1) == [NO_CONTENT]
+        with mirror.connect() as third:
+            third.sendall(request_bytes("/ok"))
+            try:
+                answer = third.recv(4096)
+            except ConnectionResetError:
+                answer = b""
+            assert answer == b""
+        first.close()
+        second.close()
+        summary = mirror.stop()
+    assert (summary.receiver.connections, summary.receiver.over_limit, summary.receiver.requests) == (2, 1, 2)
+
+
+def test_ipv6_listener_and_peer() -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    sink = CollectingSink()
+    with running_mirror(sink, host="::1", trusted=["::1/128"]) as mirror:
+        with mirror.connect("::1") as sock:
+            sock.sendall(request_bytes(SQLI_TARGET, "X-Forwarded-For: 2001:db8::7", "X-Server-Addr: [2001:db8::80]"))
+            assert read_responses(sock, 1) == [NO_CONTENT]
+        mirror.stop()
+    [hit] = sink.hits
+    assert (hit.src_ip, hit.dst_ip, hit.tunnel) == ("2001:db8::7", "2001:db8::80", "http-mirror:::1>::1:0")
