@@ -24,10 +24,18 @@ from dataclasses import dataclass, field
 from capture.mirror_origin import IpNetwork, parse_ip
 from reassembly import NEED_DATA, FlowKey, HttpRequest, HttpRequestParser
 
-__all__ = ["HttpMirrorReceiver", "MirrorReceiverStats", "ReceiverSettings", "RequestDelivery"]
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "HttpMirrorReceiver",
+    "MirrorReceiverStats",
+    "ReceiverSettings",
+    "RequestDelivery",
+]
 
 # Offers a received request to the analysis side; False when it has no room (the request is dropped).
 RequestDelivery = Callable[[HttpRequest], bool]
+
+DEFAULT_MAX_CONNECTIONS = 1024
 
 _NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
 _NO_CONTENT_CLOSE = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
@@ -38,7 +46,9 @@ class ReceiverSettings:
     host: str = "0.0.0.0"
     port: int = 8445
     allow: tuple[IpNetwork, ...] = ()  # empty: every peer may send
-    max_connections: int = 1024  # beyond, new connections are refused and counted: memory stays bounded
+    max_connections: int = (
+        DEFAULT_MAX_CONNECTIONS  # beyond, new connections are refused and counted: memory stays bounded
+    )
     max_head_bytes: int = 64 * 1024
     body_inspection_bytes: int = 64 * 1024  # per request; the rest of a body is counted, not kept
 

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from capture.http_mirror import ReceiverSettings
+from capture.http_mirror import DEFAULT_MAX_CONNECTIONS, ReceiverSettings
 from capture.mirror_origin import IpNetwork
 from oob_analyzer.cli.options import db_option, open_store
 from oob_analyzer.detection import DetectionEngine, default_detectors
@@ -84,6 +84,13 @@ class Network(click.ParamType[IpNetwork]):
     show_default=True,
     help="Memory the waiting requests may hold (heads and inspected bodies), in MiB; beyond it they are dropped.",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Connections open at once; more are refused and counted.",
+)
 @db_option
 def mirror_server(
     *,
@@ -92,6 +99,7 @@ def mirror_server(
     allow: tuple[IpNetwork, ...],
     queue_size: int,
     queue_mib: int,
+    max_connections: int,
     db_url: str,
 ) -> None:
     """Receive requests mirrored by NGINX, Envoy, Istio or Traefik and record the attacks.
@@ -103,7 +111,7 @@ def mirror_server(
     """
     host, port = listen
     settings = MirrorSettings(
-        receiver=ReceiverSettings(host=host, port=port, allow=allow),
+        receiver=ReceiverSettings(host=host, port=port, allow=allow, max_connections=max_connections),
         trusted=trusted,
         queue_size=queue_size,
         queue_bytes=queue_mib * 1024 * 1024,
