@@ -45,6 +45,7 @@ class MirrorSummary:
     analyzed: int = 0
     hits: int = 0
     error: str = ""  # why the analysis stopped early, if it did
+    unrecorded: list[AttackHit] = field(default_factory=list)  # detected, but the sink failed
 
     def line(self) -> str:
         stats = self.receiver
@@ -80,13 +81,15 @@ class MirrorAnalysis:
         self.analyzed = 0
         self.hits = 0
         self.error = ""
+        self.unrecorded: list[AttackHit] = []
+        self._failed = False
 
     def start(self) -> None:
         self._thread.start()
 
     def offer(self, request: HttpRequest) -> bool:
         """Queue `request` without waiting; False when the queue is full or analysis has failed."""
-        if self.error:
+        if self._failed:
             return False
         size = _request_bytes(request)
         with self._bytes_lock:
@@ -121,10 +124,16 @@ class MirrorAnalysis:
             self._flush(pending)
         except Exception as exc:
             # Anything the sink or a detector raises ends the run with a message: a monitor
-            # that silently stops recording is worse than one that stops.
-            self.error = f"analysis stopped: {type(exc).__name__}: {exc}; {len(pending)} hits not recorded"
+            # that silently stops recording is worse than one that stops. The hits detected
+            # but not recorded are handed back (`unrecorded`) for the caller to save.
+            self.unrecorded = list(pending)
+            self._failed = True
             self._on_failure()
-            self._drain()
+            abandoned = self._drain()
+            self.error = (
+                f"analysis stopped: {type(exc).__name__}: {exc}; {len(self.unrecorded)} hits not recorded, "
+                f"{abandoned} queued requests not analyzed"
+            )
 
     def _flush(self, pending: list[AttackHit]) -> None:
         if pending:
@@ -132,9 +141,12 @@ class MirrorAnalysis:
             self.hits += len(pending)
             pending.clear()
 
-    def _drain(self) -> None:
+    def _drain(self) -> int:
+        """Empty the queue until `finish()`, so that offers fail fast; how many requests it held."""
+        count = 0
         while self._queue.get() is not None:
-            pass
+            count += 1
+        return count
 
 
 def _request_bytes(request: HttpRequest) -> int:
@@ -178,7 +190,11 @@ class MirrorService:
         finally:
             analysis.finish()
         return MirrorSummary(
-            receiver=receiver.stats, analyzed=analysis.analyzed, hits=analysis.hits, error=analysis.error
+            receiver=receiver.stats,
+            analyzed=analysis.analyzed,
+            hits=analysis.hits,
+            error=analysis.error,
+            unrecorded=analysis.unrecorded,
         )
 
     def request_stop(self) -> None:

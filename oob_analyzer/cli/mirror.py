@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import os
 
 import click
@@ -125,6 +127,9 @@ def mirror_server(
             raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from exc
     click.echo(summary.line())
     if summary.error:
+        # What was detected but could not be stored goes to stderr, one JSON object per hit.
+        for hit in summary.unrecorded:
+            click.echo(json.dumps(dataclasses.asdict(hit), ensure_ascii=False), err=True)
         raise click.ClickException(summary.error)
 
 

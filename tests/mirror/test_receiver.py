@@ -245,3 +245,26 @@ def test_ipv6_listener_and_peer() -> None:
         mirror.stop()
     [hit] = sink.hits
     assert (hit.src_ip, hit.dst_ip, hit.tunnel) == ("2001:db8::7", "2001:db8::80", "http-mirror:::1>::1:0")
+
+
+class FailingSink:
+    """A database that has gone away."""
+
+    def record(self, hits: Sequence[AttackHit]) -> None:
+        raise RuntimeError("database is gone")
+
+
+def test_a_failing_sink_stops_the_service_and_hands_back_the_hits() -> None:
+    with running_mirror(FailingSink()) as mirror:
+        with mirror.connect() as sock:
+            sock.sendall(request_bytes())
+            assert read_responses(sock, 1) == [NO_CONTENT]
+        assert mirror.thread is not None
+        mirror.thread.join(timeout=10)  # it stops by itself
+        assert not mirror.thread.is_alive()
+        summary = mirror.summary
+    assert summary is not None
+    assert summary.error == (
+        "analysis stopped: RuntimeError: database is gone; 1 hits not recorded, 0 queued requests not analyzed"
+    )
+    assert [(hit.target, hit.attack_type) for hit in summary.unrecorded] == [(SQLI_TARGET, "sqli")]
