@@ -15,7 +15,6 @@ detection and storage run behind the queue, in `oob_analyzer.mirror_pipeline`.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -46,9 +45,8 @@ class ReceiverSettings:
     host: str = "0.0.0.0"
     port: int = 8445
     allow: tuple[IpNetwork, ...] = ()  # empty: every peer may send
-    max_connections: int = (
-        DEFAULT_MAX_CONNECTIONS  # beyond, new connections are refused and counted: memory stays bounded
-    )
+    # Beyond it, new connections are refused and counted: memory stays bounded.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_head_bytes: int = 64 * 1024
     body_inspection_bytes: int = 64 * 1024  # per request; the rest of a body is counted, not kept
 
@@ -93,9 +91,11 @@ class HttpMirrorReceiver:
         """Stop accepting, end every connection, and deliver the requests cut short."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
         for connection in list(self._connections):
             connection.shut()
+        if self._server is not None:
+            # From Python 3.12 this also waits for the connections: hence after shutting them.
+            await self._server.wait_closed()
 
     def is_allowed(self, peer: str) -> bool:
         if not self.settings.allow:
@@ -106,6 +106,21 @@ class HttpMirrorReceiver:
     def offer(self, request: HttpRequest) -> None:
         if not self._deliver(request):
             self.stats.dropped += 1
+
+    def admit(self, connection: _MirrorConnection, peer: str) -> bool:
+        """Count and keep a new connection, or count why it is refused."""
+        if not self.is_allowed(peer):
+            self.stats.refused += 1
+            return False
+        if len(self._connections) >= self.settings.max_connections:
+            self.stats.over_limit += 1
+            return False
+        self.stats.connections += 1
+        self._connections.add(connection)
+        return True
+
+    def forget(self, connection: _MirrorConnection) -> None:
+        self._connections.discard(connection)
 
 
 class _MirrorConnection(asyncio.Protocol):
@@ -121,20 +136,10 @@ class _MirrorConnection(asyncio.Protocol):
         receiver = self._receiver
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
-        if not receiver.is_allowed(peer[0]):
-            receiver.stats.refused += 1
+        if not receiver.admit(self, peer[0]):
             transport.abort()
             return
-        if len(receiver._connections) >= receiver.settings.max_connections:
-            receiver.stats.over_limit += 1
-            transport.abort()
-            return
-        receiver.stats.connections += 1
-        receiver._connections.add(self)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # Answers are tiny and must leave at once: no Nagle delay behind the peer's delayed ACK.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # asyncio sets TCP_NODELAY on TCP transports: each 204 leaves at once, no Nagle delay.
         self._transport = transport
         flow = FlowKey(client=_plain(peer[0]), client_port=peer[1], server=_plain(local[0]), server_port=local[1])
         settings = receiver.settings
@@ -179,7 +184,7 @@ class _MirrorConnection(asyncio.Protocol):
     def shut(self) -> None:
         """End the connection; a request cut short is still delivered for analysis."""
         parser, self._parser = self._parser, None
-        self._receiver._connections.discard(self)
+        self._receiver.forget(self)
         if parser is not None:
             partial = parser.close()
             if partial is not None:
