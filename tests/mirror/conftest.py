@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -96,3 +97,20 @@ def read_responses(sock: socket.socket, count: int) -> list[bytes]:
             break
         data += chunk
     return [part + b"\r\n\r\n" for part in data.split(b"\r\n\r\n")[:-1]]
+
+
+def was_refused(sock: socket.socket) -> bool:
+    """True when the receiver ended the connection without a byte of answer (a reset or a close)."""
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
