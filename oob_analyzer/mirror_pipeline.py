@@ -56,6 +56,11 @@ class MirrorSummary:
             f"{stats.requests} requests answered, {stats.incomplete} incomplete, {stats.dropped} dropped (queue full), "
             f"{stats.refused} connections refused, {self.analyzed} analyzed, {self.hits} hits"
             + (f", {stats.over_limit} connections over the limit" if stats.over_limit else "")
+            + (
+                "; stream anomalies: " + ", ".join(f"{name} {count}" for name, count in sorted(stats.anomalies.items()))
+                if stats.anomalies
+                else ""
+            )
         )
 
 

@@ -256,3 +256,14 @@ def test_a_failing_sink_stops_the_service_and_hands_back_the_hits() -> None:
         "analysis stopped: RuntimeError: database is gone; 1 hits not recorded, 0 queued requests not analyzed"
     )
     assert [(hit.target, hit.attack_type) for hit in summary.unrecorded] == [(SQLI_TARGET, "sqli")]
+
+
+def test_garbage_between_requests_is_named_in_the_summary() -> None:
+    sink = CollectingSink()
+    with running_mirror(sink) as mirror:
+        with mirror.connect() as sock:
+            sock.sendall(b"\x16\x03\x01 not http\r\n" + request_bytes())
+            assert read_responses(sock, 1) == [NO_CONTENT]
+        summary = mirror.stop()
+    assert summary.receiver.anomalies == {"garbage_before_request": 1}
+    assert summary.line().endswith("1 analyzed, 1 hits; stream anomalies: garbage_before_request 1")
