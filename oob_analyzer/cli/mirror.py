@@ -1,0 +1,138 @@
+"""`oob-analyzer mirror-server`: be the address a web server mirrors its requests to."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+
+import click
+
+from capture.http_mirror import DEFAULT_MAX_CONNECTIONS, ReceiverSettings
+from capture.mirror_origin import IpNetwork
+from oob_analyzer.cli.options import db_option, open_store
+from oob_analyzer.detection import DetectionEngine, default_detectors
+from oob_analyzer.mirror_pipeline import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, MirrorService, MirrorSettings
+
+__all__ = ["ListenAddress", "Network", "mirror_server"]
+
+
+class ListenAddress(click.ParamType[tuple[str, int]]):
+    """`ADDR:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 addresses); port 0 picks a free one."""
+
+    name = "ADDR:PORT"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value)
+        host, colon, port_text = text.rpartition(":")
+        if not colon or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+            self.fail(f"{text!r} is not ADDR:PORT (e.g. 0.0.0.0:8445 or [::]:8445)", param, ctx)
+        host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            self.fail(f"{host!r} is not an IP address to listen on", param, ctx)
+        return host, int(port_text)
+
+
+class Network(click.ParamType[IpNetwork]):
+    """A CIDR such as `10.0.0.0/8`; a bare address means that one host."""
+
+    name = "CIDR"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> IpNetwork:
+        if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            return value
+        try:
+            return ipaddress.ip_network(str(value), strict=False)
+        except ValueError:
+            self.fail(f"{value!r} is not a network (e.g. 10.0.0.0/8 or 2001:db8::/32)", param, ctx)
+
+
+@click.command("mirror-server")
+@click.option(
+    "--listen",
+    type=ListenAddress(),
+    default="0.0.0.0:8445",
+    show_default=True,
+    help="Where to receive mirrored requests.",
+)
+@click.option(
+    "--trusted",
+    type=Network(),
+    multiple=True,
+    help="Proxy network whose X-Forwarded-For / X-Real-IP / X-Server-* headers are believed. Repeatable.",
+)
+@click.option(
+    "--allow",
+    type=Network(),
+    multiple=True,
+    help="Accept connections only from these networks (default: from anyone). Repeatable.",
+)
+@click.option(
+    "--queue-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_QUEUE_SIZE,
+    show_default=True,
+    help="Requests waiting for analysis; beyond it, requests are dropped and counted.",
+)
+@click.option(
+    "--queue-mib",
+    type=click.IntRange(min=1),
+    default=DEFAULT_QUEUE_BYTES // (1024 * 1024),
+    show_default=True,
+    help="Memory the waiting requests may hold (heads and inspected bodies), in MiB; beyond it they are dropped.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Connections open at once; more are refused and counted.",
+)
+@db_option
+def mirror_server(
+    *,
+    listen: tuple[str, int],
+    trusted: tuple[IpNetwork, ...],
+    allow: tuple[IpNetwork, ...],
+    queue_size: int,
+    queue_mib: int,
+    max_connections: int,
+    db_url: str,
+) -> None:
+    """Receive requests mirrored by NGINX, Envoy, Istio or Traefik and record the attacks.
+
+    Every request is answered 204 at once, then analyzed. The client is taken from
+    X-Forwarded-For / X-Real-IP only when the connecting proxy is --trusted; the Host loses
+    Envoy's and Istio's "-shadow" suffix. Runs until SIGINT or SIGTERM, then records what
+    is queued and prints a summary. See docs/mirroring.md.
+    """
+    host, port = listen
+    settings = MirrorSettings(
+        receiver=ReceiverSettings(host=host, port=port, allow=allow, max_connections=max_connections),
+        trusted=trusted,
+        queue_size=queue_size,
+        queue_bytes=queue_mib * 1024 * 1024,
+    )
+    with open_store(db_url) as store:
+        service = MirrorService(settings, engine=DetectionEngine(default_detectors()), sink=store)
+        try:
+            summary = service.run(on_ready=_announce)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from exc
+    click.echo(summary.line())
+    if summary.error:
+        # What was detected but could not be stored goes to stderr, one JSON object per hit.
+        for hit in summary.unrecorded:
+            click.echo(json.dumps(dataclasses.asdict(hit), ensure_ascii=False), err=True)
+        raise click.ClickException(summary.error)
+
+
+def _announce(host: str, port: int) -> None:
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"listening on {shown}:{port}", err=False)

@@ -1,0 +1,250 @@
+"""The mirror job: HTTP mirror receiver -> origin resolution -> detection -> storage.
+
+The receiver (`capture.http_mirror`) runs an asyncio loop on the main thread and only
+parses and answers; it offers each request to a bounded queue without ever waiting. One
+analysis thread takes requests off the queue, maps each to its real client and host
+(`capture.mirror_origin`), runs detection and hands hits to a `HitSink` in batches (at most
+`HIT_BATCH_SIZE` hits, or what waited `HIT_FLUSH_SECONDS`). A full
+queue means the request is dropped and counted: the mirroring server is never slowed.
+
+On SIGINT/SIGTERM (or `request_stop()`), the receiver stops, requests cut short are
+queued, and the analysis thread drains the queue and flushes before `run()` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from capture.http_mirror import HttpMirrorReceiver, MirrorReceiverStats, ReceiverSettings
+from capture.mirror_origin import IpNetwork, OriginResolver
+from oob_analyzer.detection import AttackHit, DetectionEngine
+from oob_analyzer.pipeline import HIT_BATCH_SIZE, HitSink
+from reassembly import HttpRequest
+
+__all__ = ["MirrorAnalysis", "MirrorService", "MirrorSettings", "MirrorSummary"]
+
+DEFAULT_QUEUE_SIZE = 10_000
+HIT_FLUSH_SECONDS = 0.25  # the longest a detected hit waits in memory before it is recorded
+DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MirrorSettings:
+    receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
+    trusted: tuple[IpNetwork, ...] = ()
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    queue_bytes: int = DEFAULT_QUEUE_BYTES  # heads and kept bodies waiting, so memory stays bounded
+
+
+@dataclass(slots=True)
+class MirrorSummary:
+    receiver: MirrorReceiverStats
+    analyzed: int = 0
+    hits: int = 0
+    error: str = ""  # why the analysis stopped early, if it did
+    unrecorded: list[AttackHit] = field(default_factory=list)  # detected, but the sink failed
+
+    def line(self) -> str:
+        stats = self.receiver
+        return (
+            f"{stats.requests} requests answered, {stats.incomplete} incomplete, {stats.dropped} dropped (queue full), "
+            f"{stats.refused} connections refused, {self.analyzed} analyzed, {self.hits} hits"
+            + (f", {stats.over_limit} connections over the limit" if stats.over_limit else "")
+            + (
+                "; stream anomalies: " + ", ".join(f"{name} {count}" for name, count in sorted(stats.anomalies.items()))
+                if stats.anomalies
+                else ""
+            )
+        )
+
+
+class MirrorAnalysis:
+    """The analysis thread behind the bounded queue."""
+
+    def __init__(
+        self,
+        *,
+        resolver: OriginResolver,
+        engine: DetectionEngine,
+        sink: HitSink,
+        queue_size: int,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        on_failure: Callable[[], None],
+    ) -> None:
+        self._resolver = resolver
+        self._engine = engine
+        self._sink = sink
+        self._queue: queue.Queue[HttpRequest | None] = queue.Queue(maxsize=queue_size)
+        self._queue_bytes = queue_bytes
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
+        self._on_failure = on_failure
+        self._thread = threading.Thread(target=self._run, name="oob-mirror-analysis", daemon=True)
+        self.analyzed = 0
+        self.hits = 0
+        self.error = ""
+        self.unrecorded: list[AttackHit] = []
+        self._failed = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def offer(self, request: HttpRequest) -> bool:
+        """Queue `request` without waiting; False when the queue is full or analysis has failed."""
+        if self._failed:
+            return False
+        size = _request_bytes(request)
+        with self._bytes_lock:
+            if self._queued_bytes + size > self._queue_bytes:
+                return False
+            self._queued_bytes += size
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            self._release(size)
+            return False
+        return True
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self._queued_bytes -= size
+
+    def finish(self) -> None:
+        """Analyze what is queued, flush, and end the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        pending: list[AttackHit] = []
+        oldest = 0.0  # when the oldest pending hit was found
+        try:
+            while True:
+                try:
+                    request = self._queue.get(timeout=HIT_FLUSH_SECONDS if pending else None)
+                except queue.Empty:  # quiet for a while: record what is waiting
+                    self._flush(pending)
+                    continue
+                if request is None:
+                    break
+                self._release(_request_bytes(request))
+                self.analyzed += 1
+                hits = self._engine.analyze(self._resolver.resolve(request))
+                if hits and not pending:
+                    oldest = time.monotonic()
+                pending.extend(hits)
+                # Batches, not a transaction per hit: a commit per hit halved throughput with
+                # SQLite (benchmarks/mirror_throughput.py). No hit waits longer than the interval.
+                if len(pending) >= HIT_BATCH_SIZE or (pending and time.monotonic() - oldest >= HIT_FLUSH_SECONDS):
+                    self._flush(pending)
+            self._flush(pending)
+        except Exception as exc:
+            # Anything the sink or a detector raises ends the run with a message: a monitor
+            # that silently stops recording is worse than one that stops. The hits detected
+            # but not recorded are handed back (`unrecorded`) for the caller to save.
+            self.unrecorded = list(pending)
+            self._failed = True
+            self._on_failure()
+            abandoned = self._drain()
+            self.error = (
+                f"analysis stopped: {type(exc).__name__}: {exc}; {len(self.unrecorded)} hits not recorded, "
+                f"{abandoned} queued requests not analyzed"
+            )
+
+    def _flush(self, pending: list[AttackHit]) -> None:
+        if pending:
+            self._sink.record(pending)
+            self.hits += len(pending)
+            pending.clear()
+
+    def _drain(self) -> int:
+        """Empty the queue until `finish()`, so that offers fail fast; how many requests it held."""
+        count = 0
+        while self._queue.get() is not None:
+            count += 1
+        return count
+
+
+def _request_bytes(request: HttpRequest) -> int:
+    """Roughly what a queued request holds in memory: its kept body and its head."""
+    return len(request.body) + len(request.target) + sum(len(name) + len(value) for name, value in request.headers)
+
+
+class MirrorService:
+    """The receiver and the analysis thread, run until a signal or `request_stop()`."""
+
+    def __init__(self, settings: MirrorSettings, *, engine: DetectionEngine, sink: HitSink) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._sink = sink
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._stop_requested = threading.Event()
+        # The receiver's counters while it runs (written by its loop; safe to read for display).
+        self.live_stats = MirrorReceiverStats()
+
+    def run(
+        self,
+        *,
+        on_ready: Callable[[str, int], None] | None = None,
+        stop_signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+    ) -> MirrorSummary:
+        """Serve until stopped; the summary once every queued request is analyzed and recorded."""
+        analysis = MirrorAnalysis(
+            resolver=OriginResolver(self.settings.trusted),
+            engine=self._engine,
+            sink=self._sink,
+            queue_size=self.settings.queue_size,
+            queue_bytes=self.settings.queue_bytes,
+            on_failure=self.request_stop,
+        )
+        receiver = HttpMirrorReceiver(self.settings.receiver, analysis.offer)
+        self.live_stats = receiver.stats
+        analysis.start()
+        try:
+            asyncio.run(self._serve(receiver, on_ready, stop_signals))
+        finally:
+            analysis.finish()
+        return MirrorSummary(
+            receiver=receiver.stats,
+            analyzed=analysis.analyzed,
+            hits=analysis.hits,
+            error=analysis.error,
+            unrecorded=analysis.unrecorded,
+        )
+
+    def request_stop(self) -> None:
+        """Stop serving; safe from any thread, also before the loop has started."""
+        self._stop_requested.set()
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+
+    async def _serve(
+        self,
+        receiver: HttpMirrorReceiver,
+        on_ready: Callable[[str, int], None] | None,
+        stop_signals: Sequence[signal.Signals],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = stop = asyncio.Event()
+        self._loop = loop
+        for signum in stop_signals:
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            host, port = await receiver.start()
+            if self._stop_requested.is_set():
+                stop.set()
+            if on_ready is not None:
+                on_ready(host, port)
+            await stop.wait()
+        finally:
+            for signum in stop_signals:
+                loop.remove_signal_handler(signum)
+            await receiver.stop()
+            self._loop = None
