@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from oob_analyzer.cli.db import db
+from oob_analyzer.cli.export import export
 from oob_analyzer.cli.extract import extract
 from oob_analyzer.cli.query import attacks, hits
 from oob_analyzer.cli.replay import replay
@@ -25,3 +27,5 @@ main.add_command(replay)
 main.add_command(extract)
 main.add_command(hits)
 main.add_command(attacks)
+main.add_command(export)
+main.add_command(db)
