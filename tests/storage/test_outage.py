@@ -1,0 +1,78 @@
+"""The database goes away in the middle of a replay and comes back: no hit lost, none doubled.
+
+The outage is real: PostgreSQL is reached through a TCP proxy that the test cuts (every
+connection dropped, new ones refused) and restores, while the real pipeline replays
+attack traffic into the batched writer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from capture import RawPacket
+from oob_analyzer.detection import DetectionEngine, default_detectors
+from oob_analyzer.pipeline import RunSummary, analyze_packets
+from storage import Attack, AttackStore, BatchedWriter, Hit, Journal
+from tests.builders import ethernet_frame, ipv4_packet, raw_packet, tcp_header
+from tests.storage.conftest import postgres_schema
+from tests.storage.tcp_proxy import CuttableTcpProxy
+
+ATTACKS = 600
+ATTACK_REQUEST = b"GET /products?id=1%27%20OR%20%271%27%3D%271 HTTP/1.1\r\nHost: shop.example.com\r\n\r\n"
+
+
+def attack_packets(proxy: CuttableTcpProxy, writer: BatchedWriter) -> Iterator[RawPacket]:
+    """One attack request per connection; the database is cut a third of the way through."""
+    for n in range(ATTACKS):
+        if n == ATTACKS // 3:
+            writer.flush()  # the first third is in the database before it goes away
+            proxy.cut()
+        if n == 2 * ATTACKS // 3:
+            _wait_for(lambda: writer.stats.journalled > 0, "the writer to journal during the outage")
+            proxy.restore()
+        frame = ethernet_frame(ipv4_packet(tcp_header(sport=10000 + n) + ATTACK_REQUEST))
+        yield raw_packet(frame, ts=1_793_613_600.0 + n / 100)
+
+
+def test_a_database_outage_mid_replay_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    with postgres_schema() as direct_url:
+        url = make_url(direct_url)
+        proxy = CuttableTcpProxy(url.host or "127.0.0.1", url.port or 5432)
+        try:
+            proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+            store = AttackStore.open(proxied)
+            journal = Journal(tmp_path / "journal.jsonl")
+            writer = BatchedWriter(store, journal=journal, batch_size=50, flush_interval=0.05, retry_interval=0.1)
+            summary = RunSummary()
+            engine = DetectionEngine(default_detectors())
+            analyze_packets(attack_packets(proxy, writer), engine=engine, sink=writer, summary=summary)
+            writer.close()
+            store.close()
+        finally:
+            proxy.close()
+
+        assert summary.hits == ATTACKS
+        assert 0 < writer.stats.journalled <= 2 * ATTACKS // 3 and not journal.pending()
+        check = create_engine(direct_url)
+        with Session(check) as session:
+            ports = session.scalars(select(Hit.src_port)).all()
+            keys = session.scalar(select(func.count(func.distinct(Hit.hit_key))))
+            attack_counts = session.scalars(select(Attack.hit_count)).all()
+        check.dispose()
+        assert sorted(ports) == [10000 + n for n in range(ATTACKS)]  # every hit, each once
+        assert keys == ATTACKS
+        assert attack_counts == [ATTACKS]
+
+
+def _wait_for(condition: object, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
