@@ -84,8 +84,8 @@ class Hit(Base):
     ts: Mapped[datetime] = mapped_column(UtcDateTime)
     attack_type: Mapped[str] = mapped_column(String(32))
     src_ip: Mapped[str] = mapped_column(String(45))
-    # The address as 32 hex digits (IPv4 mapped into IPv6): CIDR filters become range scans.
-    src_ip_key: Mapped[str] = mapped_column(String(32))
+    # The address as version + 32 hex digits (`storage.store.ip_key`): CIDR filters become range scans.
+    src_ip_key: Mapped[str] = mapped_column(String(33))
     src_port: Mapped[int] = mapped_column(Integer)
     dst_ip: Mapped[str] = mapped_column(String(45))
     dst_port: Mapped[int] = mapped_column(Integer)

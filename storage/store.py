@@ -255,14 +255,15 @@ def clean_text(text: str) -> str:
 
 
 def ip_key(address: str) -> str:
-    """An address as 32 hex digits, IPv4 mapped into IPv6, so that a CIDR block is a range."""
+    """An address as its IP version and 32 hex digits, so that a CIDR block is a range of keys.
+
+    The version comes first: an IPv6 block (even ::/0) holds no IPv4 source, as on the wire.
+    """
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
-        return "f" * 32  # not an address: sorts after every real one, matches no CIDR
-    if parsed.version == 4:
-        parsed = ipaddress.IPv6Address(f"::ffff:{parsed}")
-    return f"{int(parsed):032x}"
+        return "x" * 33  # not an address: sorts after every real one, matches no block
+    return f"{parsed.version}{int(parsed):032x}"
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -93,7 +93,7 @@ def upgrade() -> None:
         sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attack_type", sa.String(length=32), nullable=False),
         sa.Column("src_ip", sa.String(length=45), nullable=False),
-        sa.Column("src_ip_key", sa.String(length=32), nullable=False),
+        sa.Column("src_ip_key", sa.String(length=33), nullable=False),
         sa.Column("src_port", sa.Integer(), nullable=False),
         sa.Column("dst_ip", sa.String(length=45), nullable=False),
         sa.Column("dst_port", sa.Integer(), nullable=False),

@@ -1,0 +1,41 @@
+"""The schema is versioned: the migrations build exactly the models, on both databases."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from storage import AttackStore, Base, current_revision, head_revision, upgrade_schema
+
+
+def test_first_use_applies_the_migrations_and_they_match_the_models(db_url: str) -> None:
+    store = AttackStore.open(db_url)
+    try:
+        assert current_revision(store.engine) == head_revision() is not None
+        with store.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert differences == []
+        assert upgrade_schema(store.engine) is False  # already up to date: nothing is applied
+    finally:
+        store.close()
+
+
+def test_opening_without_upgrade_leaves_an_empty_database_alone(db_url: str) -> None:
+    store = AttackStore.open(db_url, upgrade=False)
+    try:
+        assert current_revision(store.engine) is None
+        assert "hits" not in inspect(store.engine).get_table_names()
+    finally:
+        store.close()
+
+
+def test_the_migrations_ship_inside_the_package() -> None:
+    import storage.migrations
+
+    assert storage.migrations.__file__ is not None
+    engine = create_engine("sqlite://")
+    assert upgrade_schema(engine) is True
+    assert {"hits", "attacks", "anomalies", "capture_runs", "written_batches", "alembic_version"} <= set(
+        inspect(engine).get_table_names()
+    )
