@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import click
@@ -26,6 +27,7 @@ __all__ = ["attacks", "hits"]
 _MINUTE = "%Y-%m-%d %H:%M"
 _SECOND = "%Y-%m-%d %H:%M:%S"
 _LIST_FORMATS = ("table", "json", "jsonl", "csv")
+_LINE_BREAK = re.compile(r"\r?\n")  # HTTP line ends only: any other control character is shown escaped
 
 
 @click.group()
@@ -132,7 +134,8 @@ def attack_report(detail: AttackDetail) -> str:
         lines.append(f"  host {printable(hit.host)}  rule {printable(hit.rule)}  payload {printable(hit.payload)}")
         if hit.tunnel:
             lines.append(f"  tunnel {printable(hit.tunnel)}")
-        lines.extend(f"  | {printable(line)}" for line in (hit.request_excerpt or "(no excerpt)").split("\n"))
+        excerpt = _LINE_BREAK.split(hit.request_excerpt) if hit.request_excerpt else ["(no excerpt)"]
+        lines.extend(f"  | {printable(line)}" for line in excerpt)
         lines.append("")
     return "\n".join(lines).rstrip("\n")
 

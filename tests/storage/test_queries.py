@@ -18,7 +18,14 @@ def queries(db_url: str) -> Iterator[HitQueries]:
     store.record(
         [
             hit(ts=T0, src_ip="192.0.2.66", host="Shop.example.com", target="/products?id=1"),
-            hit(ts=T0 + 1800, src_ip="192.0.2.200", host="api.example.com", attack_type="xss", point="query.q", target="/search?q=x"),
+            hit(
+                ts=T0 + 1800,
+                src_ip="192.0.2.200",
+                host="api.example.com",
+                attack_type="xss",
+                point="query.q",
+                target="/search?q=x",
+            ),
             hit(ts=T0 + 3600, src_ip="198.51.100.7", application="blog", host="blog.example.com", target="/50%_off"),
             hit(ts=T0 + 7200, src_ip="2001:db8::66", host="api.example.com", target="/api/v1/items"),
         ]
