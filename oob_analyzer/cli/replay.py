@@ -38,7 +38,17 @@ __all__ = ["replay"]
     help="Store only the first N identical hits (type, point, target, method, source) per hour; "
     "count the rest in their attack. Off by default: every hit is stored.",
 )
-def replay(files: tuple[Path, ...], db_url: str, journal: Path | None, sample_identical: int | None) -> None:
+@click.option(
+    "--flush-interval",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest time a detected hit waits in memory before it is written.",
+)
+def replay(
+    files: tuple[Path, ...], db_url: str, journal: Path | None, sample_identical: int | None, flush_interval: float
+) -> None:
     """Analyze pcap/pcapng FILES and record every attack found in the database.
 
     Prints a one-line summary: packets read, HTTP requests parsed, hits recorded.
@@ -52,6 +62,7 @@ def replay(files: tuple[Path, ...], db_url: str, journal: Path | None, sample_id
         writer = BatchedWriter(
             store,
             journal=Journal(journal or default_journal_path(db_url)),
+            flush_interval=flush_interval,
             sampler=HitSampler(sample_identical) if sample_identical else None,
         )
         try:
