@@ -48,9 +48,9 @@ class BatchedWriter:
         store: AttackStore,
         *,
         journal: Journal,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
         flush_interval: float = 0.5,
-        max_queued_batches: int = 16,
+        max_queued_batches: int = 4,
         retry_interval: float = 2.0,
         sampler: HitSampler | None = None,
     ) -> None:
