@@ -211,13 +211,14 @@ class BatchedWriter:
         if not final and now - self._last_attempt < self.retry_interval:
             return
         self._last_attempt = now
-        try:
-            for batch in self.journal.batches():
-                self._write(batch)
-        except StorageUnavailableError:
-            self.database_down = True
-            return
-        self.journal.clear()
+        with self.journal.locked():
+            try:
+                for batch in self.journal.batches():
+                    self._write(batch)
+            except StorageUnavailableError:
+                self.database_down = True
+                return
+            self.journal.clear()
         self.database_down = False
 
     def _empty_queue(self) -> None:

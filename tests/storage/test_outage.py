@@ -21,6 +21,7 @@ from oob_analyzer.pipeline import RunSummary, analyze_packets
 from storage import Attack, AttackStore, BatchedWriter, Hit, Journal
 from tests.builders import ethernet_frame, ipv4_packet, raw_packet, tcp_header
 from tests.storage.conftest import postgres_schema
+from tests.storage.hits import hit
 from tests.storage.tcp_proxy import CuttableTcpProxy
 
 ATTACKS = 600
@@ -76,3 +77,29 @@ def _wait_for(condition: object, what: str, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def test_hits_journalled_when_a_run_ends_are_written_by_the_next_run(tmp_path: Path) -> None:
+    journal_path = tmp_path / "journal.jsonl"
+    with postgres_schema() as direct_url:
+        url = make_url(direct_url)
+        proxy = CuttableTcpProxy(url.host or "127.0.0.1", url.port or 5432)
+        try:
+            proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+            store = AttackStore.open(proxied)
+            proxy.cut()  # the database is away for the whole of the first run
+            first = BatchedWriter(store, journal=Journal(journal_path), retry_interval=0.05)
+            first.record([hit(src_port=port) for port in range(30)])
+            first.close()
+            store.close()
+            assert Journal(journal_path).pending() and first.stats.journalled == 30
+        finally:
+            proxy.close()
+        store = AttackStore.open(direct_url)
+        second = BatchedWriter(store, journal=Journal(journal_path))
+        second.record([hit(src_port=30)])
+        second.close()
+        with Session(store.engine) as session:
+            assert sorted(session.scalars(select(Hit.src_port))) == list(range(31))
+        store.close()
+        assert not Journal(journal_path).pending()
