@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from storage import AttackStore
 from tests.system import TEST_POSTGRES_URL, unavailable
 
 
@@ -51,3 +52,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with postgres_schema() as url:
         yield url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[AttackStore]:
+    store = AttackStore.open(db_url)
+    yield store
+    store.close()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -41,34 +43,46 @@ def attack_packets(proxy: CuttableTcpProxy, writer: BatchedWriter) -> Iterator[R
         yield raw_packet(frame, ts=1_793_613_600.0 + n / 100)
 
 
-def test_a_database_outage_mid_replay_loses_and_doubles_nothing(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class ProxiedPostgres:
+    direct_url: str  # for the test's own checks
+    proxied_url: str  # for the code under test
+    proxy: CuttableTcpProxy
+
+
+@pytest.fixture
+def postgres() -> Iterator[ProxiedPostgres]:
     with postgres_schema() as direct_url:
         url = make_url(direct_url)
         proxy = CuttableTcpProxy(url.host or "127.0.0.1", url.port or 5432)
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         try:
-            proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-            store = AttackStore.open(proxied)
-            journal = Journal(tmp_path / "journal.jsonl")
-            writer = BatchedWriter(store, journal=journal, batch_size=50, flush_interval=0.05, retry_interval=0.1)
-            summary = RunSummary()
-            engine = DetectionEngine(default_detectors())
-            analyze_packets(attack_packets(proxy, writer), engine=engine, sink=writer, summary=summary)
-            writer.close()
-            store.close()
+            yield ProxiedPostgres(direct_url=direct_url, proxied_url=proxied, proxy=proxy)
         finally:
             proxy.close()
 
-        assert summary.hits == ATTACKS
-        assert 0 < writer.stats.journalled <= 2 * ATTACKS // 3 and not journal.pending()
-        check = create_engine(direct_url)
-        with Session(check) as session:
-            ports = session.scalars(select(Hit.src_port)).all()
-            keys = session.scalar(select(func.count(func.distinct(Hit.hit_key))))
-            attack_counts = session.scalars(select(Attack.hit_count)).all()
-        check.dispose()
-        assert sorted(ports) == [10000 + n for n in range(ATTACKS)]  # every hit, each once
-        assert keys == ATTACKS
-        assert attack_counts == [ATTACKS]
+
+def test_a_database_outage_mid_replay_loses_and_doubles_nothing(postgres: ProxiedPostgres, tmp_path: Path) -> None:
+    store = AttackStore.open(postgres.proxied_url)
+    journal = Journal(tmp_path / "journal.jsonl")
+    writer = BatchedWriter(store, journal=journal, batch_size=50, flush_interval=0.05, retry_interval=0.1)
+    summary = RunSummary()
+    engine = DetectionEngine(default_detectors())
+    analyze_packets(attack_packets(postgres.proxy, writer), engine=engine, sink=writer, summary=summary)
+    writer.close()
+    store.close()
+
+    assert summary.hits == ATTACKS
+    assert 0 < writer.stats.journalled <= 2 * ATTACKS // 3 and not journal.pending()
+    check = create_engine(postgres.direct_url)
+    with Session(check) as session:
+        ports = session.scalars(select(Hit.src_port)).all()
+        keys = session.scalar(select(func.count(func.distinct(Hit.hit_key))))
+        attack_counts = session.scalars(select(Attack.hit_count)).all()
+    check.dispose()
+    assert sorted(ports) == [10000 + n for n in range(ATTACKS)]  # every hit, each once
+    assert keys == ATTACKS
+    assert attack_counts == [ATTACKS]
 
 
 def _wait_for(condition: object, what: str, timeout: float = 10.0) -> None:
@@ -79,27 +93,21 @@ def _wait_for(condition: object, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_hits_journalled_when_a_run_ends_are_written_by_the_next_run(tmp_path: Path) -> None:
+def test_hits_journalled_when_a_run_ends_are_written_by_the_next_run(postgres: ProxiedPostgres, tmp_path: Path) -> None:
     journal_path = tmp_path / "journal.jsonl"
-    with postgres_schema() as direct_url:
-        url = make_url(direct_url)
-        proxy = CuttableTcpProxy(url.host or "127.0.0.1", url.port or 5432)
-        try:
-            proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-            store = AttackStore.open(proxied)
-            proxy.cut()  # the database is away for the whole of the first run
-            first = BatchedWriter(store, journal=Journal(journal_path), retry_interval=0.05)
-            first.record([hit(src_port=port) for port in range(30)])
-            first.close()
-            store.close()
-            assert Journal(journal_path).pending() and first.stats.journalled == 30
-        finally:
-            proxy.close()
-        store = AttackStore.open(direct_url)
-        second = BatchedWriter(store, journal=Journal(journal_path))
-        second.record([hit(src_port=30)])
-        second.close()
-        with Session(store.engine) as session:
-            assert sorted(session.scalars(select(Hit.src_port))) == list(range(31))
-        store.close()
-        assert not Journal(journal_path).pending()
+    store = AttackStore.open(postgres.proxied_url)
+    postgres.proxy.cut()  # the database is away for the whole of the first run
+    first = BatchedWriter(store, journal=Journal(journal_path), retry_interval=0.05)
+    first.record([hit(src_port=port) for port in range(30)])
+    first.close()
+    store.close()
+    assert Journal(journal_path).pending() and first.stats.journalled == 30
+
+    store = AttackStore.open(postgres.direct_url)
+    second = BatchedWriter(store, journal=Journal(journal_path))
+    second.record([hit(src_port=30)])
+    second.close()
+    with Session(store.engine) as session:
+        assert sorted(session.scalars(select(Hit.src_port))) == list(range(31))
+    store.close()
+    assert not Journal(journal_path).pending()

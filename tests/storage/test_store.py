@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,13 +24,6 @@ from storage.batches import KeyedHit
 from tests.storage.hits import HIT, T0, hit
 
 EVERYTHING = HitFilter()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[AttackStore]:
-    store = AttackStore.open(db_url)
-    yield store
-    store.close()
 
 
 @pytest.fixture

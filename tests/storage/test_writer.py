@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,6 @@ from storage.batches import KeyedHit
 from tests.storage.hits import HIT, T0, hit
 
 EVERYTHING = HitFilter()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[AttackStore]:
-    store = AttackStore.open(db_url)
-    yield store
-    store.close()
 
 
 @pytest.fixture
