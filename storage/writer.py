@@ -13,6 +13,7 @@ it, so a batch replayed after a lost acknowledgement is recognised and skipped.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -104,6 +105,8 @@ class BatchedWriter:
         self._queue_pending(runs=(report,) if report else ())
         self._queue.put(_STOP)
         self._thread.join()
+        if self.sampler is not None:
+            self.stats.sampled_out = self.sampler.sampled_out
         self._raise_failure()
 
     def _next_key(self, kind: str) -> str:
@@ -190,7 +193,7 @@ class BatchedWriter:
         except StorageUnavailableError:
             raise
         except StorageError as exc:
-            self.journal.reject(str(batch.to_json()), str(exc))
+            self.journal.reject(json.dumps(batch.to_json(), ensure_ascii=True), str(exc))
             self.stats.rejected += len(batch)
             return
         if stored:
