@@ -25,6 +25,7 @@ from tests.builders import ethernet_frame, ipv4_packet, raw_packet, tcp_header
 from tests.storage.conftest import postgres_schema
 from tests.storage.hits import hit
 from tests.storage.tcp_proxy import CuttableTcpProxy
+from tests.storage.throwaway_postgres import throwaway_postgres
 
 ATTACKS = 600
 ATTACK_REQUEST = b"GET /products?id=1%27%20OR%20%271%27%3D%271 HTTP/1.1\r\nHost: shop.example.com\r\n\r\n"
@@ -111,3 +112,25 @@ def test_hits_journalled_when_a_run_ends_are_written_by_the_next_run(postgres: P
         assert sorted(session.scalars(select(Hit.src_port))) == list(range(31))
     store.close()
     assert not Journal(journal_path).pending()
+
+
+def test_a_postgres_server_stopped_and_started_mid_run_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    with throwaway_postgres() as server:
+        store = AttackStore.open(server.url)
+        journal = Journal(tmp_path / "journal.jsonl")
+        writer = BatchedWriter(store, journal=journal, batch_size=50, flush_interval=0.05, retry_interval=0.1)
+        writer.record([hit(src_port=port) for port in range(0, 100)])
+        writer.flush()
+        server.stop()  # a real shutdown: the server process is gone
+        writer.record([hit(src_port=port) for port in range(100, 200)])
+        writer.flush()
+        assert writer.database_down and journal.pending()
+        server.start()
+        writer.record([hit(src_port=port) for port in range(200, 300)])
+        writer.close()
+        with Session(store.engine) as session:
+            ports = session.scalars(select(Hit.src_port)).all()
+            (attack_count,) = session.scalars(select(Attack.hit_count)).all()
+        store.close()
+        assert sorted(ports) == list(range(300))
+        assert attack_count == 300 and not journal.pending()
