@@ -153,16 +153,21 @@ class HitQueries:
             raise StorageError(f"cannot read hits: {exc}") from exc
 
     def list_attacks(self, where: HitFilter, *, limit: int | None) -> list[AttackRecord]:
-        matching = select(Hit.attack_id, func.max(Hit.id).label("hit_id")).where(*where.conditions())
-        latest = matching.group_by(Hit.attack_id).subquery()
-        query = (
-            select(Attack, Hit)
-            .join(latest, latest.c.attack_id == Attack.id)
-            .join(Hit, Hit.id == latest.c.hit_id)
-            .order_by(Attack.last_seen.desc(), Attack.id.desc())
-            .limit(limit)
-        )
-        return [_attack_record(attack, hit) for attack, hit in self._execute(query)]
+        conditions = where.conditions()
+        if conditions:
+            matching = select(Hit.attack_id).where(*conditions).distinct()
+            chosen = select(Attack).where(Attack.id.in_(matching))
+        else:
+            # No filter: the newest attacks by their own index, without grouping every hit.
+            chosen = select(Attack)
+        chosen = chosen.order_by(Attack.last_seen.desc(), Attack.id.desc()).limit(limit)
+        try:
+            with Session(self.engine) as session:
+                attacks = list(session.scalars(chosen))
+                latest = _latest_hits(session, [attack.id for attack in attacks], conditions)
+                return [_attack_record(attack, latest.get(attack.id)) for attack in attacks]
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot read attacks: {exc}") from exc
 
     def attack_detail(self, attack_id: int, *, hit_limit: int | None) -> AttackDetail | None:
         hits = self.list_hits_of(attack_id, limit=hit_limit)
@@ -211,6 +216,14 @@ class HitQueries:
                 return list(session.execute(query).all())
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read the database: {exc}") from exc
+
+
+def _latest_hits(session: Session, attack_ids: list[int], conditions: list[ColumnElement[bool]]) -> dict[int, Hit]:
+    """The latest matching hit of each attack, in one query."""
+    if not attack_ids:
+        return {}
+    newest = select(func.max(Hit.id)).where(Hit.attack_id.in_(attack_ids), *conditions).group_by(Hit.attack_id)
+    return {hit.attack_id: hit for hit in session.scalars(select(Hit).where(Hit.id.in_(newest)))}
 
 
 def _hour_bucket(dialect: str) -> ColumnElement[Any]:
