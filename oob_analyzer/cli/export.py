@@ -15,6 +15,7 @@ from oob_analyzer.cli.options import (
     hit_filter,
     open_queries,
 )
+from storage import HitRecord
 
 __all__ = ["export"]
 
@@ -34,4 +35,7 @@ def export(db_url: str, output_format: str, limit: int | None, **filters: Any) -
     """
     with open_queries(db_url) as queries:
         records = queries.iter_hits(hit_filter(filters), limit=limit)
-        (echo_jsonl if output_format == "jsonl" else echo_csv)(records)
+        if output_format == "jsonl":
+            echo_jsonl(records)
+        else:
+            echo_csv(records, HitRecord)

@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -144,16 +145,13 @@ def echo_jsonl(records: Iterable[Any]) -> None:
         click.echo(json.dumps(record.as_dict(), ensure_ascii=False))
 
 
-def echo_csv(records: Iterable[Any]) -> None:
-    """CSV with a header; cells a spreadsheet would run as a formula are quoted with `'`."""
+def echo_csv(records: Iterable[Any], record_type: type) -> None:
+    """CSV with a header (even with no rows); cells a spreadsheet would run as a formula get a `'`."""
     out = io.StringIO()
-    writer: Any = None
+    writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(record_type)], lineterminator="\n")
+    writer.writeheader()
     for record in records:
-        row = {key: _inert_cell(value) for key, value in record.as_dict().items()}
-        if writer is None:
-            writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
-            writer.writeheader()
-        writer.writerow(row)
+        writer.writerow({key: _inert_cell(value) for key, value in record.as_dict().items()})
         if out.tell() > 1 << 16:
             click.echo(out.getvalue(), nl=False)
             out.seek(0)

@@ -47,7 +47,7 @@ def list_hits(db_url: str, output_format: str, limit: int, **filters: Any) -> No
     if output_format == "table":
         click.echo(hits_table(records))
     else:
-        _echo_records(records, output_format)
+        _echo_records(records, output_format, HitRecord)
 
 
 def hits_table(records: list[HitRecord]) -> str:
@@ -76,7 +76,7 @@ def list_attacks(db_url: str, output_format: str, limit: int, **filters: Any) ->
     if output_format == "table":
         click.echo(_attacks_table(records))
     else:
-        _echo_records(records, output_format)
+        _echo_records(records, output_format, AttackRecord)
 
 
 def _attacks_table(records: list[AttackRecord]) -> str:
@@ -167,8 +167,13 @@ def stats_tables(stats: HitStats) -> str:
     return "\n\n".join(sections)
 
 
-def _echo_records(records: list[Any], output_format: str) -> None:
-    {"json": echo_json, "jsonl": echo_jsonl, "csv": echo_csv}[output_format](records)
+def _echo_records(records: list[Any], output_format: str, record_type: type) -> None:
+    if output_format == "json":
+        echo_json(records)
+    elif output_format == "jsonl":
+        echo_jsonl(records)
+    else:
+        echo_csv(records, record_type)
 
 
 def _json(data: object) -> str:

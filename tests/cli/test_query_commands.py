@@ -103,6 +103,11 @@ def test_attacks_stats(replayed: str) -> None:
     assert table.startswith("5 hits\n") and max(map(len, table.splitlines())) <= 80
 
 
+def test_an_empty_csv_still_has_its_header(db_url: str) -> None:
+    assert invoke("export", "--format", "csv", "--db", db_url).startswith("id,time,type,src_ip,")
+    assert invoke("attacks", "list", "--format", "csv", "--db", db_url).startswith("id,type,point,target,")
+
+
 def test_export_streams_every_field(replayed: str) -> None:
     rows = list(csv.DictReader(io.StringIO(invoke("export", "--format", "csv", "--db", replayed))))
     assert len(rows) == 5 and {"request_excerpt", "tunnel", "response_status"} <= set(rows[0])
