@@ -7,7 +7,16 @@ the store so that nothing detected is lost when the database is slow or away.
 from storage.batches import AnomalySighting, RunReport, WriteBatch
 from storage.journal import Journal
 from storage.models import Anomaly, Attack, Base, CaptureRun, Hit
-from storage.queries import AttackDetail, AttackRecord, HitFilter, HitQueries, HitRecord, HitStats
+from storage.queries import (
+    AnomalyFilter,
+    AnomalyRecord,
+    AttackDetail,
+    AttackRecord,
+    HitFilter,
+    HitQueries,
+    HitRecord,
+    HitStats,
+)
 from storage.sampling import HitSampler
 from storage.schema import current_revision, head_revision, upgrade_schema
 from storage.store import AttackStore, PruneCounts, StorageError, StorageUnavailableError
@@ -15,6 +24,8 @@ from storage.writer import BatchedWriter, WriterStats
 
 __all__ = [
     "Anomaly",
+    "AnomalyFilter",
+    "AnomalyRecord",
     "AnomalySighting",
     "Attack",
     "AttackDetail",

@@ -122,6 +122,7 @@ class Anomaly(Base):
     name: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
     src_ip: Mapped[str] = mapped_column(String(45))
+    src_ip_key: Mapped[str] = mapped_column(String(33))
     src_port: Mapped[int] = mapped_column(Integer)
     dst_ip: Mapped[str] = mapped_column(String(45))
     dst_port: Mapped[int] = mapped_column(Integer)

@@ -17,10 +17,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql import Executable
 
-from storage.models import Attack, Hit
+from storage.models import Anomaly, Attack, Hit
 from storage.store import StorageError, ip_key
 
-__all__ = ["AttackDetail", "AttackRecord", "HitFilter", "HitQueries", "HitRecord", "HitStats"]
+__all__ = [
+    "AnomalyFilter",
+    "AnomalyRecord",
+    "AttackDetail",
+    "AttackRecord",
+    "HitFilter",
+    "HitQueries",
+    "HitRecord",
+    "HitStats",
+]
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -52,6 +61,44 @@ class HitFilter:
         if self.path is not None:
             found.append(Hit.target.startswith(self.path, autoescape=True))
         return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnomalyFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    names: tuple[str, ...] = ()
+    src: IpNetwork | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.since is not None:
+            found.append(Anomaly.ts >= self.since)
+        if self.until is not None:
+            found.append(Anomaly.ts < self.until)
+        if self.names:
+            found.append(Anomaly.name.in_(self.names))
+        if self.src is not None:
+            found.append(Anomaly.src_ip_key.between(*_network_range(self.src)))
+        return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnomalyRecord:
+    id: int
+    time: datetime
+    name: str
+    detail: str
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    tunnel: str
+    method: str | None
+    target: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "time": self.time.isoformat()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +216,10 @@ class HitQueries:
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot read attacks: {exc}") from exc
 
+    def list_anomalies(self, where: AnomalyFilter, *, limit: int | None) -> list[AnomalyRecord]:
+        query = select(Anomaly).where(*where.conditions()).order_by(Anomaly.ts.desc(), Anomaly.id.desc()).limit(limit)
+        return [_anomaly_record(row) for (row,) in self._execute(query)]
+
     def attack_detail(self, attack_id: int, *, hit_limit: int | None) -> AttackDetail | None:
         hits = self.list_hits_of(attack_id, limit=hit_limit)
         query = select(Attack).where(Attack.id == attack_id)
@@ -234,6 +285,22 @@ def _hour_bucket(dialect: str) -> ColumnElement[Any]:
 
 def _network_range(network: IpNetwork) -> tuple[str, str]:
     return ip_key(str(network.network_address)), ip_key(str(network.broadcast_address))
+
+
+def _anomaly_record(row: Anomaly) -> AnomalyRecord:
+    return AnomalyRecord(
+        id=row.id,
+        time=row.ts,
+        name=row.name,
+        detail=row.detail,
+        src_ip=row.src_ip,
+        src_port=row.src_port,
+        dst_ip=row.dst_ip,
+        dst_port=row.dst_port,
+        tunnel=row.tunnel,
+        method=row.method,
+        target=row.target,
+    )
 
 
 def _hit_record(row: Hit) -> HitRecord:

@@ -262,6 +262,7 @@ def _write_anomalies(session: Session, anomalies: Sequence[KeyedAnomaly]) -> Non
                 "name": clean_text(sighting.name),
                 "detail": clean_text(sighting.detail),
                 "src_ip": sighting.src_ip,
+                "src_ip_key": ip_key(sighting.src_ip),
                 "src_port": sighting.src_port,
                 "dst_ip": sighting.dst_ip,
                 "dst_port": sighting.dst_port,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from oob_analyzer.cli.anomalies import anomalies
 from oob_analyzer.cli.db import db
 from oob_analyzer.cli.export import export
 from oob_analyzer.cli.extract import extract
@@ -29,3 +30,4 @@ main.add_command(hits)
 main.add_command(attacks)
 main.add_command(export)
 main.add_command(db)
+main.add_command(anomalies)

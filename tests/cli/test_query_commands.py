@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from oob_analyzer.cli import main
-from storage import AttackStore
+from storage import AnomalySighting, AttackStore
 from tests.paths import SAMPLES
 from tests.storage.conftest import postgres_schema
-from tests.storage.hits import hit
+from tests.storage.hits import T0, hit
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -151,3 +151,27 @@ def test_db_prune_and_upgrade(db_url: str) -> None:
 )
 def test_bad_options_are_usage_errors_that_say_what_is_accepted(args: tuple[str, ...], message: str) -> None:
     assert message in invoke(*args, "--db", "sqlite://", expect=2)
+
+
+def test_anomalies_list(db_url: str) -> None:
+    store = AttackStore.open(db_url)
+    store.record_anomalies(
+        [
+            AnomalySighting(ts=T0, name="content_length_and_chunked", src_ip="192.0.2.66", src_port=1,
+                            dst_ip="198.51.100.20", dst_port=80, method="POST", target="/login"),
+            AnomalySighting(ts=T0 + 60, name="garbage_before_request", detail="9 bytes discarded",
+                            src_ip="2001:db8::1", src_port=2, dst_ip="2001:db8::80", dst_port=80),
+        ]
+    )  # fmt: skip
+    store.close()
+    listed = json.loads(invoke("anomalies", "list", "--format", "json", "--db", db_url))
+    assert [(a["name"], a["target"]) for a in listed] == [
+        ("garbage_before_request", None),
+        ("content_length_and_chunked", "/login"),
+    ]
+    only_v4 = json.loads(invoke("anomalies", "list", "--format", "json", "--src", "192.0.2.0/24", "--db", db_url))
+    assert [a["name"] for a in only_v4] == ["content_length_and_chunked"]
+    by_name = invoke("anomalies", "list", "--name", "garbage_before_request", "--format", "jsonl", "--db", db_url)
+    assert len(by_name.splitlines()) == 1
+    table = invoke("anomalies", "list", "--db", db_url).splitlines()
+    assert len(table) == 3 and max(map(len, table)) <= 80

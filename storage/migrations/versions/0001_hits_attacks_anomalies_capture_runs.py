@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("src_ip", sa.String(length=45), nullable=False),
+        sa.Column("src_ip_key", sa.String(length=33), nullable=False),
         sa.Column("src_port", sa.Integer(), nullable=False),
         sa.Column("dst_ip", sa.String(length=45), nullable=False),
         sa.Column("dst_port", sa.Integer(), nullable=False),
