@@ -57,7 +57,9 @@ class AttackStore:
         """Connect to the database at `url` and bring its schema up to date (unless told not to)."""
         try:
             # pre_ping: after an outage, pooled connections are dead; test before use.
-            engine = create_engine(url, pool_pre_ping=True)
+            # connect_timeout: a database behind a dead network must not hang a run's shutdown.
+            connect_args = {"connect_timeout": 10} if make_url(url).get_backend_name() == "postgresql" else {}
+            engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _tune_sqlite)
             if upgrade:
