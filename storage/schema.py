@@ -10,9 +10,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect
 
-__all__ = ["current_revision", "head_revision", "upgrade_schema"]
+__all__ = ["UnversionedDatabaseError", "current_revision", "head_revision", "upgrade_schema"]
+
+
+class UnversionedDatabaseError(Exception):
+    """The database has our tables but no schema version: the migrations cannot adopt it."""
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
@@ -33,8 +37,14 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade_schema(engine: Engine) -> bool:
     """Bring the database to the newest schema; True when something had to be applied."""
-    if current_revision(engine) == head_revision():
+    current = current_revision(engine)
+    if current == head_revision():
         return False
+    if current is None and inspect(engine).has_table("hits"):
+        raise UnversionedDatabaseError(
+            "it holds hits but no schema version (made by the 0.1.0 skeleton, before migrations): "
+            "use a new database, or export what it holds first"
+        )
     with engine.begin() as connection:
         command.upgrade(_alembic_config(connection), "head")
     return True

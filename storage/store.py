@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from oob_analyzer.detection.events import AttackHit
 from storage.batches import AnomalySighting, KeyedAnomaly, KeyedHit, RunReport, WriteBatch
 from storage.models import Anomaly, Attack, CaptureRun, Hit, WrittenBatch
-from storage.schema import upgrade_schema
+from storage.schema import UnversionedDatabaseError, upgrade_schema
 
 __all__ = ["AttackStore", "PruneCounts", "StorageError", "StorageUnavailableError", "ip_key"]
 
@@ -64,7 +64,7 @@ class AttackStore:
                 event.listen(engine, "connect", _tune_sqlite)
             if upgrade:
                 upgrade_schema(engine)
-        except (SQLAlchemyError, ImportError) as exc:
+        except (SQLAlchemyError, ImportError, UnversionedDatabaseError) as exc:
             raise StorageError(f"cannot open database {redacted(url)}: {_first_line(exc)}") from exc
         return cls(engine)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from storage import AttackStore, Base, current_revision, head_revision, upgrade_schema
+from storage import AttackStore, Base, StorageError, current_revision, head_revision, upgrade_schema
 
 
 def test_first_use_applies_the_migrations_and_they_match_the_models(db_url: str) -> None:
@@ -40,3 +42,13 @@ def test_the_migrations_ship_inside_the_package() -> None:
     assert {"hits", "attacks", "anomalies", "capture_runs", "written_batches", "alembic_version"} <= set(
         inspect(engine).get_table_names()
     )
+
+
+def test_a_database_from_before_versioning_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'skeleton.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE hits (id INTEGER PRIMARY KEY)")
+    engine.dispose()
+    with pytest.raises(StorageError, match="holds hits but no schema version .* use a new database"):
+        AttackStore.open(url)
