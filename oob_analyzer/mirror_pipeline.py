@@ -3,9 +3,9 @@
 The receiver (`capture.http_mirror`) runs an asyncio loop on the main thread and only
 parses and answers; it offers each request to a bounded queue without ever waiting. One
 analysis thread takes requests off the queue, maps each to its real client and host
-(`capture.mirror_origin`), runs detection and hands hits to a `HitSink` in batches (at most
-`HIT_BATCH_SIZE` hits, or what waited `HIT_FLUSH_SECONDS`). A full
-queue means the request is dropped and counted: the mirroring server is never slowed.
+(`capture.mirror_origin`), runs detection and hands hits and anomalies to a `HitSink` (the
+storage writer, which batches). A full queue means the request is dropped and counted: the
+mirroring server is never slowed.
 
 On SIGINT/SIGTERM (or `request_stop()`), the receiver stops, requests cut short are
 queued, and the analysis thread drains the queue and flushes before `run()` returns.
@@ -17,20 +17,19 @@ import asyncio
 import queue
 import signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from capture.http_mirror import HttpMirrorReceiver, MirrorReceiverStats, ReceiverSettings
 from capture.mirror_origin import IpNetwork, OriginResolver
 from oob_analyzer.detection import AttackHit, DetectionEngine
-from oob_analyzer.pipeline import HIT_BATCH_SIZE, HitSink
+from oob_analyzer.pipeline import HitSink
 from reassembly import HttpRequest
+from storage.batches import AnomalySighting
 
 __all__ = ["MirrorAnalysis", "MirrorService", "MirrorSettings", "MirrorSummary"]
 
 DEFAULT_QUEUE_SIZE = 10_000
-HIT_FLUSH_SECONDS = 0.25  # the longest a detected hit waits in memory before it is recorded
 DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
 
 
@@ -121,33 +120,24 @@ class MirrorAnalysis:
         self._thread.join()
 
     def _run(self) -> None:
-        pending: list[AttackHit] = []
-        oldest = 0.0  # when the oldest pending hit was found
+        hits: list[AttackHit] = []
         try:
-            while True:
-                try:
-                    request = self._queue.get(timeout=HIT_FLUSH_SECONDS if pending else None)
-                except queue.Empty:  # quiet for a while: record what is waiting
-                    self._flush(pending)
-                    continue
-                if request is None:
-                    break
+            while (request := self._queue.get()) is not None:
+                hits = []
                 self._release(_request_bytes(request))
                 self.analyzed += 1
-                hits = self._engine.analyze(self._resolver.resolve(request))
-                if hits and not pending:
-                    oldest = time.monotonic()
-                pending.extend(hits)
-                # Batches, not a transaction per hit: a commit per hit halved throughput with
-                # SQLite (benchmarks/mirror_throughput.py). No hit waits longer than the interval.
-                if len(pending) >= HIT_BATCH_SIZE or (pending and time.monotonic() - oldest >= HIT_FLUSH_SECONDS):
-                    self._flush(pending)
-            self._flush(pending)
+                resolved = self._resolver.resolve(request)
+                hits = self._engine.analyze(resolved)
+                if hits:
+                    self._sink.record(hits)
+                    self.hits += len(hits)
+                if resolved.anomalies:
+                    self._sink.record_anomalies(AnomalySighting.from_request(resolved))
         except Exception as exc:
             # Anything the sink or a detector raises ends the run with a message: a monitor
             # that silently stops recording is worse than one that stops. The hits detected
             # but not recorded are handed back (`unrecorded`) for the caller to save.
-            self.unrecorded = list(pending)
+            self.unrecorded = list(hits)
             self._failed = True
             self._on_failure()
             abandoned = self._drain()
@@ -155,12 +145,6 @@ class MirrorAnalysis:
                 f"analysis stopped: {type(exc).__name__}: {exc}; {len(self.unrecorded)} hits not recorded, "
                 f"{abandoned} queued requests not analyzed"
             )
-
-    def _flush(self, pending: list[AttackHit]) -> None:
-        if pending:
-            self._sink.record(pending)
-            self.hits += len(pending)
-            pending.clear()
 
     def _drain(self) -> int:
         """Empty the queue until `finish()`, so that offers fail fast; how many requests it held."""

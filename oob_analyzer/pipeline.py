@@ -15,7 +15,8 @@ from typing import Protocol
 
 from capture import CaptureError, PacketDecoder, RawPacket, read_capture
 from oob_analyzer.detection import AttackHit, DetectionEngine
-from reassembly import ConnectionTracker, HttpRequest, ReassemblyEvent
+from reassembly import Anomaly, ConnectionTracker, HttpRequest, ReassemblyEvent
+from storage.batches import AnomalySighting
 
 __all__ = [
     "HitSink",
@@ -27,8 +28,6 @@ __all__ = [
     "replay_captures",
 ]
 
-HIT_BATCH_SIZE = 500
-
 
 @dataclass(slots=True)
 class RunSummary:
@@ -37,11 +36,14 @@ class RunSummary:
     packets: int = 0
     requests: int = 0
     hits: int = 0
+    anomalies: int = 0
     drops: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return f"{self.packets} packets, {self.requests} requests, {self.hits} hits"
+        # A source of requests rather than packets (the mirror receiver) reads no packets.
+        packets = f"{self.packets} packets, " if self.packets or not self.requests else ""
+        return f"{packets}{self.requests} requests, {self.hits} hits"
 
 
 class RequestStream:
@@ -79,37 +81,47 @@ def iter_packets(paths: Iterable[Path], summary: RunSummary) -> Iterator[RawPack
 
 
 class HitSink(Protocol):
-    """Where hits go: the store itself, or a writer in front of it."""
+    """Where hits and anomalies go: the store itself, or a writer in front of it (which batches)."""
 
     def record(self, hits: Sequence[AttackHit]) -> None: ...
+
+    def record_anomalies(self, sightings: Sequence[AnomalySighting]) -> None: ...
 
 
 def analyze_packets(
     packets: Iterable[RawPacket], *, engine: DetectionEngine, sink: HitSink, summary: RunSummary
 ) -> None:
-    """Analyze a stream of packets, from any source, and hand every hit to `sink` in batches."""
-    stream = RequestStream()
-    pending: list[AttackHit] = []
+    """Analyze a stream of packets, from any source, and hand every hit and anomaly to `sink`.
 
-    def flush() -> None:
-        sink.record(pending)
-        summary.hits += len(pending)
-        pending.clear()
+    Hits go to the sink as soon as they are detected; batching is the sink's business (the
+    storage writer batches, and flushes what has waited too long, so a quiet live capture
+    does not sit on its hits).
+    """
+    stream = RequestStream()
 
     def handle(events: list[ReassemblyEvent]) -> None:
+        hits: list[AttackHit] = []
+        sightings: list[AnomalySighting] = []
         for event in events:
             if isinstance(event, HttpRequest):
                 summary.requests += 1
-                pending.extend(engine.analyze(event))
-        if len(pending) >= HIT_BATCH_SIZE:
-            flush()
+                hits.extend(engine.analyze(event))
+                if event.anomalies:
+                    sightings.extend(AnomalySighting.from_request(event))
+            elif isinstance(event, Anomaly):
+                sightings.append(AnomalySighting.from_event(event))
+        if hits:
+            sink.record(hits)
+            summary.hits += len(hits)
+        if sightings:
+            sink.record_anomalies(sightings)
+            summary.anomalies += len(sightings)
 
     try:
         for packet in packets:
             handle(stream.feed(packet))
         handle(stream.finish())
     finally:
-        flush()  # what was detected before an interruption is recorded too
         summary.drops = stream.drops()
 
 

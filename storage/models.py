@@ -1,7 +1,8 @@
-"""The schema: attack hits and the attacks that group them (SQLAlchemy 2.0 declarative).
+"""The schema: hits, the attacks that group them, anomalies and capture runs (SQLAlchemy 2.0).
 
 Last stage of the flow (capture -> reassembly -> detection -> storage). Every timestamp is
-stored in UTC and read back timezone-aware, whatever the database.
+stored in UTC and read back timezone-aware, whatever the database. The schema is versioned
+by the Alembic migrations in `storage/migrations`: a change here needs a new revision there.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Attack", "Base", "Hit", "UtcDateTime"]
+__all__ = ["Anomaly", "Attack", "Base", "CaptureRun", "Hit", "UtcDateTime", "WrittenBatch"]
 
 _NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -60,7 +61,9 @@ class Attack(Base):
     target: Mapped[str] = mapped_column(Text)
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Every hit counts, stored or not; `sampled_out` of them were counted without a row.
     hit_count: Mapped[int] = mapped_column(Integer)
+    sampled_out: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index("ix_attacks_group_key_last_seen", "group_key", "last_seen"),
@@ -74,13 +77,20 @@ class Hit(Base):
     __tablename__ = "hits"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Idempotency key given when the hit was detected: a batch replayed from the journal
+    # after a lost acknowledgement cannot store the hit twice.
+    hit_key: Mapped[str] = mapped_column(String(64), unique=True)
     attack_id: Mapped[int] = mapped_column(ForeignKey("attacks.id", ondelete="CASCADE"))
     ts: Mapped[datetime] = mapped_column(UtcDateTime)
     attack_type: Mapped[str] = mapped_column(String(32))
     src_ip: Mapped[str] = mapped_column(String(45))
+    # The address as version + 32 hex digits (`storage.store.ip_key`): CIDR filters become range scans.
+    src_ip_key: Mapped[str] = mapped_column(String(33))
     src_port: Mapped[int] = mapped_column(Integer)
     dst_ip: Mapped[str] = mapped_column(String(45))
     dst_port: Mapped[int] = mapped_column(Integer)
+    tunnel: Mapped[str] = mapped_column(Text, default="")
+    application: Mapped[str] = mapped_column(Text, default="")
     host: Mapped[str] = mapped_column(Text)
     method: Mapped[str] = mapped_column(Text)
     target: Mapped[str] = mapped_column(Text)
@@ -88,10 +98,72 @@ class Hit(Base):
     payload: Mapped[str] = mapped_column(Text)
     rule: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
+    request_excerpt: Mapped[str] = mapped_column(Text, default="")
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     attack: Mapped[Attack] = relationship()
 
     __table_args__ = (
         Index("ix_hits_ts", "ts"),
         Index("ix_hits_attack_id", "attack_id"),
+        Index("ix_hits_src_ip_key_ts", "src_ip_key", "ts"),
+        Index("ix_hits_attack_type_ts", "attack_type", "ts"),
     )
+
+
+class Anomaly(Base):
+    """Something odd seen on a connection or in a request: a signal in itself."""
+
+    __tablename__ = "anomalies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    anomaly_key: Mapped[str] = mapped_column(String(64), unique=True)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    name: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    src_ip: Mapped[str] = mapped_column(String(45))
+    src_ip_key: Mapped[str] = mapped_column(String(33))
+    src_port: Mapped[int] = mapped_column(Integer)
+    dst_ip: Mapped[str] = mapped_column(String(45))
+    dst_port: Mapped[int] = mapped_column(Integer)
+    tunnel: Mapped[str] = mapped_column(Text, default="")
+    # The request the anomaly was found in, when it belongs to one.
+    method: Mapped[str | None] = mapped_column(Text, nullable=True)
+    target: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        Index("ix_anomalies_ts", "ts"),
+        Index("ix_anomalies_name_ts", "name", "ts"),
+    )
+
+
+class CaptureRun(Base):
+    """One run of the analyzer over a source, with its counters."""
+
+    __tablename__ = "capture_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_key: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(Text)
+    started: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))  # completed | interrupted
+    packets: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(Integer)
+    hits: Mapped[int] = mapped_column(Integer)
+    anomalies: Mapped[int] = mapped_column(Integer)
+    drops: Mapped[str] = mapped_column(Text)  # JSON object: reason -> count
+    errors: Mapped[str] = mapped_column(Text)  # JSON array of messages
+
+    __table_args__ = (Index("ix_capture_runs_started", "started"),)
+
+
+class WrittenBatch(Base):
+    """A batch of the writer that is stored: replaying it again (from the journal) is a no-op."""
+
+    __tablename__ = "written_batches"
+
+    batch_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    written_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_written_batches_written_at", "written_at"),)

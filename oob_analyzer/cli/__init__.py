@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from oob_analyzer.cli.anomalies import anomalies
+from oob_analyzer.cli.db import db
+from oob_analyzer.cli.export import export
 from oob_analyzer.cli.extract import extract
 from oob_analyzer.cli.mirror import mirror_server
 from oob_analyzer.cli.query import attacks, hits
@@ -27,3 +30,6 @@ main.add_command(extract)
 main.add_command(hits)
 main.add_command(attacks)
 main.add_command(mirror_server)
+main.add_command(export)
+main.add_command(db)
+main.add_command(anomalies)

@@ -6,12 +6,14 @@ import dataclasses
 import ipaddress
 import json
 import os
+from pathlib import Path
 
 import click
 
 from capture.http_mirror import DEFAULT_MAX_CONNECTIONS, ReceiverSettings
 from capture.mirror_origin import IpNetwork
-from oob_analyzer.cli.options import db_option, open_store
+from oob_analyzer.cli.options import db_option
+from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.detection import DetectionEngine, default_detectors
 from oob_analyzer.mirror_pipeline import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, MirrorService, MirrorSettings
 
@@ -94,6 +96,7 @@ class Network(click.ParamType[IpNetwork]):
     help="Connections open at once; more are refused and counted.",
 )
 @db_option
+@writer_options
 def mirror_server(
     *,
     listen: tuple[str, int],
@@ -103,6 +106,9 @@ def mirror_server(
     queue_mib: int,
     max_connections: int,
     db_url: str,
+    journal: Path | None,
+    sample_identical: int | None,
+    flush_interval: float,
 ) -> None:
     """Receive requests mirrored by NGINX, Envoy, Istio or Traefik and record the attacks.
 
@@ -118,14 +124,19 @@ def mirror_server(
         queue_size=queue_size,
         queue_bytes=queue_mib * 1024 * 1024,
     )
-    with open_store(db_url) as store:
-        service = MirrorService(settings, engine=DetectionEngine(default_detectors()), sink=store)
+    source = f"mirror-server {host}:{port}"
+    with recording_run(
+        db_url, source=source, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
+    ) as run:
+        service = MirrorService(settings, engine=DetectionEngine(default_detectors()), sink=run.writer)
         try:
             summary = service.run(on_ready=_announce)
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from exc
-    click.echo(summary.line())
+        run.summary.requests, run.summary.hits = summary.analyzed, summary.hits
+        run.summary.drops.update(dropped_queue_full=summary.receiver.dropped, refused=summary.receiver.refused)
+        click.echo(summary.line())
     if summary.error:
         # What was detected but could not be stored goes to stderr, one JSON object per hit.
         for hit in summary.unrecorded:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["Column", "render_table"]
+__all__ = ["Column", "printable", "render_table"]
 
 Column = tuple[str, int]  # header, width
 
@@ -24,9 +24,15 @@ def _render_row(cells: Sequence[object], columns: Sequence[Column]) -> str:
     return " ".join(parts).rstrip()
 
 
+def printable(text: str) -> str:
+    """`text` with every control (non-printable) character shown as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _fit(text: str, width: int) -> str:
-    if not text.isprintable():
-        text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    text = printable(text)
     if len(text) > width:
         return text[: width - 1] + "…"
     return text.ljust(width)

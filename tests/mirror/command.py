@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage import AttackStore, HitRecord
+from storage import AttackStore, HitFilter, HitQueries, HitRecord
 
 COMMAND = str(Path(sys.executable).parent / "oob-analyzer")
 
@@ -65,7 +65,7 @@ def wait_for_hits(db_url: str, count: int, timeout: float = 10.0) -> list[HitRec
     while True:
         store = AttackStore.open(db_url)
         try:
-            hits = store.list_hits(limit=100)
+            hits = HitQueries(store.engine).list_hits(HitFilter(), limit=100)
         finally:
             store.close()
         if len(hits) >= count or time.monotonic() > deadline:

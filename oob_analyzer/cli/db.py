@@ -1,0 +1,65 @@
+"""`oob-analyzer db ...`: the database's schema version and its upkeep."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from oob_analyzer.cli.options import db_option
+from oob_analyzer.cli.params import DURATION
+from storage import AttackStore, StorageError, current_revision, head_revision
+
+__all__ = ["db"]
+
+
+@click.group()
+def db() -> None:
+    """The database: schema upgrades and pruning."""
+
+
+@db.command("upgrade")
+@db_option
+def upgrade(db_url: str) -> None:
+    """Bring the schema to the newest version (every command also does it on first use)."""
+    try:
+        before = _revision_of(db_url)
+        store = AttackStore.open(db_url)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        after = current_revision(store.engine)
+    finally:
+        store.close()
+    if before == after:
+        click.echo(f"schema is up to date (revision {after})")
+    else:
+        click.echo(f"schema upgraded from {before or 'nothing'} to {after} (newest: {head_revision()})")
+
+
+@db.command("prune")
+@db_option
+@click.option("--older-than", type=DURATION, required=True, help="Age of what to delete: 30d, 12w, ...")
+def prune(db_url: str, older_than: timedelta) -> None:
+    """Delete hits, anomalies and runs older than the given age, and attacks last seen before it."""
+    cutoff = datetime.now(UTC) - older_than
+    try:
+        store = AttackStore.open(db_url)
+        try:
+            counts = store.prune(cutoff)
+        finally:
+            store.close()
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"deleted before {cutoff:%Y-%m-%d %H:%M} UTC: {counts.hits} hits, {counts.attacks} attacks, "
+        f"{counts.anomalies} anomalies, {counts.runs} runs"
+    )
+
+
+def _revision_of(db_url: str) -> str | None:
+    store = AttackStore.open(db_url, upgrade=False)
+    try:
+        return current_revision(store.engine)
+    finally:
+        store.close()
