@@ -1,62 +1,212 @@
-"""Detectors: small plug-ins, each judging one request point for one attack type.
+"""Detectors: small plug-ins, each judging one decoded request point.
 
-`default_detectors()` is the one explicit list of what runs; nothing registers itself.
+`default_detectors()` is the one explicit list of what runs; nothing registers itself. A
+detector yields `Finding`s for the point it is shown; the engine decides which to keep.
+Values reach a detector already decoded and normalized (lower case, NUL-free).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import libinjection
 
+try:
+    import hyperscan
+except ImportError:  # no wheel for this platform: signatures run on Python's re instead
+    hyperscan = None  # type: ignore[assignment]
+
 from oob_analyzer.detection.events import Finding
-from oob_analyzer.detection.points import RequestPoint
+from oob_analyzer.detection.request_point import RequestPoint
+from oob_analyzer.detection.rules import RULES, PatternRule
 
-__all__ = ["Detector", "SqlInjectionDetector", "XssDetector", "default_detectors"]
+__all__ = [
+    "Detector",
+    "Log4ShellDetector",
+    "ProtocolAnomalyDetector",
+    "SignatureDetector",
+    "SqlInjectionDetector",
+    "XssDetector",
+    "default_detectors",
+]
 
-_MAX_PAYLOAD_CHARS = 256
+MAX_PAYLOAD_CHARS = 256
+_PAYLOAD_CONTEXT = 40
+# Kinds that hold names or structure, not values: only the signature rules look at them.
+_NAME_KINDS = frozenset({"name", "json_key", "anomaly"})
 
 
 class Detector(Protocol):
-    attack_type: str
+    attack_types: frozenset[str]
 
-    def inspect(self, point: RequestPoint) -> Finding | None: ...
+    def inspect(self, point: RequestPoint) -> Iterator[Finding]: ...
 
 
 class SqlInjectionDetector:
     """SQL injection, by libinjection's tokenizer and fingerprint set."""
 
-    attack_type = "sqli"
+    attack_types = frozenset({"sqli"})
 
-    def inspect(self, point: RequestPoint) -> Finding | None:
+    def inspect(self, point: RequestPoint) -> Iterator[Finding]:
+        if point.kind in _NAME_KINDS or len(point.value) < 3:
+            return
         verdict = libinjection.is_sql_injection(point.value)
-        if not verdict["is_sqli"]:
-            return None
-        return _finding(
-            self.attack_type, point, rule="libinjection-sqli", reason=f"SQL fingerprint {verdict['fingerprint']}"
-        )
+        if verdict["is_sqli"]:
+            fingerprint = verdict["fingerprint"]
+            fingerprint = fingerprint.decode() if isinstance(fingerprint, bytes) else str(fingerprint)
+            yield finding("sqli", point, rule="libinjection-sqli", reason=f"SQL fingerprint {fingerprint}")
 
 
 class XssDetector:
     """Cross-site scripting, by libinjection's HTML5 tokenizer."""
 
-    attack_type = "xss"
+    attack_types = frozenset({"xss"})
 
-    def inspect(self, point: RequestPoint) -> Finding | None:
-        if not libinjection.is_xss(point.value)["is_xss"]:
-            return None
-        return _finding(self.attack_type, point, rule="libinjection-xss", reason="HTML/JS injection context")
+    def inspect(self, point: RequestPoint) -> Iterator[Finding]:
+        if point.kind in _NAME_KINDS or ("<" not in point.value and "=" not in point.value):
+            return
+        if libinjection.is_xss(point.value)["is_xss"]:
+            yield finding("xss", point, rule="libinjection-xss", reason="HTML/JS injection context")
+
+
+class SignatureDetector:
+    """Every signature rule at once, in one pass per value.
+
+    With hyperscan (a multi-pattern DFA engine) all rules are scanned together in one pass
+    over the bytes; Python's `re` then finds the span of the few rules that matched. Without
+    hyperscan (no wheel for the platform) every rule's regex runs in turn: same verdicts,
+    slower. Rules limited to other point kinds are skipped.
+    """
+
+    def __init__(self, rules: Sequence[PatternRule] = RULES, *, disabled_rules: frozenset[str] = frozenset()) -> None:
+        self.rules = tuple(rule for rule in rules if rule.rule_id not in disabled_rules)
+        self.attack_types = frozenset(rule.attack_type for rule in self.rules)
+        self._regexes = tuple(re.compile(rule.pattern, re.DOTALL) for rule in self.rules)
+        self._database = _compile_hyperscan(self.rules)
+
+    def inspect(self, point: RequestPoint) -> Iterator[Finding]:
+        for index in self._matching_rules(point.value):
+            rule = self.rules[index]
+            if rule.kinds is not None and point.kind not in rule.kinds:
+                continue
+            match = self._regexes[index].search(point.value)
+            span = match.span() if match else None
+            yield finding(rule.attack_type, point, rule=rule.rule_id, reason=rule.reason, span=span)
+
+    def _matching_rules(self, value: str) -> list[int]:
+        if self._database is None:
+            return [index for index, regex in enumerate(self._regexes) if regex.search(value)]
+        matched: list[int] = []
+        self._database.scan(value.encode("utf-8", "replace"), match_event_handler=_collect_rule, context=matched)
+        return sorted(matched)
+
+
+def _collect_rule(rule_id: int, start: int, end: int, flags: int, matched: list[int]) -> None:
+    matched.append(rule_id)
+
+
+def _compile_hyperscan(rules: Sequence[PatternRule]) -> Any | None:
+    if hyperscan is None or not rules:
+        return None
+    database = hyperscan.Database()
+    database.compile(
+        expressions=[_hyperscan_pattern(rule.pattern) for rule in rules],
+        ids=list(range(len(rules))),
+        elements=len(rules),
+        flags=[hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_SINGLEMATCH] * len(rules),
+    )
+    return database
+
+
+def _hyperscan_pattern(pattern: str) -> bytes:
+    """The rule for hyperscan, which scans UTF-8 bytes: `\\uXXXX` becomes its byte escapes."""
+
+    def utf8_escapes(match: re.Match[str]) -> str:
+        return "".join(f"\\x{byte:02x}" for byte in chr(int(match.group(1), 16)).encode("utf-8"))
+
+    return re.sub(r"\\u([0-9a-fA-F]{4})", utf8_escapes, pattern).encode("ascii")
+
+
+class Log4ShellDetector:
+    """Log4j JNDI lookups (CVE-2021-44228), after collapsing the nested lookups that hide them.
+
+    `${${lower:j}ndi:...}`, `${${::-j}${::-n}di:...}` and `${env:X:-j}` all become `${jndi:`.
+    """
+
+    attack_types = frozenset({"log4shell"})
+    _LOOKUP = re.compile(r"\$\{(?:[^${}:]*:)*-?([^${}]*)\}")
+    _JNDI = re.compile(r"\$\{\s*jndi\s*:\s*(?:ldaps?|rmi|dns|iiop|corba|nds|nis|https?)?")
+
+    def inspect(self, point: RequestPoint) -> Iterator[Finding]:
+        if "${" not in point.value:
+            return
+        text = point.value
+        for _ in range(8):  # innermost lookups first; each round removes one level
+            collapsed = self._LOOKUP.sub(self._inner, text)
+            if collapsed == text:
+                break
+            text = collapsed
+        if self._JNDI.search(text) or self._JNDI.search(point.value):
+            yield finding("log4shell", point, rule="log4shell-jndi", reason="JNDI lookup")
+
+    @staticmethod
+    def _inner(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        return whole if whole.startswith("${jndi") else match.group(1)
+
+
+class ProtocolAnomalyDetector:
+    """HTTP framing anomalies from reassembly that enable request smuggling or desync."""
+
+    attack_types = frozenset({"protocol"})
+
+    def __init__(self, anomalies: frozenset[str] | None = None) -> None:
+        self.anomalies = anomalies if anomalies is not None else SMUGGLING_ANOMALIES
+
+    def inspect(self, point: RequestPoint) -> Iterator[Finding]:
+        if point.kind != "anomaly":
+            return
+        for name in point.value.split():
+            if name in self.anomalies:
+                yield finding("protocol", point, rule=f"protocol-{name}", reason=f"request framing anomaly {name}")
+                return
+
+
+SMUGGLING_ANOMALIES = frozenset(
+    {
+        "content_length_and_chunked",
+        "multiple_content_length",
+        "invalid_content_length",
+        "unknown_transfer_encoding",
+        "invalid_chunk_size",
+        "chunk_missing_crlf",
+        "obs_fold",
+        "whitespace_before_colon",
+        "header_without_colon",
+    }
+)
 
 
 def default_detectors() -> list[Detector]:
-    return [SqlInjectionDetector(), XssDetector()]
+    return [
+        SqlInjectionDetector(),
+        XssDetector(),
+        SignatureDetector(),
+        Log4ShellDetector(),
+        ProtocolAnomalyDetector(),
+    ]
 
 
-def _finding(attack_type: str, point: RequestPoint, *, rule: str, reason: str) -> Finding:
+def finding(
+    attack_type: str, point: RequestPoint, *, rule: str, reason: str, span: tuple[int, int] | None = None
+) -> Finding:
+    """A finding whose payload is the matched text with some context, bounded."""
+    value = point.value
+    if span is not None and len(value) > MAX_PAYLOAD_CHARS:
+        start = max(0, span[0] - _PAYLOAD_CONTEXT)
+        value = value[start : start + MAX_PAYLOAD_CHARS]
     return Finding(
-        attack_type=attack_type,
-        point=point.name,
-        payload=point.value[:_MAX_PAYLOAD_CHARS],
-        rule=rule,
-        reason=reason,
+        attack_type=attack_type, point=point.name, payload=value[:MAX_PAYLOAD_CHARS], rule=rule, reason=reason
     )

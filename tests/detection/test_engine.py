@@ -15,7 +15,7 @@ def analyze(target: str, *, body: bytes = b"", method: str = "GET") -> list[tupl
 
 def test_points_of_query_and_form_are_named_and_decoded() -> None:
     request = http_request("/p%20a?id=1&a%5B%5D=x+y&bare", body=b"name=O%27Hara&x=1", headers=FORM)
-    assert [(p.name, p.value) for p in extract_points(request)] == [
+    assert [(p.name, p.value) for p in extract_points(request) if p.kind != "header"] == [
         ("path", "/p a"),
         ("query.id", "1"),
         ("query.a[]", "x y"),
