@@ -36,6 +36,10 @@ MAX_PAYLOAD_CHARS = 256
 _PAYLOAD_CONTEXT = 40
 # Kinds that hold names or structure, not values: only the signature rules look at them.
 _NAME_KINDS = frozenset({"name", "json_key", "anomaly"})
+# libinjection fingerprints made only of words, AND/OR, operators and @variables
+# (`n&v`: "john or@var.es"): prose and e-mail addresses look like that; an injection needs
+# a string break, a number, a comment, a function or a statement as well.
+_PROSE_FINGERPRINT = re.compile(r"[n&ov]+")
 
 
 class Detector(Protocol):
@@ -56,6 +60,8 @@ class SqlInjectionDetector:
         if verdict["is_sqli"]:
             fingerprint = verdict["fingerprint"]
             fingerprint = fingerprint.decode() if isinstance(fingerprint, bytes) else str(fingerprint)
+            if _PROSE_FINGERPRINT.fullmatch(fingerprint):
+                return
             yield finding("sqli", point, rule="libinjection-sqli", reason=f"SQL fingerprint {fingerprint}")
 
 
