@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.detection_corpus import CORPUS, LabelledRequest, load_corpus  # noqa: E402
-from storage import AttackStore  # noqa: E402
+from benchmarks.detection_corpus import CORPUS, LabelledRequest, load_corpus
+from storage import AttackStore
 
 SERVER = "198.51.100.80"
 MSS = 1460
@@ -54,18 +54,18 @@ def write_capture(requests: Sequence[LabelledRequest], path: Path) -> None:
 
 def _conversation(client: str, port: int, data: bytes) -> Iterable[bytes]:
     c_seq, s_seq = 1000, 5000
-    yield _frame(client, SERVER, port, 80, c_seq, 0, 0x02, b"")
-    yield _frame(SERVER, client, 80, port, s_seq, c_seq + 1, 0x12, b"")
-    yield _frame(client, SERVER, port, 80, c_seq + 1, s_seq + 1, 0x10, b"")
+    yield _frame(client, SERVER, port, 80, seq=c_seq, ack=0, flags=0x02, payload=b"")
+    yield _frame(SERVER, client, 80, port, seq=s_seq, ack=c_seq + 1, flags=0x12, payload=b"")
+    yield _frame(client, SERVER, port, 80, seq=c_seq + 1, ack=s_seq + 1, flags=0x10, payload=b"")
     offset = 0
     while offset < len(data):
         chunk = data[offset : offset + MSS]
-        yield _frame(client, SERVER, port, 80, c_seq + 1 + offset, s_seq + 1, 0x18, chunk)
+        yield _frame(client, SERVER, port, 80, seq=c_seq + 1 + offset, ack=s_seq + 1, flags=0x18, payload=chunk)
         offset += len(chunk)
-    yield _frame(client, SERVER, port, 80, c_seq + 1 + len(data), s_seq + 1, 0x11, b"")
+    yield _frame(client, SERVER, port, 80, seq=c_seq + 1 + len(data), ack=s_seq + 1, flags=0x11, payload=b"")
 
 
-def _frame(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes) -> bytes:
+def _frame(src: str, dst: str, sport: int, dport: int, *, seq: int, ack: int, flags: int, payload: bytes) -> bytes:
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
     ip = struct.pack(
         "!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0, socket.inet_aton(src), socket.inet_aton(dst)
