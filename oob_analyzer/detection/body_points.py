@@ -41,8 +41,8 @@ def body_points(request: HttpRequest) -> Iterator[RequestPoint]:
     text = decode_gzip_text(body) if encoding in {"gzip", "deflate", "x-gzip"} else None
     if text is None:
         text = body.decode("latin-1")
-    content_type = (request.header("content-type") or "").lower()
-    parsed = list(_parsed_body_points(content_type, text))
+    declared_type = request.header("content-type") or ""
+    parsed = list(_parsed_body_points(declared_type, text))
     yield from parsed
     if not parsed:
         yield _point("body", bounded(_utf8_if_possible(text)), "body")
@@ -79,10 +79,11 @@ def jwt_claims(token: str) -> Any | None:
         return None
 
 
-def _parsed_body_points(content_type: str, text: str) -> Iterator[RequestPoint]:
+def _parsed_body_points(declared_type: str, text: str) -> Iterator[RequestPoint]:
     stripped = text.lstrip()
+    content_type = declared_type.lower()
     if "multipart/" in content_type or (not content_type and stripped.startswith("--")):
-        yield from _multipart_points(content_type, text)
+        yield from _multipart_points(declared_type, text)  # the boundary is case-sensitive
     elif "json" in content_type or (not content_type and stripped[:1] in ("{", "[")):
         yield from _json_body_points(text)
     elif "xml" in content_type or (not content_type and stripped.startswith("<")):

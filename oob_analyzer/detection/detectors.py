@@ -39,7 +39,10 @@ _NAME_KINDS = frozenset({"name", "json_key", "anomaly"})
 # libinjection fingerprints made only of words, AND/OR, operators and @variables
 # (`n&v`: "john or@var.es"): prose and e-mail addresses look like that; an injection needs
 # a string break, a number, a comment, a function or a statement as well.
-_PROSE_FINGERPRINT = re.compile(r"[n&ov]+")
+# So does a lone number before a comment (`1c`: "50% off -- today only"), and a string
+# followed straight by a statement keyword (`sE...`: "use 'select * from t' to list"), which
+# no SQL grammar accepts without a UNION or `;` between them.
+_PROSE_FINGERPRINT = re.compile(r"[n&ov]+|[1n]c|sE.*")
 
 
 class Detector(Protocol):
@@ -142,25 +145,33 @@ class Log4ShellDetector:
     """
 
     attack_types = frozenset({"log4shell"})
-    _LOOKUP = re.compile(r"\$\{(?:[^${}:]*:)*-?([^${}]*)\}")
-    _JNDI = re.compile(r"\$\{\s*jndi\s*:\s*(?:ldaps?|rmi|dns|iiop|corba|nds|nis|https?)?")
+    _LOOKUP = re.compile(r"\$\{([^${}]*)\}")
+    _JNDI = re.compile(r"\$\{\s*jndi\s*:")
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
         if "${" not in point.value:
             return
         text = point.value
         for _ in range(8):  # innermost lookups first; each round removes one level
-            collapsed = self._LOOKUP.sub(self._inner, text)
+            collapsed = self._LOOKUP.sub(self._resolve, text)
             if collapsed == text:
                 break
             text = collapsed
-        if self._JNDI.search(text) or self._JNDI.search(point.value):
+        if self._JNDI.search(text.replace("\x00{", "${")):
             yield finding("log4shell", point, rule="log4shell-jndi", reason="JNDI lookup")
 
     @staticmethod
-    def _inner(match: re.Match[str]) -> str:
-        whole = match.group(0)
-        return whole if whole.startswith("${jndi") else match.group(1)
+    def _resolve(match: re.Match[str]) -> str:
+        """What Log4j would substitute: the `:-` default, or the argument of lower/upper."""
+        inner = match.group(1)
+        if inner.lstrip().startswith("jndi"):
+            return "\x00{" + inner + "}"  # keep it, marked so it is not resolved again
+        if ":-" in inner:
+            return inner.split(":-", 1)[1]
+        prefix, colon, argument = inner.partition(":")
+        if colon and prefix.strip() in {"lower", "upper", "main", "sys", "env", "date", "ctx", "bundle", "map", "sd"}:
+            return argument
+        return inner
 
 
 class ProtocolAnomalyDetector:

@@ -25,7 +25,7 @@ __all__ = ["DetectionEngine", "describe_tunnel", "request_excerpt"]
 REQUEST_EXCERPT_CHARS = 2048
 _CACHED_VALUE_CHARS = 512
 # Letters, digits and `_.-` only: no quote, bracket, operator or blank for a payload to use.
-_INERT = re.compile(r"[A-Za-z0-9_.-]{0,64}")
+_INERT = re.compile(r"[A-Za-z0-9_.-]{0,12}")
 _ALWAYS_INSPECTED = frozenset({"header", "anomaly"})  # a lone word can be a scanner or an anomaly
 
 

@@ -37,6 +37,8 @@ def urlencoded_points(prefix: str, text: str) -> Iterator[RequestPoint]:
 
     `a[]` and `a[b]` keep their brackets in the point name; repeated names give one point each.
     """
+    if not text:
+        return
     odd = False
     for pair in text.split("&"):
         if not pair:

@@ -22,7 +22,6 @@ class PatternRule:
     kinds: frozenset[str] | None = None
 
 
-_NEWLINE_CARRIERS = frozenset({"path", "path_segment", "query", "header", "cookie", "name", "filename"})
 _XML = frozenset({"xml", "body"})
 # Commands whose names are not English words: any argument will do.
 _DISTINCT_COMMANDS = (
@@ -35,7 +34,7 @@ _WORD_COMMANDS = (
     r"cat|ls|id|echo|sh|sleep|ps|env|printf|dir|type|set|export|kill|touch|mkdir|find|head|tail|more|less|su|"
     r"net|cmd|base64|dig|host"
 )
-_SHELL_ARGUMENT = r"(?:\s+[-/$'\"`~.\\]|\s+\w+[/.=]|\s*[;|&`)]|\s*$)"
+_SHELL_ARGUMENT = r"(?:\s+[-/$'\"`~.\\{]|\s+\w+[/.=]|\s*(?:[;|`)]|&&)|\s*$)"
 
 
 def _rule(
@@ -113,8 +112,20 @@ RULES: tuple[PatternRule, ...] = (
     _rule(
         "rce-separator-command",
         "rce",
-        rf"(?:[;&|`\n]|\$\(|\|\||&&)\s*(?:[\w./]*/)?(?:(?:{_DISTINCT_COMMANDS})\b|(?:{_WORD_COMMANDS})\b{_SHELL_ARGUMENT})",
+        rf"(?:[;&|`]|\$\(|\|\||&&)\s*(?:[\w./]*/)?(?:(?:{_DISTINCT_COMMANDS})\b|(?:{_WORD_COMMANDS})\b{_SHELL_ARGUMENT})",
         "shell command after a separator",
+    ),
+    _rule(
+        "rce-newline-command",
+        "rce",
+        rf"\n\s*(?:[\w./]*/)?(?:{_DISTINCT_COMMANDS}|{_WORD_COMMANDS})\b{_SHELL_ARGUMENT}",
+        "shell command on a new line",
+    ),
+    _rule(
+        "rce-brace-expansion",
+        "rce",
+        rf"\{{(?:{_DISTINCT_COMMANDS}|{_WORD_COMMANDS}),[^}}\s]+\}}",
+        "shell brace expansion",
     ),
     _rule(
         "rce-substitution",
@@ -238,7 +249,6 @@ RULES: tuple[PatternRule, ...] = (
         r"(?:[\r\n]|\u560a|\u560d)\s*(?:set-cookie|location|content-type|content-length|refresh|x-xss-protection|"
         r"access-control-[\w-]+|content-security-policy|http/\d)\s*:",
         "header injected after a line break",
-        _NEWLINE_CARRIERS,
     ),
     # --- mail command injection ---
     _rule(
@@ -259,7 +269,6 @@ RULES: tuple[PatternRule, ...] = (
         "mail_injection",
         r"[\r\n]\s*(?:bcc|cc)\s*:\s*[^\s@]+@",
         "mail header after a line break",
-        _NEWLINE_CARRIERS,
     ),
     # --- server-side includes ---
     _rule(
