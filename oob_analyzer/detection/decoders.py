@@ -44,7 +44,8 @@ _OVERLONG_TWO_BYTE = re.compile(r"[\xc0\xc1]([\x80-\xbf])")
 _BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
 # `autof<x>ocus`, `al<b>ert`: a fake tag inside a word, dropped by lax HTML parsers.
 _INTERLEAVED_TAG = re.compile(r"(?<=[A-Za-z])<[A-Za-z]{1,3}>(?=[A-Za-z(])")
-_SQL_COMMENT = re.compile(r"/\*!?\d*|\*/|--[^\n]*$|#[^\n]*$", re.MULTILINE)
+# A plain comment goes; MySQL's `/*!50000 ... */` runs its contents, so only its markers go.
+_SQL_COMMENT = re.compile(r"/\*(?!!).*?\*/|/\*!\d*|\*/|--[^\n]*$|#[^\n]*$", re.MULTILINE | re.DOTALL)
 _SHELL_NOISE = re.compile(r"""\$\{?IFS\}?(?:\$\d)?|\\(?=[a-z])|(?<=[a-z])['"](?=[a-z])|\$@""")
 
 

@@ -74,17 +74,14 @@ class DetectionEngine:
         variants = decoded_variants(point.value)
         if len(variants) == 1 and point.kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(point.value):
             return  # a bare word or number: no detector can match it
-        seen: set[str] = set()
         for variant in variants:
             normalized = normalize_for_matching(variant)
             shown = RequestPoint(name=point.name, value=normalized, kind=point.kind)
             for detector in self.detectors:
-                if detector.attack_types <= seen:
-                    continue
+                # Every finding, not the first per type: a policy that allows one rule
+                # must not hide another rule of the same type on the same point.
                 for finding in detector.inspect(shown):
-                    if finding.attack_type not in seen:
-                        seen.add(finding.attack_type)
-                        yield _in_original_case(finding, normalized, variant)
+                    yield _in_original_case(finding, normalized, variant)
 
 
 def _in_original_case(finding: Finding, normalized: str, variant: str) -> Finding:
