@@ -57,7 +57,10 @@ class DetectionEngine:
                     and scope.permits(finding)
                 ):
                     found[finding.attack_type] = finding
-        return [_hit(request, finding, application) for finding in found.values()]
+        if not found:
+            return []
+        excerpt = request_excerpt(request)
+        return [_hit(request, finding, application, excerpt) for finding in found.values()]
 
     def _point_findings(self, point: RequestPoint) -> tuple[Finding, ...]:
         if len(point.value) > _CACHED_VALUE_CHARS or self.cache_size == 0:
@@ -87,13 +90,15 @@ class DetectionEngine:
 def _in_original_case(finding: Finding, normalized: str, variant: str) -> Finding:
     """Report the payload as it was written, not lower-cased, when the two align."""
     original = variant.replace("\x00", "")
+    if original == normalized:
+        return finding
     start = normalized.find(finding.payload)
     if start < 0 or len(original) != len(normalized):
         return finding
     return replace(finding, payload=original[start : start + len(finding.payload)])
 
 
-def _hit(request: HttpRequest, finding: Finding, application: str) -> AttackHit:
+def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str) -> AttackHit:
     flow = request.flow
     return AttackHit(
         ts=request.ts,
@@ -111,7 +116,7 @@ def _hit(request: HttpRequest, finding: Finding, application: str) -> AttackHit:
         reason=finding.reason,
         tunnel=describe_tunnel(flow.tunnel),
         application=application,
-        request_excerpt=request_excerpt(request),
+        request_excerpt=excerpt,
     )
 
 
