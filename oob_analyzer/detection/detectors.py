@@ -47,6 +47,7 @@ _PROSE_FINGERPRINT = re.compile(r"[n&ov]+|[1n]c|sE.*")
 
 class Detector(Protocol):
     attack_types: frozenset[str]
+    kinds: frozenset[str] | None  # the point kinds it judges; None: all
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]: ...
 
@@ -55,6 +56,7 @@ class SqlInjectionDetector:
     """SQL injection, by libinjection's tokenizer and fingerprint set."""
 
     attack_types = frozenset({"sqli"})
+    kinds = None
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
         if point.kind in _NAME_KINDS or len(point.value) < 3:
@@ -72,6 +74,7 @@ class XssDetector:
     """Cross-site scripting, by libinjection's HTML5 tokenizer."""
 
     attack_types = frozenset({"xss"})
+    kinds = None
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
         if point.kind in _NAME_KINDS or ("<" not in point.value and "=" not in point.value):
@@ -92,6 +95,7 @@ class SignatureDetector:
     def __init__(self, rules: Sequence[PatternRule] = RULES, *, disabled_rules: frozenset[str] = frozenset()) -> None:
         self.rules = tuple(rule for rule in rules if rule.rule_id not in disabled_rules)
         self.attack_types = frozenset(rule.attack_type for rule in self.rules)
+        self.kinds: frozenset[str] | None = None
         self._regexes = tuple(re.compile(rule.pattern, re.DOTALL) for rule in self.rules)
         self._database = _compile_hyperscan(self.rules)
 
@@ -145,6 +149,7 @@ class Log4ShellDetector:
     """
 
     attack_types = frozenset({"log4shell"})
+    kinds = None
     _LOOKUP = re.compile(r"\$\{([^${}]*)\}")
     _JNDI = re.compile(r"\$\{\s*jndi\s*:")
 
@@ -178,6 +183,7 @@ class ProtocolAnomalyDetector:
     """HTTP framing anomalies from reassembly that enable request smuggling or desync."""
 
     attack_types = frozenset({"protocol"})
+    kinds = frozenset({"anomaly"})
 
     def __init__(self, anomalies: frozenset[str] | None = None) -> None:
         self.anomalies = anomalies if anomalies is not None else SMUGGLING_ANOMALIES

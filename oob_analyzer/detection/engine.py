@@ -15,7 +15,7 @@ from capture.packets import TunnelContext
 from oob_analyzer.detection.decoders import decoded_variants, normalize_for_matching
 from oob_analyzer.detection.detectors import Detector
 from oob_analyzer.detection.events import AttackHit, Finding
-from oob_analyzer.detection.points import extract_points
+from oob_analyzer.detection.points import extract_points, header_points
 from oob_analyzer.detection.policy import DetectionPolicy
 from oob_analyzer.detection.request_point import RequestPoint
 from reassembly.events import HttpRequest
@@ -49,8 +49,8 @@ class DetectionEngine:
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
         scope = self.policy.scope_for(application=application, host=request.host, path=request.target)
         found: dict[str, Finding] = {}
-        for point in extract_points(request):
-            for finding in self._point_findings(point):
+        for findings in self._request_findings(request):
+            for finding in findings:
                 if (
                     finding.attack_type not in found
                     and finding.attack_type not in scope.disabled
@@ -62,16 +62,28 @@ class DetectionEngine:
         excerpt = request_excerpt(request)
         return [_hit(request, finding, application, excerpt) for finding in found.values()]
 
-    def _point_findings(self, point: RequestPoint) -> tuple[Finding, ...]:
-        if len(point.value) > _CACHED_VALUE_CHARS or self.cache_size == 0:
-            return tuple(self._inspect_point(point))
-        key = (point.name, point.kind, point.value)
+    def _request_findings(self, request: HttpRequest) -> Iterator[tuple[Finding, ...]]:
+        for point in extract_points(request, headers=False):
+            yield self._cached(point.name, point.kind, point.value, point)
+        for raw_name, value in request.headers:
+            # A header field is judged whole (value, cookies, JWT claims), once per value seen.
+            yield self._cached(raw_name, "header field", value, None)
+
+    def _cached(self, name: str, kind: str, value: str, point: RequestPoint | None) -> tuple[Finding, ...]:
+        if len(value) > _CACHED_VALUE_CHARS or self.cache_size == 0:
+            return self._judge(name, value, point)
+        key = (name, kind, value)
         cached = self._verdicts.get(key)
         if cached is None:
             if len(self._verdicts) >= self.cache_size:
                 self._verdicts.clear()  # bounded memory; the hot values come back at once
-            cached = self._verdicts[key] = tuple(self._inspect_point(point))
+            cached = self._verdicts[key] = self._judge(name, value, point)
         return cached
+
+    def _judge(self, name: str, value: str, point: RequestPoint | None) -> tuple[Finding, ...]:
+        if point is not None:
+            return tuple(self._inspect_point(point))
+        return tuple(finding for each in header_points(name, value) for finding in self._inspect_point(each))
 
     def _inspect_point(self, point: RequestPoint) -> Iterator[Finding]:
         variants = decoded_variants(point.value)
@@ -81,6 +93,8 @@ class DetectionEngine:
             normalized = normalize_for_matching(variant)
             shown = RequestPoint(name=point.name, value=normalized, kind=point.kind)
             for detector in self.detectors:
+                if detector.kinds is not None and point.kind not in detector.kinds:
+                    continue
                 # Every finding, not the first per type: a policy that allows one rule
                 # must not hide another rule of the same type on the same point.
                 for finding in detector.inspect(shown):

@@ -16,19 +16,25 @@ from oob_analyzer.detection.decoders import percent_decode
 from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, urlencoded_points
 from reassembly.events import HttpRequest
 
-__all__ = ["MAX_POINT_CHARS", "RequestPoint", "extract_points", "percent_decode"]
+__all__ = ["MAX_POINT_CHARS", "RequestPoint", "extract_points", "header_points", "percent_decode"]
 
 # Headers whose values carry no attacker-chosen text worth inspecting as a payload.
 _STRUCTURAL_HEADERS = frozenset({"content-length", "cookie"})
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
 
 
-def extract_points(request: HttpRequest) -> Iterator[RequestPoint]:
-    """Every point of `request`: path, query, headers, cookies, body, reassembly anomalies."""
+def extract_points(request: HttpRequest, *, headers: bool = True) -> Iterator[RequestPoint]:
+    """Every point of `request`: path, query, headers, cookies, body, reassembly anomalies.
+
+    `headers=False` leaves the header fields out, for a caller that takes them one by one
+    with `header_points` (the engine does, to judge a repeated header once).
+    """
     path, _, query = request.target.partition("?")
     yield from _path_points(path)
     yield from urlencoded_points("query", query)
-    yield from _header_points(request)
+    if headers:
+        for raw_name, value in request.headers:
+            yield from header_points(raw_name, value)
     yield from body_points(request)
     if request.anomalies:
         yield RequestPoint(name="request", value=" ".join(request.anomalies), kind="anomaly")
@@ -45,14 +51,14 @@ def _path_points(path: str) -> Iterator[RequestPoint]:
             )
 
 
-def _header_points(request: HttpRequest) -> Iterator[RequestPoint]:
-    for raw_name, value in request.headers:
-        name = raw_name.lower()
-        if name == "cookie":
-            yield from _cookie_points(value)
-        elif name not in _STRUCTURAL_HEADERS:
-            yield RequestPoint(name=f"header.{name}", value=bounded(value), kind="header")
-            yield from _jwt_points(f"header.{name}", value)
+def header_points(raw_name: str, value: str) -> Iterator[RequestPoint]:
+    """The points of one header field: its value, each cookie, the claims of a JWT in it."""
+    name = raw_name.lower()
+    if name == "cookie":
+        yield from _cookie_points(value)
+    elif name not in _STRUCTURAL_HEADERS:
+        yield RequestPoint(name=f"header.{name}", value=bounded(value), kind="header")
+        yield from _jwt_points(f"header.{name}", value)
 
 
 def _cookie_points(header_value: str) -> Iterator[RequestPoint]:
