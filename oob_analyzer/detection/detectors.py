@@ -56,7 +56,7 @@ class SqlInjectionDetector:
     """SQL injection, by libinjection's tokenizer and fingerprint set."""
 
     attack_types = frozenset({"sqli"})
-    kinds = None
+    kinds: frozenset[str] | None = None
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
         if point.kind in _NAME_KINDS or len(point.value) < 3:
@@ -74,7 +74,7 @@ class XssDetector:
     """Cross-site scripting, by libinjection's HTML5 tokenizer."""
 
     attack_types = frozenset({"xss"})
-    kinds = None
+    kinds: frozenset[str] | None = None
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
         if point.kind in _NAME_KINDS or ("<" not in point.value and "=" not in point.value):
@@ -149,7 +149,7 @@ class Log4ShellDetector:
     """
 
     attack_types = frozenset({"log4shell"})
-    kinds = None
+    kinds: frozenset[str] | None = None
     _LOOKUP = re.compile(r"\$\{([^${}]*)\}")
     _JNDI = re.compile(r"\$\{\s*jndi\s*:")
 
@@ -183,7 +183,7 @@ class ProtocolAnomalyDetector:
     """HTTP framing anomalies from reassembly that enable request smuggling or desync."""
 
     attack_types = frozenset({"protocol"})
-    kinds = frozenset({"anomaly"})
+    kinds: frozenset[str] | None = frozenset({"anomaly"})
 
     def __init__(self, anomalies: frozenset[str] | None = None) -> None:
         self.anomalies = anomalies if anomalies is not None else SMUGGLING_ANOMALIES
