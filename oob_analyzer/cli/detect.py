@@ -12,6 +12,7 @@ import click
 from oob_analyzer.cli.tables import render_table
 from oob_analyzer.detection import AttackHit, DetectionEngine, DetectionPolicy, PolicyError, default_detectors
 from oob_analyzer.detection import load_policy as load_detection_policy
+from oob_analyzer.detection.detectors import known_names
 from reassembly import HttpRequestParser
 from reassembly.events import FlowKey, HttpRequest
 
@@ -76,7 +77,8 @@ def detect(source: BinaryIO, output_format: str, config_path: Path | None) -> No
     data = source.read(MAX_REQUEST_BYTES + 1)
     if len(data) > MAX_REQUEST_BYTES:
         raise click.ClickException(f"the request is larger than {MAX_REQUEST_BYTES} bytes")
-    engine = DetectionEngine(default_detectors(), policy=_policy(config_path))
+    detectors = default_detectors()
+    engine = DetectionEngine(detectors, policy=_policy(config_path, known_names(detectors)))
     try:
         hits = analyze_raw_request(data, engine)
     except RawRequestError as exc:
@@ -84,11 +86,11 @@ def detect(source: BinaryIO, output_format: str, config_path: Path | None) -> No
     _print_hits(hits, output_format)
 
 
-def _policy(config_path: Path | None) -> DetectionPolicy:
+def _policy(config_path: Path | None, known: frozenset[str]) -> DetectionPolicy:
     if config_path is None:
         return DetectionPolicy()
     try:
-        return load_detection_policy(config_path)
+        return load_detection_policy(config_path, known=known)
     except PolicyError as exc:
         raise click.ClickException(str(exc)) from exc
 

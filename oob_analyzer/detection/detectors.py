@@ -30,6 +30,7 @@ __all__ = [
     "SqlInjectionDetector",
     "XssDetector",
     "default_detectors",
+    "known_names",
 ]
 
 MAX_PAYLOAD_CHARS = 256
@@ -47,6 +48,7 @@ _PROSE_FINGERPRINT = re.compile(r"[n&ov]+|[1n]c|sE.*")
 
 class Detector(Protocol):
     attack_types: frozenset[str]
+    rule_ids: frozenset[str]  # every rule id its findings can carry
     kinds: frozenset[str] | None  # the point kinds it judges; None: all
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]: ...
@@ -56,6 +58,7 @@ class SqlInjectionDetector:
     """SQL injection, by libinjection's tokenizer and fingerprint set."""
 
     attack_types = frozenset({"sqli"})
+    rule_ids = frozenset({"libinjection-sqli"})
     kinds: frozenset[str] | None = None
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
@@ -74,6 +77,7 @@ class XssDetector:
     """Cross-site scripting, by libinjection's HTML5 tokenizer."""
 
     attack_types = frozenset({"xss"})
+    rule_ids = frozenset({"libinjection-xss"})
     kinds: frozenset[str] | None = None
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
@@ -95,6 +99,7 @@ class SignatureDetector:
     def __init__(self, rules: Sequence[PatternRule] = RULES, *, disabled_rules: frozenset[str] = frozenset()) -> None:
         self.rules = tuple(rule for rule in rules if rule.rule_id not in disabled_rules)
         self.attack_types = frozenset(rule.attack_type for rule in self.rules)
+        self.rule_ids = frozenset(rule.rule_id for rule in self.rules)
         self.kinds: frozenset[str] | None = None
         self._regexes = tuple(re.compile(rule.pattern, re.DOTALL) for rule in self.rules)
         self._database = _compile_hyperscan(self.rules)
@@ -149,6 +154,7 @@ class Log4ShellDetector:
     """
 
     attack_types = frozenset({"log4shell"})
+    rule_ids = frozenset({"log4shell-jndi"})
     kinds: frozenset[str] | None = None
     _LOOKUP = re.compile(r"\$\{([^${}]*)\}")
     _JNDI = re.compile(r"\$\{\s*jndi\s*:")
@@ -187,6 +193,7 @@ class ProtocolAnomalyDetector:
 
     def __init__(self, anomalies: frozenset[str] | None = None) -> None:
         self.anomalies = anomalies if anomalies is not None else SMUGGLING_ANOMALIES
+        self.rule_ids = frozenset(f"protocol-{name}" for name in self.anomalies)
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
         if point.kind != "anomaly":
@@ -210,6 +217,11 @@ SMUGGLING_ANOMALIES = frozenset(
         "header_without_colon",
     }
 )
+
+
+def known_names(detectors: Sequence[Detector]) -> frozenset[str]:
+    """Every attack type and rule id the detectors can report: what a policy may name."""
+    return frozenset().union(*(detector.attack_types | detector.rule_ids for detector in detectors))
 
 
 def default_detectors() -> list[Detector]:

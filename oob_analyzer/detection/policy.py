@@ -101,22 +101,23 @@ class DetectionPolicy:
         return PolicyScope(disabled=frozenset(disabled), allow=tuple(allow))
 
 
-def load_policy(path: Path) -> DetectionPolicy:
+def load_policy(path: Path, *, known: frozenset[str] | None = None) -> DetectionPolicy:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{path}: cannot read the config file: {exc}") from exc
-    return parse_policy(text, source=str(path))
+    return parse_policy(text, source=str(path), known=known)
 
 
-def parse_policy(text: str, *, source: str = "<config>") -> DetectionPolicy:
+def parse_policy(text: str, *, source: str = "<config>", known: frozenset[str] | None = None) -> DetectionPolicy:
+    """The policy in `text`. With `known` (attack types and rule ids), a name not in it is refused."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from exc
     if root is None:
         return DetectionPolicy()
-    reader = _NodeReader(source)
+    reader = _NodeReader(source, known)
     top = reader.mapping(root, "the config file")
     section = top.get("detection")
     if section is None:
@@ -132,8 +133,9 @@ def parse_policy(text: str, *, source: str = "<config>") -> DetectionPolicy:
 class _NodeReader:
     """Walks the YAML node tree, so every error can quote the line it is about."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, known: frozenset[str] | None) -> None:
         self.source = source
+        self.known = known
 
     def fail(self, node: yaml.Node, message: str) -> PolicyError:
         return PolicyError(f"{self.source}:{node.start_mark.line + 1}: {message}")
@@ -174,7 +176,13 @@ class _NodeReader:
     def names(self, node: yaml.Node | None, what: str) -> frozenset[str]:
         if node is None:
             return frozenset()
-        return frozenset(self.text(item, f"each entry of {what}").lower() for item in self.sequence(node, what))
+        return frozenset(self.known_name(item, f"each entry of {what}") for item in self.sequence(node, what))
+
+    def known_name(self, node: yaml.Node, what: str) -> str:
+        name = self.text(node, what).lower()
+        if self.known is not None and name not in self.known:
+            raise self.fail(node, f"{what}: {name!r} is neither an attack type nor a rule id")
+        return name
 
     def allow_rule(self, node: yaml.Node, what: str) -> AllowRule:
         fields = self.fields(node, what, {"point", "attack_type", "rule", "value"})
@@ -182,8 +190,10 @@ class _NodeReader:
             raise self.fail(node, f"{what} must name at least one of point, attack_type, rule, value")
         return AllowRule(
             point=self.text(fields["point"], f"{what}.point") if "point" in fields else "*",
-            attack_type=self.text(fields["attack_type"], f"{what}.attack_type") if "attack_type" in fields else None,
-            rule=self.text(fields["rule"], f"{what}.rule") if "rule" in fields else None,
+            attack_type=self.known_name(fields["attack_type"], f"{what}.attack_type")
+            if "attack_type" in fields
+            else None,
+            rule=self.known_name(fields["rule"], f"{what}.rule") if "rule" in fields else None,
             value=self.pattern(fields["value"], f"{what}.value") if "value" in fields else None,
         )
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from oob_analyzer.detection import DetectionEngine, PolicyError, default_detectors, load_policy, parse_policy
+from oob_analyzer.detection.detectors import known_names
 from tests.builders import http_request
 
 CONFIG = """\
@@ -61,6 +62,15 @@ def test_invalid_config_is_refused_with_line_and_reason(text: str, message: str)
     with pytest.raises(PolicyError) as raised:
         parse_policy(text)
     assert str(raised.value).startswith(message)
+
+
+def test_unknown_attack_type_or_rule_is_refused_when_names_are_known() -> None:
+    known = known_names(default_detectors())
+    assert "sqli" in known and "lfi-dot-dot" in known and "libinjection-xss" in known
+    with pytest.raises(PolicyError, match=r"<config>:2: .*'sqlii' is neither an attack type nor a rule id"):
+        parse_policy("detection:\n  disabled: [sqlii]\n", known=known)
+    with pytest.raises(PolicyError, match=r"<config>:4: .*'xs' is neither"):
+        parse_policy("detection:\n  allow:\n    - point: q\n      attack_type: xs\n", known=known)
 
 
 def test_policy_file_errors_name_the_file(tmp_path: Path) -> None:
