@@ -14,7 +14,6 @@ import html
 import re
 import zlib
 from collections.abc import Callable
-from urllib.parse import unquote, unquote_plus
 
 __all__ = [
     "MAX_DECODE_DEPTH",
@@ -57,13 +56,33 @@ def percent_decode(text: str, *, plus_is_space: bool = True) -> str:
     for _ in range(_MAX_PERCENT_ROUNDS):
         if "%" not in text and not (plus_is_space and "+" in text):
             break
-        unquote_once = unquote_plus if plus_is_space else unquote
-        decoded = _utf8_if_possible(unquote_once(text, encoding="latin-1"))
+        if plus_is_space:
+            text = text.replace("+", " ")
+        decoded = _utf8_if_possible(_unquote_latin1(text)) if "%" in text else text
+        plus_is_space = False  # a literal '+' that was %2B must stay a '+'
         if decoded == text:
             break
         text = decoded
-        plus_is_space = False  # a literal '+' that was %2B must stay a '+'
     return text
+
+
+def _unquote_latin1(text: str) -> str:
+    """`%XX` escapes to the Latin-1 character of that byte; a stray `%` stays as it is.
+
+    (urllib's unquote does the same in pure Python, several times slower: this runs on
+    every value of every request.)
+    """
+    pieces = text.split("%")
+    decoded = [pieces[0]]
+    for piece in pieces[1:]:
+        char = _HEX_PAIRS.get(piece[:2])
+        decoded.append("%" + piece if char is None else char + piece[2:])
+    return "".join(decoded)
+
+
+_HEX_PAIRS = {
+    f"{high}{low}": chr(int(high + low, 16)) for high in "0123456789abcdefABCDEF" for low in "0123456789abcdefABCDEF"
+}
 
 
 def decode_percent_unicode(text: str) -> str:

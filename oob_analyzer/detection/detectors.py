@@ -43,6 +43,9 @@ _NAME_KINDS = frozenset({"name", "json_key", "anomaly"})
 # So does a lone number before a comment (`1c`: "50% off -- today only"), and a string
 # followed straight by a statement keyword (`sE...`: "use 'select * from t' to list"), which
 # no SQL grammar accepts without a UNION or `;` between them.
+# Without a quote, operator, comment, bracket, variable or number, libinjection can only see
+# words and keywords: the fingerprints above, or keyword runs the signature rules cover.
+_SQL_SIGNAL = re.compile(r"[-'\"`;()=<>|&#*/@!~^%+\\]|\d")
 _PROSE_FINGERPRINT = re.compile(r"[n&ov]+|[1n]c|sE.*")
 
 
@@ -62,7 +65,7 @@ class SqlInjectionDetector:
     kinds: frozenset[str] | None = None
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
-        if point.kind in _NAME_KINDS or len(point.value) < 3:
+        if point.kind in _NAME_KINDS or len(point.value) < 3 or not _SQL_SIGNAL.search(point.value):
             return
         verdict = libinjection.is_sql_injection(point.value)
         if verdict["is_sqli"]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 
 from capture.packets import TunnelContext
 from oob_analyzer.detection.decoders import decoded_variants, normalize_for_matching
@@ -109,7 +108,13 @@ def _in_original_case(finding: Finding, normalized: str, variant: str) -> Findin
     start = normalized.find(finding.payload)
     if start < 0 or len(original) != len(normalized):
         return finding
-    return replace(finding, payload=original[start : start + len(finding.payload)])
+    return Finding(
+        attack_type=finding.attack_type,
+        point=finding.point,
+        payload=original[start : start + len(finding.payload)],
+        rule=finding.rule,
+        reason=finding.reason,
+    )
 
 
 def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str) -> AttackHit:
