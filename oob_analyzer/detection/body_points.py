@@ -44,7 +44,9 @@ def body_points(request: HttpRequest) -> Iterator[RequestPoint]:
     declared_type = request.header("content-type") or ""
     parsed = list(_parsed_body_points(declared_type, text))
     yield from parsed
-    if not parsed:
+    # Nothing parsed, or the format was only guessed (no Content-Type): the raw body too,
+    # judged by every detector, since a guess ("starts with <, so XML") can be wrong.
+    if not parsed or (not declared_type and not any(point.kind == "body" for point in parsed)):
         yield _point("body", bounded(_utf8_if_possible(text)), "body")
 
 
@@ -93,9 +95,7 @@ def _parsed_body_points(declared_type: str, text: str) -> Iterator[RequestPoint]
         if "&&" in text or "=" not in text:  # not what a browser sends: inspect it whole too
             yield _point("body", bounded(text), "body")
     elif not content_type and _FORM_SHAPE.match(stripped):
-        # Undeclared: maybe a form, maybe not (an '&' may be the payload's own), so both.
         yield from urlencoded_points("body.form", bounded(text))
-        yield _point("body", bounded(text), "body")
     elif "graphql" in content_type:
         yield _point("body.graphql.query", bounded(text), "graphql")
 

@@ -36,7 +36,10 @@ __all__ = [
 MAX_PAYLOAD_CHARS = 256
 _PAYLOAD_CONTEXT = 40
 # Kinds that hold names or structure, not values: only the signature rules look at them.
-_NAME_KINDS = frozenset({"name", "json_key", "anomaly"})
+# (A whole XML document is markup by design; its text and attributes are points of their own.)
+_NOT_FOR_TOKENIZERS = frozenset({"name", "json_key", "anomaly", "xml"})
+# Media ranges such as `text/*, */*` read as SQL comments to libinjection.
+_MEDIA_TYPE_HEADERS = frozenset({"header.accept", "header.content-type", "header.accept-encoding"})
 # libinjection fingerprints made only of words, AND/OR, operators and @variables
 # (`n&v`: "john or@var.es"): prose and e-mail addresses look like that; an injection needs
 # a string break, a number, a comment, a function or a statement as well.
@@ -65,7 +68,12 @@ class SqlInjectionDetector:
     kinds: frozenset[str] | None = None
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
-        if point.kind in _NAME_KINDS or len(point.value) < 3 or not _SQL_SIGNAL.search(point.value):
+        if (
+            point.kind in _NOT_FOR_TOKENIZERS
+            or point.name in _MEDIA_TYPE_HEADERS
+            or len(point.value) < 3
+            or not _SQL_SIGNAL.search(point.value)
+        ):
             return
         verdict = libinjection.is_sql_injection(point.value)
         if verdict["is_sqli"]:
@@ -84,7 +92,7 @@ class XssDetector:
     kinds: frozenset[str] | None = None
 
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
-        if point.kind in _NAME_KINDS or ("<" not in point.value and "=" not in point.value):
+        if point.kind in _NOT_FOR_TOKENIZERS or ("<" not in point.value and "=" not in point.value):
             return
         if libinjection.is_xss(point.value)["is_xss"]:
             yield finding("xss", point, rule="libinjection-xss", reason="HTML/JS injection context")
@@ -110,7 +118,7 @@ class SignatureDetector:
     def inspect(self, point: RequestPoint) -> Iterator[Finding]:
         for index in self._matching_rules(point.value):
             rule = self.rules[index]
-            if rule.kinds is not None and point.kind not in rule.kinds:
+            if (rule.kinds is not None and point.kind not in rule.kinds) or point.kind in rule.skip_kinds:
                 continue
             match = self._regexes[index].search(point.value)
             span = match.span() if match else None

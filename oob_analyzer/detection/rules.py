@@ -20,9 +20,18 @@ class PatternRule:
     pattern: str
     reason: str
     kinds: frozenset[str] | None = None
+    skip_kinds: frozenset[str] = frozenset()
 
 
-_XML = frozenset({"xml", "body"})
+# A whole XML document is full of tags, attributes and URLs by design: markup and injection
+# rules judge its text and attribute values (their own points), not the document.
+_NOT_IN_DOCUMENTS = frozenset({"xml"})
+_VALUE_ONLY_TYPES = frozenset({"xss", "sqli", "ssrf", "rfi", "ldapi", "nosqli", "rce"})
+# Where a URL is one the server may fetch: parameters and bodies, not Referer/Origin/Host,
+# which carry internal addresses in every intranet.
+_FETCHED_URL_KINDS = frozenset(
+    {"query", "body.form", "json", "jwt", "multipart", "xml_value", "body", "graphql", "path_segment", "cookie"}
+)
 # Commands whose names are not English words: any argument will do.
 _DISTINCT_COMMANDS = (
     r"wget|curl|nc|ncat|netcat|bash|zsh|ksh|python[23]?|perl|ruby|php|ping|nslookup|getent|whoami|uname|"
@@ -40,7 +49,10 @@ _SHELL_ARGUMENT = r"(?:\s+[-/$'\"`~.\\{]|\s+\w+[/.=]|\s*(?:[;|`)]|&&)|\s*$)"
 def _rule(
     rule_id: str, attack_type: str, pattern: str, reason: str, kinds: frozenset[str] | None = None
 ) -> PatternRule:
-    return PatternRule(rule_id=rule_id, attack_type=attack_type, pattern=pattern, reason=reason, kinds=kinds)
+    skip = _NOT_IN_DOCUMENTS if attack_type in _VALUE_ONLY_TYPES else frozenset()
+    return PatternRule(
+        rule_id=rule_id, attack_type=attack_type, pattern=pattern, reason=reason, kinds=kinds, skip_kinds=skip
+    )
 
 
 RULES: tuple[PatternRule, ...] = (
@@ -179,6 +191,7 @@ RULES: tuple[PatternRule, ...] = (
         r"0x7f|2130706433|017700000001|\[::1?\]|\[0:0:0:0:0:ffff:|10\.\d+\.\d+\.\d+|192\.168\.|"
         r"172\.(?:1[6-9]|2\d|3[01])\.|169\.254\.|metadata\.google\.internal|100\.100\.100\.200)",
         "URL to an internal address",
+        _FETCHED_URL_KINDS,
     ),
     _rule("ssrf-scheme", "ssrf", r"\b(?:gopher|dict|ldap|tftp|jar|netdoc)://", "dangerous URL scheme"),
     # --- XML external entities ---
