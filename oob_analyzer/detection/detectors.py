@@ -25,6 +25,7 @@ from oob_analyzer.detection.rules import RULES, PatternRule
 __all__ = [
     "Detector",
     "Log4ShellDetector",
+    "OpenRedirectDetector",
     "ProtocolAnomalyDetector",
     "SignatureDetector",
     "SqlInjectionDetector",
@@ -196,6 +197,32 @@ class Log4ShellDetector:
         return inner
 
 
+class OpenRedirectDetector:
+    """Open redirects: a redirect-target parameter pointing off-site by a trick.
+
+    Only parameters named as redirect targets (`next`, `redirect_uri`, `returnTo`, ...) are
+    judged, and only tricks count: protocol-relative `//host`, backslash forms browsers read
+    as `//` (`/\\host`, `\\\\host`), `user@host` disguises and script URIs. A plain absolute URL
+    to another site is how OAuth and SSO work, so it is not flagged.
+    """
+
+    attack_types = frozenset({"open_redirect"})
+    rule_ids = frozenset({"open-redirect"})
+    kinds: frozenset[str] | None = frozenset({"query", "body.form", "json", "multipart"})
+    _TARGET_NAME = re.compile(
+        r"(?:^|[._\[])(?:redirect(?:_?ur[il])?|redir|return(?:_?to|_?url)?|next|continue|goto|dest(?:ination)?|"
+        r"forward|rurl|target_?url|success_?url|callback_?url)\]?$",
+        re.IGNORECASE,
+    )
+    _OFF_SITE = re.compile(
+        r"^\s*[/\\]\s*[/\\]|^\s*https?:\s*(?:[/\\]\s*\\|\\)|^\s*https?://[^/?#]*@|^\s*(?:java|vb)script:"
+    )
+
+    def inspect(self, point: RequestPoint) -> Iterator[Finding]:
+        if self._TARGET_NAME.search(point.name) and self._OFF_SITE.search(point.value):
+            yield finding("open_redirect", point, rule="open-redirect", reason="redirect target sent off-site")
+
+
 class ProtocolAnomalyDetector:
     """HTTP framing anomalies from reassembly that enable request smuggling or desync."""
 
@@ -241,6 +268,7 @@ def default_detectors() -> list[Detector]:
         XssDetector(),
         SignatureDetector(),
         Log4ShellDetector(),
+        OpenRedirectDetector(),
         ProtocolAnomalyDetector(),
     ]
 

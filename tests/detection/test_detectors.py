@@ -132,3 +132,20 @@ def test_hit_reports_payload_in_original_case_and_rule_reason() -> None:
     [hit] = ENGINE.analyze(http_request("/?next=%3CSCRIPT%3Ealert(1)%3C/SCRIPT%3E"))
     assert (hit.point, hit.payload, hit.rule) == ("query.next", "<SCRIPT>alert(1)</SCRIPT>", "libinjection-xss")
     assert hit.reason
+
+
+@pytest.mark.parametrize(
+    ("target", "found"),
+    [
+        ("/login?next=//evil.example/x", True),
+        ("/login?redirect_uri=%2F%5Cevil.example", True),
+        ("/sso?returnTo=https://shop.example.com@evil.example/", True),
+        ("/go?url[redirect]=javascript:alert(1)", True),
+        ("/login?next=/account/orders", False),
+        ("/oauth?redirect_uri=https://app.example.org/callback", False),
+        ("/search?q=//comment", False),
+    ],
+)
+def test_open_redirect_only_for_redirect_parameters_with_a_trick(target: str, found: bool) -> None:
+    types = {hit.attack_type for hit in ENGINE.analyze(http_request(target))}
+    assert ("open_redirect" in types) is found
