@@ -193,6 +193,12 @@ RULES: tuple[PatternRule, ...] = (
         "URL to an internal address",
         _FETCHED_URL_KINDS,
     ),
+    _rule(
+        "ssrf-cloud-metadata",
+        "ssrf",
+        r"\b(?:169\.254\.169\.254|metadata\.google\.internal|100\.100\.100\.200|fd00:ec2::254)\b",
+        "cloud metadata address (never a browser's Referer)",
+    ),
     _rule("ssrf-scheme", "ssrf", r"\b(?:gopher|dict|ldap|tftp|jar|netdoc)://", "dangerous URL scheme"),
     # --- XML external entities ---
     _rule("xxe-entity", "xxe", r"<!entity\s+(?:%\s*)?[\w.-]+\s+(?:system|public)\b", "external entity declaration"),
