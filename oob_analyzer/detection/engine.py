@@ -43,7 +43,8 @@ class DetectionEngine:
         self.detectors = tuple(detectors)
         self.policy = policy if policy is not None else DetectionPolicy()
         self.cache_size = cache_size
-        self._verdicts: dict[tuple[str, str, str], tuple[Finding, ...]] = {}
+        self._verdicts: dict[RequestPoint, tuple[Finding, ...]] = {}
+        self._header_verdicts: dict[tuple[str, str], tuple[Finding, ...]] = {}
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
         scope = self.policy.scope_for(application=application, host=request.host, path=request.target)
@@ -63,26 +64,33 @@ class DetectionEngine:
 
     def _request_findings(self, request: HttpRequest) -> Iterator[tuple[Finding, ...]]:
         for point in extract_points(request, headers=False):
-            yield self._cached(point.name, point.kind, point.value, point)
-        for raw_name, value in request.headers:
-            # A header field is judged whole (value, cookies, JWT claims), once per value seen.
-            yield self._cached(raw_name, "header field", value, None)
+            yield self._cached(point)
+        for field in request.headers:
+            # A header field is judged whole (value, cookies, JWT claims), once per value seen;
+            # the field's own (name, value) tuple is the cache key, no key to build.
+            cached = self._header_verdicts.get(field)
+            if cached is None:
+                cached = self._judge_header(field)
+            yield cached
 
-    def _cached(self, name: str, kind: str, value: str, point: RequestPoint | None) -> tuple[Finding, ...]:
-        if len(value) > _CACHED_VALUE_CHARS or self.cache_size == 0:
-            return self._judge(name, value, point)
-        key = (name, kind, value)
-        cached = self._verdicts.get(key)
+    def _judge_header(self, field: tuple[str, str]) -> tuple[Finding, ...]:
+        raw_name, value = field
+        verdict = tuple(finding for each in header_points(raw_name, value) for finding in self._inspect_point(each))
+        if self.cache_size and len(value) <= _CACHED_VALUE_CHARS:
+            if len(self._header_verdicts) >= self.cache_size:
+                self._header_verdicts.clear()  # bounded memory; the hot values come back at once
+            self._header_verdicts[field] = verdict
+        return verdict
+
+    def _cached(self, point: RequestPoint) -> tuple[Finding, ...]:
+        if len(point.value) > _CACHED_VALUE_CHARS or self.cache_size == 0:
+            return tuple(self._inspect_point(point))
+        cached = self._verdicts.get(point)  # a RequestPoint is a tuple: (name, value, kind)
         if cached is None:
             if len(self._verdicts) >= self.cache_size:
                 self._verdicts.clear()  # bounded memory; the hot values come back at once
-            cached = self._verdicts[key] = self._judge(name, value, point)
+            cached = self._verdicts[point] = tuple(self._inspect_point(point))
         return cached
-
-    def _judge(self, name: str, value: str, point: RequestPoint | None) -> tuple[Finding, ...]:
-        if point is not None:
-            return tuple(self._inspect_point(point))
-        return tuple(finding for each in header_points(name, value) for finding in self._inspect_point(each))
 
     def _inspect_point(self, point: RequestPoint) -> Iterator[Finding]:
         variants = decoded_variants(point.value)
