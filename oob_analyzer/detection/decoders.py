@@ -40,7 +40,8 @@ _JS_ESCAPE = re.compile(r"\\(?:u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|x([0-9a
 # Overlong UTF-8 (RFC 3629 §3 forbids them; old IIS and Tomcat decoded them anyway):
 # two-byte forms C0/C1 xx that smuggle ASCII such as '.' (C0 AE) and '/' (C0 AF).
 _OVERLONG_TWO_BYTE = re.compile(r"[\xc0\xc1]([\x80-\xbf])")
-_BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
+# A token never starts with '/': in a path, "/SGVsbG8..." is a separator and then the token.
+_BASE64_TOKEN = re.compile(r"[A-Za-z0-9+_-][A-Za-z0-9+/_-]{7,}={0,2}")
 # `autof<x>ocus`, `al<b>ert`: a fake tag inside a word, dropped by lax HTML parsers.
 _INTERLEAVED_TAG = re.compile(r"(?<=[A-Za-z])<[A-Za-z]{1,3}>(?=[A-Za-z(])")
 # A plain comment goes; MySQL's `/*!50000 ... */` runs its contents, so only its markers go.

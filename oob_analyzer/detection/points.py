@@ -44,7 +44,7 @@ def _path_points(path: str) -> Iterator[RequestPoint]:
     decoded = bounded(percent_decode(path, plus_is_space=False))
     yield RequestPoint(name="path", value=decoded, kind="path")
     segments = [segment for segment in path.split("/") if segment]
-    if len(segments) > 1 or (segments and len(segments[0]) + 1 < len(path)) or (segments and len(segments[0]) >= 8):
+    if len(segments) > 1 or (segments and len(segments[0]) + 1 < len(path)):
         for index, segment in enumerate(segments):
             yield RequestPoint(
                 name=f"path.{index}", value=bounded(percent_decode(segment, plus_is_space=False)), kind="path_segment"
