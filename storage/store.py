@@ -55,6 +55,7 @@ class AttackStore:
     @classmethod
     def open(cls, url: str, *, upgrade: bool = True) -> AttackStore:
         """Connect to the database at `url` and bring its schema up to date (unless told not to)."""
+        engine: Engine | None = None
         try:
             # pre_ping: after an outage, pooled connections are dead; test before use.
             # connect_timeout: a database behind a dead network must not hang a run's shutdown.
@@ -65,6 +66,8 @@ class AttackStore:
             if upgrade:
                 upgrade_schema(engine)
         except (SQLAlchemyError, ImportError, UnversionedDatabaseError) as exc:
+            if engine is not None:  # close what the failed attempt pooled, not leave it to the GC
+                engine.dispose()
             raise StorageError(f"cannot open database {redacted(url)}: {_first_line(exc)}") from exc
         return cls(engine)
 

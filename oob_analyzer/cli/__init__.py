@@ -6,6 +6,7 @@ import click
 
 from oob_analyzer.cli.anomalies import anomalies
 from oob_analyzer.cli.db import db
+from oob_analyzer.cli.detect import detect
 from oob_analyzer.cli.export import export
 from oob_analyzer.cli.extract import extract
 from oob_analyzer.cli.mirror import mirror_server
@@ -33,3 +34,4 @@ main.add_command(mirror_server)
 main.add_command(export)
 main.add_command(db)
 main.add_command(anomalies)
+main.add_command(detect)

@@ -1,41 +1,131 @@
 """The detection engine: runs the detectors over every point of a request.
 
 Sans-I/O: an `HttpRequest` in, `AttackHit`s out, one per attack type found in the request
-(the first point where that type matched is the one reported).
+(the first point where that type matched is the one reported). Each point is decoded into
+its variants (`decoders`), each variant normalized once and shown to every detector.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 
 from capture.packets import TunnelContext
+from oob_analyzer.detection.decoders import decoded_variants, normalize_for_matching
 from oob_analyzer.detection.detectors import Detector
 from oob_analyzer.detection.events import AttackHit, Finding
-from oob_analyzer.detection.points import extract_points
+from oob_analyzer.detection.points import extract_points, header_points
+from oob_analyzer.detection.policy import DetectionPolicy
+from oob_analyzer.detection.request_point import RequestPoint
 from reassembly.events import HttpRequest
 
 __all__ = ["DetectionEngine", "describe_tunnel", "request_excerpt"]
 
 REQUEST_EXCERPT_CHARS = 2048
+_CACHED_VALUE_CHARS = 512
+# Letters, digits and `_.-` only: no quote, bracket, operator or blank for a payload to use.
+_INERT = re.compile(r"[A-Za-z0-9_.-]{0,12}")
+_ALWAYS_INSPECTED = frozenset({"header", "anomaly"})  # a lone word can be a scanner or an anomaly
 
 
 class DetectionEngine:
-    def __init__(self, detectors: Sequence[Detector]) -> None:
+    """Runs `detectors` over every decoded variant of every point of a request.
+
+    `policy` (allow-lists, disabled attack types per application, host or path) is passed
+    in; without one, every finding counts. Verdicts on short values are remembered in a
+    bounded cache (`cache_size` entries; 0 turns it off): mirrored traffic repeats the same
+    header values (User-Agent, Accept, cookies) request after request.
+    """
+
+    def __init__(
+        self, detectors: Sequence[Detector], *, policy: DetectionPolicy | None = None, cache_size: int = 4096
+    ) -> None:
         self.detectors = tuple(detectors)
+        self.policy = policy if policy is not None else DetectionPolicy()
+        self.cache_size = cache_size
+        self._verdicts: dict[RequestPoint, tuple[Finding, ...]] = {}
+        self._header_verdicts: dict[tuple[str, str], tuple[Finding, ...]] = {}
 
-    def analyze(self, request: HttpRequest) -> list[AttackHit]:
+    def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
+        scope = self.policy.scope_for(application=application, host=request.host, path=request.target)
         found: dict[str, Finding] = {}
-        for point in extract_points(request):
-            for detector in self.detectors:
-                if detector.attack_type in found:
-                    continue
-                finding = detector.inspect(point)
-                if finding is not None:
+        for findings in self._request_findings(request):
+            for finding in findings:
+                if (
+                    finding.attack_type not in found
+                    and finding.attack_type not in scope.disabled
+                    and scope.permits(finding)
+                ):
                     found[finding.attack_type] = finding
-        return [_hit(request, finding) for finding in found.values()]
+        if not found:
+            return []
+        excerpt = request_excerpt(request)
+        return [_hit(request, finding, application, excerpt) for finding in found.values()]
+
+    def _request_findings(self, request: HttpRequest) -> Iterator[tuple[Finding, ...]]:
+        for point in extract_points(request, headers=False):
+            yield self._cached(point)
+        for field in request.headers:
+            # A header field is judged whole (value, cookies, JWT claims), once per value seen;
+            # the field's own (name, value) tuple is the cache key, no key to build.
+            cached = self._header_verdicts.get(field)
+            if cached is None:
+                cached = self._judge_header(field)
+            yield cached
+
+    def _judge_header(self, field: tuple[str, str]) -> tuple[Finding, ...]:
+        raw_name, value = field
+        verdict = tuple(finding for each in header_points(raw_name, value) for finding in self._inspect_point(each))
+        if self.cache_size and len(value) <= _CACHED_VALUE_CHARS:
+            if len(self._header_verdicts) >= self.cache_size:
+                self._header_verdicts.clear()  # bounded memory; the hot values come back at once
+            self._header_verdicts[field] = verdict
+        return verdict
+
+    def _cached(self, point: RequestPoint) -> tuple[Finding, ...]:
+        if len(point.value) > _CACHED_VALUE_CHARS or self.cache_size == 0:
+            return tuple(self._inspect_point(point))
+        cached = self._verdicts.get(point)  # a RequestPoint is a tuple: (name, value, kind)
+        if cached is None:
+            if len(self._verdicts) >= self.cache_size:
+                self._verdicts.clear()  # bounded memory; the hot values come back at once
+            cached = self._verdicts[point] = tuple(self._inspect_point(point))
+        return cached
+
+    def _inspect_point(self, point: RequestPoint) -> Iterator[Finding]:
+        variants = decoded_variants(point.value)
+        if len(variants) == 1 and point.kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(point.value):
+            return  # a bare word or number: no detector can match it
+        for variant in variants:
+            normalized = normalize_for_matching(variant)
+            shown = RequestPoint(name=point.name, value=normalized, kind=point.kind)
+            for detector in self.detectors:
+                if detector.kinds is not None and point.kind not in detector.kinds:
+                    continue
+                # Every finding, not the first per type: a policy that allows one rule
+                # must not hide another rule of the same type on the same point.
+                for finding in detector.inspect(shown):
+                    yield _in_original_case(finding, normalized, variant)
 
 
-def _hit(request: HttpRequest, finding: Finding) -> AttackHit:
+def _in_original_case(finding: Finding, normalized: str, variant: str) -> Finding:
+    """Report the payload as it was written, not lower-cased, when the two align."""
+    original = variant.replace("\x00", "")
+    if original == normalized:
+        return finding
+    start = normalized.find(finding.payload)
+    if start < 0 or len(original) != len(normalized):
+        return finding
+    return Finding(
+        attack_type=finding.attack_type,
+        point=finding.point,
+        payload=original[start : start + len(finding.payload)],
+        rule=finding.rule,
+        reason=finding.reason,
+    )
+
+
+def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str) -> AttackHit:
     flow = request.flow
     return AttackHit(
         ts=request.ts,
@@ -52,7 +142,8 @@ def _hit(request: HttpRequest, finding: Finding) -> AttackHit:
         rule=finding.rule,
         reason=finding.reason,
         tunnel=describe_tunnel(flow.tunnel),
-        request_excerpt=request_excerpt(request),
+        application=application,
+        request_excerpt=excerpt,
     )
 
 

@@ -1,68 +1,79 @@
 """Request points: the places in a request where a payload can hide, decoded for inspection.
 
-Each point has a stable name that says where it is (`path`, `query.id`, `body.form.comment`)
-and the value a detector sees, after decoding.
+Each point has a stable name that says where it is (`path`, `query.id`, `body.form.comment`,
+`body.json.user.name`, `header.user-agent`, `cookie.session`), a `kind` detectors use to pick
+what they look at, and the value a detector sees after percent-decoding. Deeper decoding
+(base64, entities, escapes) is the engine's job, in `decoders`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.parse import unquote, unquote_plus
 
+from oob_analyzer.detection.body_points import body_points, json_points, jwt_claims
+from oob_analyzer.detection.decoders import percent_decode
+from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, urlencoded_points
 from reassembly.events import HttpRequest
 
-__all__ = ["RequestPoint", "extract_points", "percent_decode"]
+__all__ = ["MAX_POINT_CHARS", "RequestPoint", "extract_points", "header_points", "percent_decode"]
 
-_MAX_DECODE_ROUNDS = 3
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestPoint:
-    name: str
-    value: str
+# Headers whose values carry no attacker-chosen text worth inspecting as a payload.
+_STRUCTURAL_HEADERS = frozenset({"content-length", "cookie"})
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
 
 
-def extract_points(request: HttpRequest) -> Iterator[RequestPoint]:
-    path, _, query = request.target.partition("?")
-    yield RequestPoint(name="path", value=percent_decode(path, plus_is_space=False))
-    yield from _urlencoded_points("query", query)
-    content_type = (request.header("content-type") or "").split(";", 1)[0].strip().lower()
-    if content_type == "application/x-www-form-urlencoded" and request.body:
-        yield from _urlencoded_points("body.form", request.body.decode("latin-1"))
+def extract_points(request: HttpRequest, *, headers: bool = True) -> Iterator[RequestPoint]:
+    """Every point of `request`: path, query, headers, cookies, body, reassembly anomalies.
 
-
-def _urlencoded_points(prefix: str, text: str) -> Iterator[RequestPoint]:
-    for pair in text.split("&"):
-        if not pair:
-            continue
-        raw_name, has_value, raw_value = pair.partition("=")
-        name = percent_decode(raw_name)
-        if has_value:
-            yield RequestPoint(name=f"{prefix}.{name}", value=percent_decode(raw_value))
-        else:  # a bare `?payload` is a value with no name
-            yield RequestPoint(name=prefix, value=name)
-
-
-def percent_decode(text: str, *, plus_is_space: bool = True) -> str:
-    """Undo percent-encoding, repeatedly (attackers encode twice), in at most a few rounds.
-
-    Bytes that are not UTF-8 decode as Latin-1, so nothing is lost.
+    `headers=False` leaves the header fields out, for a caller that takes them one by one
+    with `header_points` (the engine does, to judge a repeated header once).
     """
-    for _ in range(_MAX_DECODE_ROUNDS):
-        if "%" not in text and not (plus_is_space and "+" in text):
-            break
-        unquote_once = unquote_plus if plus_is_space else unquote
-        decoded = _utf8_if_possible(unquote_once(text, encoding="latin-1"))
-        if decoded == text:
-            break
-        text = decoded
-        plus_is_space = False  # a literal '+' that was %2B must stay a '+'
-    return text
+    path, _, query = request.target.partition("?")
+    yield from _path_points(path)
+    yield from urlencoded_points("query", query)
+    if headers:
+        for raw_name, value in request.headers:
+            yield from header_points(raw_name, value)
+    yield from body_points(request)
+    if request.anomalies:
+        yield RequestPoint(name="request", value=" ".join(request.anomalies), kind="anomaly")
 
 
-def _utf8_if_possible(text: str) -> str:
-    try:
-        return text.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return text
+def _path_points(path: str) -> Iterator[RequestPoint]:
+    decoded = bounded(percent_decode(path, plus_is_space=False))
+    yield RequestPoint(name="path", value=decoded, kind="path")
+    segments = [segment for segment in path.split("/") if segment]
+    if len(segments) > 1 or (segments and len(segments[0]) + 1 < len(path)):
+        for index, segment in enumerate(segments):
+            yield RequestPoint(
+                name=f"path.{index}", value=bounded(percent_decode(segment, plus_is_space=False)), kind="path_segment"
+            )
+
+
+def header_points(raw_name: str, value: str) -> Iterator[RequestPoint]:
+    """The points of one header field: its value, each cookie, the claims of a JWT in it."""
+    name = raw_name.lower()
+    if name == "cookie":
+        yield from _cookie_points(value)
+    elif name not in _STRUCTURAL_HEADERS:
+        yield RequestPoint(name=f"header.{name}", value=bounded(value), kind="header")
+        yield from _jwt_points(f"header.{name}", value)
+
+
+def _cookie_points(header_value: str) -> Iterator[RequestPoint]:
+    for pair in header_value.split(";"):
+        name, _, value = pair.strip().partition("=")
+        if not name and not value:
+            continue
+        yield RequestPoint(name=f"cookie.{name}", value=bounded(percent_decode(value)), kind="cookie")
+        yield from _jwt_points(f"cookie.{name}", value)
+
+
+def _jwt_points(prefix: str, text: str) -> Iterator[RequestPoint]:
+    if "eyJ" not in text:
+        return
+    for match in _JWT.finditer(text):
+        claims = jwt_claims(match.group(0))
+        if claims is not None:
+            yield from json_points(f"{prefix}.jwt", claims, kind="jwt")

@@ -38,13 +38,14 @@ def test_a_run_stores_its_hits_anomalies_and_report(db_url: str, tmp_path: Path)
     )  # fmt: skip
     with Session(store.engine) as session:
         anomalies = session.scalars(select(Anomaly).order_by(Anomaly.src_port)).all()
-        hits = session.scalars(select(Hit)).all()
+        hits = session.scalars(select(Hit).order_by(Hit.src_port)).all()
         (run,) = session.scalars(select(CaptureRun)).all()
         assert [(a.name, a.src_port, a.target) for a in anomalies] == [
             ("content_length_and_chunked", 41000, "/login"),
             ("garbage_before_request", 41001, None),
         ]
         assert "bytes discarded" in anomalies[1].detail
-        assert [(h.attack_type, h.src_port) for h in hits] == [("xss", 41001)]
-        assert (run.requests, run.hits, run.anomalies) == (2, 1, 2)
+        # The smuggling-shaped request is itself a hit: detection reports protocol anomalies.
+        assert [(h.attack_type, h.src_port) for h in hits] == [("protocol", 41000), ("xss", 41001)]
+        assert (run.requests, run.hits, run.anomalies) == (2, 2, 2)
     store.close()

@@ -1,0 +1,174 @@
+"""Body points: the request body split by its format (form, multipart, JSON, XML, GraphQL).
+
+The declared Content-Type picks the parser; when it is missing or wrong the body is sniffed,
+and when nothing parses the raw body is one point (`body`), so no byte goes uninspected.
+Parsing is tolerant and bounded: a broken body yields what could be read, then the raw body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from oob_analyzer.detection.decoders import decode_gzip_text, percent_decode
+from oob_analyzer.detection.request_point import RequestPoint, bounded, urlencoded_points
+from reassembly.events import HttpRequest
+
+__all__ = ["body_points", "json_points", "jwt_claims"]
+
+_MAX_JSON_NODES = 2000
+_MAX_PARTS = 200
+_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
+_SNIFFED_BOUNDARY = re.compile(rb"--([!-~]{1,200}?)\r?\n")
+_PART_NAME = re.compile(r'\bname="?([^";\r\n]*)"?', re.IGNORECASE)
+_PART_FILENAME = re.compile(r'\bfilename\*?="?([^";\r\n]*)"?', re.IGNORECASE)
+_XML_TEXT = re.compile(r">([^<]+)<")
+_XML_ATTRIBUTE = re.compile(r"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_XML_TAG = re.compile(r"<([\w:.-]+)([^>]*)>")
+_XML_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
+_FORM_SHAPE = re.compile(r"[^=&\s]{1,256}=")
+
+
+def body_points(request: HttpRequest) -> Iterator[RequestPoint]:
+    body = request.body
+    if not body:
+        return
+    encoding = (request.header("content-encoding") or "").strip().lower()
+    text = decode_gzip_text(body) if encoding in {"gzip", "deflate", "x-gzip"} else None
+    if text is None:
+        text = body.decode("latin-1")
+    declared_type = request.header("content-type") or ""
+    parsed = list(_parsed_body_points(declared_type, text))
+    yield from parsed
+    # Nothing parsed, or the format was only guessed (no Content-Type): the raw body too,
+    # judged by every detector, since a guess ("starts with <, so XML") can be wrong.
+    if not parsed or (not declared_type and not any(point.kind == "body" for point in parsed)):
+        yield _point("body", bounded(_utf8_if_possible(text)), "body")
+
+
+def json_points(prefix: str, document: Any, *, kind: str = "json") -> Iterator[RequestPoint]:
+    """Every key and scalar value of a JSON document, named by its path (`body.json.a.0.b`)."""
+    stack: list[tuple[str, Any]] = [(prefix, document)]
+    nodes = 0
+    while stack and nodes < _MAX_JSON_NODES:
+        path, node = stack.pop()
+        nodes += 1
+        if isinstance(node, dict):
+            for key, child in reversed(list(node.items())):
+                yield _point(f"{path}.{key}", bounded(str(key)), "json_key")
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{index}", child) for index, child in reversed(list(enumerate(node))))
+        elif isinstance(node, str):
+            yield _point(path, bounded(node), kind)
+        elif node is not None and not isinstance(node, bool):
+            yield _point(path, str(node), kind)
+
+
+def jwt_claims(token: str) -> Any | None:
+    """The decoded payload of a JWT (header.payload.signature), unverified, or None."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        return json.loads(raw)
+    except (binascii.Error, ValueError, RecursionError):
+        return None
+
+
+def _parsed_body_points(declared_type: str, text: str) -> Iterator[RequestPoint]:
+    stripped = text.lstrip()
+    content_type = declared_type.lower()
+    if "multipart/" in content_type or (not content_type and stripped.startswith("--")):
+        yield from _multipart_points(declared_type, text)  # the boundary is case-sensitive
+    elif "json" in content_type or (not content_type and stripped[:1] in ("{", "[")):
+        yield from _json_body_points(text)
+    elif "xml" in content_type or (not content_type and stripped.startswith("<")):
+        yield from _xml_points(text)
+    elif "x-www-form-urlencoded" in content_type:
+        yield from urlencoded_points("body.form", bounded(text))
+        if "&&" in text or "=" not in text:  # not what a browser sends: inspect it whole too
+            yield _point("body", bounded(text), "body")
+    elif not content_type and _FORM_SHAPE.match(stripped):
+        yield from urlencoded_points("body.form", bounded(text))
+    elif "graphql" in content_type:
+        yield _point("body.graphql.query", bounded(text), "graphql")
+
+
+def _json_body_points(text: str) -> Iterator[RequestPoint]:
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return
+    if isinstance(document, dict) and isinstance(document.get("query"), str):
+        yield _point("body.graphql.query", bounded(document["query"]), "graphql")
+    yield from json_points("body.json", document)
+
+
+def _multipart_points(content_type: str, text: str) -> Iterator[RequestPoint]:
+    boundary = _boundary(content_type, text)
+    if boundary is None:
+        return
+    delimiter = "--" + boundary
+    for index, part in enumerate(text.split(delimiter)[1 : _MAX_PARTS + 1]):
+        if part.startswith("--"):
+            break
+        head, separator, content = _split_part(part)
+        if not separator:
+            continue
+        name_match = _PART_NAME.search(head)
+        name = name_match.group(1) if name_match else str(index)
+        yield _point(f"body.multipart.{name}", bounded(name), "name")
+        filename = _PART_FILENAME.search(head)
+        if filename:
+            yield _point(f"body.multipart.{name}.filename", bounded(percent_decode(filename.group(1))), "filename")
+        yield _point(f"body.multipart.{name}", bounded(_utf8_if_possible(content)), "multipart")
+
+
+def _boundary(content_type: str, text: str) -> str | None:
+    declared = _BOUNDARY.search(content_type)
+    if declared:
+        return declared.group(1).strip()
+    sniffed = _SNIFFED_BOUNDARY.match(text.lstrip().encode("latin-1"))
+    return sniffed.group(1).decode("latin-1") if sniffed else None
+
+
+def _split_part(part: str) -> tuple[str, str, str]:
+    part = part.removeprefix("\r\n").removeprefix("\n")
+    for blank in ("\r\n\r\n", "\n\n"):
+        head, separator, content = part.partition(blank)
+        if separator:
+            return head, separator, content.removesuffix("\r\n").removesuffix("\n")
+    return part, "", ""
+
+
+def _xml_points(text: str) -> Iterator[RequestPoint]:
+    # The whole document is one point for the structural attacks (DTD, entities, PIs);
+    # text, CDATA and attribute values are points of their own for the injections.
+    yield _point("body.xml", bounded(text), "xml")
+    for match in _XML_TAG.finditer(text):
+        for attribute in _XML_ATTRIBUTE.finditer(match.group(2)):
+            value = attribute.group(2) if attribute.group(2) is not None else attribute.group(3)
+            if value and not value.startswith(("http://", "https://", "urn:")):
+                yield _point(f"body.xml.{match.group(1)}@{attribute.group(1)}", bounded(value), "xml_value")
+    for match in _XML_TEXT.finditer(text):
+        if match.group(1).strip():
+            yield _point("body.xml.text", bounded(match.group(1)), "xml_value")
+    for match in _XML_CDATA.finditer(text):
+        yield _point("body.xml.cdata", bounded(match.group(1)), "xml_value")
+
+
+def _point(name: str, value: str, kind: str) -> RequestPoint:
+    return RequestPoint(name=name, value=value, kind=kind)
+
+
+def _utf8_if_possible(text: str) -> str:
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text

@@ -1,0 +1,60 @@
+"""`RequestPoint`: one named place in a request and the value found there, bounded in size."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from oob_analyzer.detection.decoders import percent_decode
+
+__all__ = ["MAX_POINT_CHARS", "RequestPoint", "bounded", "urlencoded_points"]
+
+# Values longer than this are inspected by their head and tail only: padding a payload
+# with 100 KiB of filler must not hide it, and inspecting all of it would cost too much.
+MAX_POINT_CHARS = 8192
+_EDGE_CHARS = MAX_POINT_CHARS // 2
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}(?:\[[A-Za-z0-9_.-]{0,64}\])*")
+
+
+class RequestPoint(NamedTuple):
+    """`name` says where (`query.id`), `kind` what sort of place (`query`, `header`, `json`).
+
+    A NamedTuple rather than a frozen dataclass: a request yields dozens of points and the
+    frozen dataclass's `__init__` cost showed up first in the detection profile.
+    """
+
+    name: str
+    value: str
+    kind: str = "value"
+
+
+def bounded(value: str) -> str:
+    if len(value) <= MAX_POINT_CHARS:
+        return value
+    return value[:_EDGE_CHARS] + "\n" + value[-_EDGE_CHARS:]
+
+
+def urlencoded_points(prefix: str, text: str) -> Iterator[RequestPoint]:
+    """`a=1&b[]=2&b[k]=3&bare`: one point per pair; odd names are points too (`a[$ne]`).
+
+    `a[]` and `a[b]` keep their brackets in the point name; repeated names give one point each.
+    """
+    if not text:
+        return
+    odd = False
+    for pair in text.split("&"):
+        if not pair:
+            odd = True
+            continue
+        raw_name, has_value, raw_value = pair.partition("=")
+        name = percent_decode(raw_name)
+        if has_value:
+            yield RequestPoint(name=f"{prefix}.{name}", value=bounded(percent_decode(raw_value)), kind=prefix)
+            if not _PLAIN_NAME.fullmatch(name):
+                odd = True
+                yield RequestPoint(name=f"{prefix}.{name}", value=bounded(name), kind="name")
+        else:  # a bare `?payload` is a value with no name
+            yield RequestPoint(name=prefix, value=bounded(name), kind=prefix)
+    if odd:  # an '&' or '=' that may belong to the payload: the whole string is a point too
+        yield RequestPoint(name=prefix, value=bounded(percent_decode(text)), kind=prefix)
