@@ -2,26 +2,33 @@
 
 Sans-I/O. Finds each segment's connection by (tunnel context, both endpoints), decides which
 side is the client (from the handshake, or from the first data when the capture starts in
-the middle of a connection), orders the client's bytes with a `TcpStream` and parses them
-with an `HttpRequestParser`.
+the middle of a connection), orders each direction's bytes with a `TcpStream` and parses
+them: the client's with an `HttpRequestParser`, the server's with an `HttpResponseParser`
+that learns of each request as it is emitted, so responses are paired without ever holding
+a request back. Holes that will not fill, full buffers, idle and surplus connections are
+handled by the `ReassemblyLimits` passed in; whatever they cost is counted in `stats`.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from capture.packets import TcpSegment
-from reassembly.events import FlowKey, ReassemblyEvent
-from reassembly.http_request import NEED_DATA, HttpRequestParser
+from reassembly.events import Anomaly, FlowKey, HttpRequest, HttpResponse, ProtocolSwitch, ReassemblyEvent
+from reassembly.http_message import NEED_DATA
+from reassembly.http_request import HttpRequestParser
+from reassembly.http_response import HttpResponseParser
+from reassembly.limits import ReassemblyLimits
 from reassembly.tcp_stream import TcpStream
 
 __all__ = ["ConnectionTracker"]
 
 _SYN = TcpSegment.SYN
 _ACK = TcpSegment.ACK
-_FIN_OR_RST = TcpSegment.FIN | TcpSegment.RST
+_FIN = TcpSegment.FIN
+_RST = TcpSegment.RST
 _LOOKS_LIKE_REQUEST = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\r\n]* HTTP/\d\.\d\r?\n")
 _LOOKS_LIKE_RESPONSE = re.compile(rb"HTTP/\d\.\d \d{3}")
 
@@ -29,40 +36,76 @@ _ConnectionId = tuple[object, ...]
 
 
 @dataclass(slots=True)
+class _Direction:
+    stream: TcpStream
+    parser: HttpRequestParser | HttpResponseParser
+    fin_seq: int | None = None  # the sequence number just past the last byte, once a FIN said so
+    gap_after_truncated: bool = False  # a snaplen-cut segment left a hole right behind it
+    conflicts_reported: int = 0
+    seen: bool = False
+
+
+@dataclass(slots=True)
 class _Connection:
     flow: FlowKey
-    parser: HttpRequestParser
-    client_stream: TcpStream = field(default_factory=TcpStream)
-    client_closing: bool = False
+    client: _Direction
+    server: _Direction
+    last_ts: float
+    pending_bytes: int = 0  # early bytes held by both directions, for the global bound
+    events: list[ReassemblyEvent] = field(default_factory=list)
 
 
 class ConnectionTracker:
-    """Tracks every TCP connection and parses the requests its clients send."""
+    """Tracks every TCP connection and parses the HTTP messages both sides send."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: ReassemblyLimits | None = None) -> None:
+        self.limits = limits or ReassemblyLimits()
         self.stats: Counter[str] = Counter()
-        self._connections: dict[_ConnectionId, _Connection] = {}
+        # Least recently active first: idle eviction looks at the front only.
+        self._connections: OrderedDict[_ConnectionId, _Connection] = OrderedDict()
+        self._pending_total = 0
 
     def receive_segment(self, segment: TcpSegment) -> list[ReassemblyEvent]:
+        events = self._evict_idle(segment.ts)
         key = _connection_id(segment)
         connection = self._connections.get(key)
+        if connection is not None and _is_new_connection(connection, segment):
+            events += self._close(key, reason="connections_reused")
+            connection = None
         if connection is None:
             connection = self._open(segment)
             if connection is None:
-                return []
+                return events
+            events += self._make_room()
             self._connections[key] = connection
-        if (segment.src, segment.sport) != (connection.flow.client, connection.flow.client_port):
-            if segment.flags & TcpSegment.RST:
-                return self._close(key)
-            return []
-        return self._receive_from_client(key, connection, segment)
+        else:
+            self._connections.move_to_end(key)
+        connection.last_ts = segment.ts
+        from_client = (segment.src, segment.sport) == (connection.flow.client, connection.flow.client_port)
+        direction = connection.client if from_client else connection.server
+        self._receive(connection, direction, segment)
+        events += connection.events
+        connection.events = []
+        if segment.flags & _RST or _both_finished(connection):
+            events += self._close(key, reason="connections_closed")
+        return events
 
     def close_all(self) -> list[ReassemblyEvent]:
-        """End of input: hand back every request still in progress."""
+        """End of input: hand back every message still in progress."""
         events: list[ReassemblyEvent] = []
         for key in list(self._connections):
-            events += self._close(key)
+            events += self._close(key, reason="connections_open_at_end")
         return events
+
+    @property
+    def tracked_connections(self) -> int:
+        return len(self._connections)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_total
+
+    # -- opening and closing -----------------------------------------------------------
 
     def _open(self, segment: TcpSegment) -> _Connection | None:
         flags = segment.flags
@@ -95,33 +138,145 @@ class ConnectionTracker:
         self.stats["connections"] += 1
         if midstream:
             self.stats["connections_picked_up_midstream"] += 1
-        return _Connection(flow=flow, parser=HttpRequestParser(flow, midstream=midstream))
+        limits = self.limits
+        return _Connection(
+            flow=flow,
+            client=_Direction(
+                TcpStream(overlap_check_bytes=limits.overlap_check_bytes),
+                HttpRequestParser(flow, midstream=midstream, limits=limits),
+            ),
+            server=_Direction(
+                TcpStream(overlap_check_bytes=limits.overlap_check_bytes),
+                # A response seen first is believed only from its status line.
+                HttpResponseParser(flow, midstream=midstream, limits=limits),
+            ),
+            last_ts=segment.ts,
+        )
 
-    def _receive_from_client(
-        self, key: _ConnectionId, connection: _Connection, segment: TcpSegment
-    ) -> list[ReassemblyEvent]:
-        stream = connection.client_stream
-        if segment.flags & _SYN:
-            stream.start(segment.seq)
+    def _make_room(self) -> list[ReassemblyEvent]:
         events: list[ReassemblyEvent] = []
-        data = stream.add(segment.seq, segment.payload)
-        if data:
-            connection.parser.receive_data(data, segment.ts)
-            while (event := connection.parser.next_event()) is not NEED_DATA:
-                events.append(event)
-        if segment.flags & _FIN_OR_RST:
-            connection.client_closing = True
-        # Close once every byte before the FIN has arrived; a reordered segment may be late.
-        if connection.client_closing and not stream.pending_bytes:
-            events += self._close(key)
+        while len(self._connections) >= self.limits.max_flows:
+            oldest = next(iter(self._connections))
+            events += self._close(oldest, reason="connections_evicted_table_full")
         return events
 
-    def _close(self, key: _ConnectionId) -> list[ReassemblyEvent]:
+    def _evict_idle(self, now: float) -> list[ReassemblyEvent]:
+        events: list[ReassemblyEvent] = []
+        deadline = now - self.limits.idle_timeout
+        while self._connections:
+            oldest_key, oldest = next(iter(self._connections.items()))
+            if oldest.last_ts >= deadline:
+                break
+            events += self._close(oldest_key, reason="connections_evicted_idle")
+        return events
+
+    def _close(self, key: _ConnectionId, *, reason: str) -> list[ReassemblyEvent]:
         connection = self._connections.pop(key)
-        if connection.client_stream.dropped_segments:
-            self.stats["tcp_segments_refused_buffer_full"] += connection.client_stream.dropped_segments
-        unfinished = connection.parser.close()
-        return [unfinished] if unfinished is not None else []
+        self.stats[reason] += 1
+        for direction in (connection.client, connection.server):
+            while direction.stream.has_pending:
+                self._skip_hole(connection, direction, "gaps_at_close")
+        events = connection.events
+        for direction in (connection.client, connection.server):
+            self._drain(connection, direction)
+            unfinished = direction.parser.close()
+            if unfinished is not None:
+                self._emit(connection, unfinished)
+        self._pending_total -= connection.pending_bytes
+        return events
+
+    # -- bytes -------------------------------------------------------------------------
+
+    def _receive(self, connection: _Connection, direction: _Direction, segment: TcpSegment) -> None:
+        stream = direction.stream
+        if segment.flags & _SYN:
+            stream.start(segment.seq)
+        if segment.payload:
+            direction.seen = True
+            before = stream.pending_bytes
+            data = stream.add(segment.seq, segment.payload)
+            if data:
+                direction.parser.receive_data(data, segment.ts)
+            self._account(connection, stream.pending_bytes - before)
+            if stream.overlap_conflicts > direction.conflicts_reported:
+                direction.conflicts_reported = stream.overlap_conflicts
+                self.stats["overlap_conflicts"] += 1
+                connection.events.append(
+                    Anomaly(ts=segment.ts, flow=connection.flow, name="overlap_conflict", detail=f"seq {segment.seq}")
+                )
+            self._enforce_buffer_limits(connection, direction)
+            if direction.gap_after_truncated and stream.has_pending:
+                self._skip_hole(connection, direction, "gaps_after_truncated_segment")
+            direction.gap_after_truncated = segment.truncated
+        if segment.flags & _FIN:
+            direction.fin_seq = (segment.seq + len(segment.payload)) % (1 << 32)
+        self._drain(connection, direction)
+
+    def _enforce_buffer_limits(self, connection: _Connection, direction: _Direction) -> None:
+        limits = self.limits
+        while direction.stream.pending_bytes > limits.max_pending_bytes_per_direction:
+            self._skip_hole(connection, direction, "gaps_forced_by_flow_buffer_limit")
+        while self._pending_total > limits.max_pending_bytes_total and direction.stream.has_pending:
+            self._skip_hole(connection, direction, "gaps_forced_by_total_buffer_limit")
+
+    def _skip_hole(self, connection: _Connection, direction: _Direction, reason: str) -> None:
+        stream = direction.stream
+        before = stream.pending_bytes
+        lost, data = stream.skip_hole()
+        self._account(connection, stream.pending_bytes - before)
+        self.stats[reason] += 1
+        self.stats["bytes_lost_in_gaps"] += lost
+        parser = direction.parser
+        ts = connection.last_ts
+        parser.receive_gap(lost, ts)
+        self._drain(connection, direction)
+        if data:
+            parser.receive_data(data, ts)
+
+    def _account(self, connection: _Connection, delta: int) -> None:
+        connection.pending_bytes += delta
+        self._pending_total += delta
+
+    # -- events ------------------------------------------------------------------------
+
+    def _drain(self, connection: _Connection, direction: _Direction) -> None:
+        parser = direction.parser
+        while (event := parser.next_event()) is not NEED_DATA:
+            self._emit(connection, event)
+
+    def _emit(self, connection: _Connection, event: ReassemblyEvent) -> None:
+        connection.events.append(event)
+        if isinstance(event, HttpRequest):
+            server_parser = connection.server.parser
+            assert isinstance(server_parser, HttpResponseParser)
+            server_parser.expect(event)
+        elif isinstance(event, HttpResponse) and event.request is None and event.status >= 200:
+            self.stats["responses_without_request"] += 1
+        elif isinstance(event, ProtocolSwitch):
+            self.stats[f"protocol_switches_{'confirmed' if event.confirmed else 'inferred'}"] += 1
+            if event.confirmed:
+                connection.client.parser.switch_protocol()
+
+
+def _is_new_connection(connection: _Connection, segment: TcpSegment) -> bool:
+    """A SYN with another initial sequence number: the ports were reused by a new connection."""
+    if not segment.flags & _SYN or segment.flags & _ACK:
+        return False
+    return connection.client.stream.next_seq not in (None, (segment.seq + 1) % (1 << 32))
+
+
+def _finished(direction: _Direction) -> bool:
+    """A FIN was seen and every byte before it has arrived (a reordered one may be late)."""
+    stream = direction.stream
+    return direction.fin_seq is not None and stream.next_seq in (None, direction.fin_seq) and not stream.has_pending
+
+
+def _both_finished(connection: _Connection) -> bool:
+    client, server = connection.client, connection.server
+    if not _finished(client):
+        return False
+    # One-sided mirror: the server's direction was never seen, so its FIN never will be.
+    return (not server.seen and server.stream.next_seq is None) or _finished(server)
 
 
 def _connection_id(segment: TcpSegment) -> _ConnectionId:

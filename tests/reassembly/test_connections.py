@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from capture import TcpSegment
-from reassembly import ConnectionTracker, HttpRequest, ReassemblyEvent
+from reassembly import ConnectionTracker, HttpRequest, HttpResponse, ReassemblyEvent
 from tests.builders import CLIENT, SERVER, segment
 
 SYN, ACK, PSH, FIN = TcpSegment.SYN, TcpSegment.ACK, TcpSegment.PSH, TcpSegment.FIN
@@ -67,8 +67,10 @@ def test_pickup_mid_stream_from_a_response_orients_the_connection() -> None:
             segment(REQUEST, seq=300),
         ]
     )
-    (request,) = events
+    response, request = events
     assert isinstance(request, HttpRequest) and request.flow.client == CLIENT
+    # The response came first, so it answers a request the capture started too late for.
+    assert isinstance(response, HttpResponse) and (response.status, response.request) == (200, None)
 
 
 def test_a_request_in_progress_at_the_end_is_handed_back_incomplete() -> None:

@@ -1,0 +1,94 @@
+"""Sans-I/O HTTP/1.x response parser for one server->client byte stream (RFC 9112).
+
+Same face as `HttpRequestParser`, plus `expect(request)`: a response's framing depends on
+the request it answers (HEAD and a 2xx to CONNECT have no body), so the connection tracker
+tells the parser about each request as it is emitted, and every response carries the
+request it answers. 1xx responses (100 Continue) answer nothing on their own; 101 and a
+2xx to CONNECT end HTTP/1 on the connection.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+
+from reassembly.events import FlowKey, HttpRequest, HttpResponse, ProtocolSwitch
+from reassembly.http_message import BodyFraming, HttpMessageParser, StartLine
+from reassembly.http_request import switch_protocol_name
+from reassembly.limits import ReassemblyLimits
+
+__all__ = ["HttpResponseParser"]
+
+# RFC 9112 section 4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+_STATUS_LINE = re.compile(rb"(HTTP/\d\.\d) +(\d{3})(?: (.*))?", re.DOTALL)
+_RESYNC_POINT = re.compile(rb"(?m)^HTTP/\d\.\d \d{3}[^\r\n]*\r?$")
+_UNANSWERED_LIMIT = 1000  # requests waiting for responses; past it the oldest are forgotten
+
+
+class HttpResponseParser(HttpMessageParser[HttpResponse]):
+    """Turns one server->client byte stream into `HttpResponse`, `Anomaly` and `ProtocolSwitch` events."""
+
+    _resync_point = _RESYNC_POINT
+    _garbage_anomaly = "garbage_before_response"
+
+    def __init__(self, flow: FlowKey, *, midstream: bool = False, limits: ReassemblyLimits | None = None) -> None:
+        super().__init__(flow, midstream=midstream, limits=limits)
+        self._unanswered: deque[HttpRequest] = deque()
+        self.forgotten_requests = 0
+
+    def expect(self, request: HttpRequest) -> None:
+        """`request` was sent on this connection: the next final response answers it (or a later one)."""
+        if len(self._unanswered) >= _UNANSWERED_LIMIT:
+            self._unanswered.popleft()
+            self.forgotten_requests += 1
+        self._unanswered.append(request)
+
+    def _is_start_line(self, line: bytes) -> bool:
+        return _STATUS_LINE.fullmatch(line) is not None
+
+    def _parse_start_line(self, line: bytes) -> StartLine[HttpResponse] | None:
+        parsed = _STATUS_LINE.fullmatch(line)
+        if parsed is None:
+            return None
+        version, status, reason = parsed.groups()
+        code = int(status)
+        informational = 100 <= code < 200 and code != 101
+        if informational:
+            request = self._unanswered[0] if self._unanswered else None
+        else:
+            request = self._unanswered.popleft() if self._unanswered else None
+        response = HttpResponse(
+            ts=0.0,
+            flow=self.flow,
+            version=version.decode("latin-1"),
+            status=code,
+            reason=(reason or b"").decode("latin-1"),
+            headers=(),
+            request=request,
+        )
+        anomalies = [] if request is not None or informational else ["response_without_request"]
+        return response, anomalies
+
+    def _body_framing(self, message: HttpResponse) -> int | BodyFraming:
+        # RFC 9112 section 6.3, rules 1 and 2, in order.
+        request, status = message.request, message.status
+        method = request.method if request is not None else ""
+        if status == 101 or (method == "CONNECT" and 200 <= status < 300):
+            return BodyFraming.TUNNEL
+        if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
+            return 0
+        framing = self._content_length_framing(message.headers)
+        return BodyFraming.UNTIL_CLOSE if framing is None else framing
+
+    def _after_message(self, message: HttpResponse) -> None:
+        if self.in_tunnel:
+            request = message.request
+            self._ready.append(
+                ProtocolSwitch(
+                    ts=message.ts,
+                    flow=self.flow,
+                    protocol=switch_protocol_name(request) if request is not None else "unknown",
+                    target=request.target if request is not None else "",
+                    confirmed=True,
+                )
+            )
