@@ -22,6 +22,7 @@ __all__ = [
     "RequestStream",
     "RunSummary",
     "analyze_packets",
+    "extract_events",
     "extract_requests",
     "iter_packets",
     "replay_captures",
@@ -122,14 +123,19 @@ def replay_captures(paths: Iterable[Path], *, engine: DetectionEngine, sink: Hit
 
 def extract_requests(paths: Iterable[Path], summary: RunSummary) -> Iterator[HttpRequest]:
     """Every HTTP request in the capture files, in the order they complete."""
+    for event in extract_events(paths, summary):
+        if isinstance(event, HttpRequest):
+            yield event
+
+
+def extract_events(paths: Iterable[Path], summary: RunSummary) -> Iterator[ReassemblyEvent]:
+    """Every reassembly event (requests, responses, anomalies) in the capture files, in order."""
     stream = RequestStream()
     for packet in iter_packets(paths, summary):
         for event in stream.feed(packet):
-            if isinstance(event, HttpRequest):
-                summary.requests += 1
-                yield event
-    for event in stream.finish():
-        if isinstance(event, HttpRequest):
-            summary.requests += 1
+            summary.requests += isinstance(event, HttpRequest)
             yield event
+    for event in stream.finish():
+        summary.requests += isinstance(event, HttpRequest)
+        yield event
     summary.drops = stream.drops()

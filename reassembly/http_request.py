@@ -21,8 +21,9 @@ __all__ = ["HttpRequestParser"]
 
 # RFC 9110 section 5.6.2: token = 1*tchar
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") +(.*?)(?: +(HTTP/\d\.\d))? *$", re.DOTALL)
-_REQUEST_LINE_STRICT = re.compile(rb"(" + _TOKEN + rb") +(.*?) +(HTTP/\d\.\d) *$", re.DOTALL)
+_METHOD = re.compile(_TOKEN)
+_HTTP09_METHOD = re.compile(rb"[A-Z][A-Z0-9_-]*")
+_VERSION = re.compile(rb"HTTP/\d\.\d")
 _RESYNC_POINT = re.compile(rb"(?m)^" + _TOKEN + rb" [^\r\n]+ HTTP/\d\.\d\r?$")
 _STARTS_LIKE_REQUEST = re.compile(_TOKEN + rb" ")
 _TOKEN_ONLY = re.compile(_TOKEN)
@@ -55,21 +56,18 @@ class HttpRequestParser(HttpMessageParser[HttpRequest]):
         return super().switch_protocol()
 
     def _parse_start_line(self, line: bytes) -> StartLine[HttpRequest] | None:
-        parsed = (_REQUEST_LINE_STRICT if self._resyncing else _REQUEST_LINE).fullmatch(line)
+        parsed = split_request_line(line)
         if parsed is None:
             return None
-        method, target, version = parsed.groups()
-        anomalies = []
-        if version is None:
-            anomalies.append("http09_request_line")
-        if b" " in target:
-            anomalies.append("space_in_target")
+        method, target, version, anomalies = parsed
+        if self._resyncing and (version is None or anomalies):
+            return None  # after garbage or a gap, only an unmistakable request line will do
         request = HttpRequest(
             ts=0.0,
             flow=self.flow,
             method=method.decode("latin-1"),
             target=target.decode("latin-1"),
-            version=version.decode("latin-1") if version else "HTTP/0.9",
+            version=version.decode("latin-1") if version is not None else "HTTP/0.9",
             headers=(),
         )
         return request, anomalies
@@ -98,6 +96,39 @@ class HttpRequestParser(HttpMessageParser[HttpRequest]):
         self.switch_protocol()
         protocol = switch_protocol_name(asked)
         return ProtocolSwitch(ts=self._last_ts, flow=self.flow, protocol=protocol, target=asked.target)
+
+
+def split_request_line(line: bytes) -> tuple[bytes, bytes, bytes | None, list[str]] | None:
+    """Method, target, version (None for HTTP/0.9) and anomalies of a request line, or None.
+
+    RFC 9112 section 3: method SP request-target SP HTTP-version. Tolerant as servers are:
+    several spaces, a target with spaces in it ("space_in_target"), a version that is
+    malformed but there ("invalid_http_version", e.g. "GET / HTTP/1."), no version at all
+    (HTTP/0.9, believed only from an upper-case method), no target ("missing_target").
+    """
+    method_match = _METHOD.match(line)
+    if method_match is None:
+        return None
+    method, rest = method_match.group(), line[method_match.end() :]
+    if rest[:1] not in (b"", b" "):
+        return None
+    rest = rest.strip(b" ")
+    anomalies: list[str] = []
+    head, space, last = rest.rpartition(b" ")
+    version: bytes | None = None
+    if space and last.startswith(b"HTTP"):
+        version, rest = last, head.rstrip(b" ")
+        if not _VERSION.fullmatch(version):
+            anomalies.append("invalid_http_version")
+    elif _HTTP09_METHOD.fullmatch(method):
+        anomalies.append("http09_request_line")
+    else:
+        return None
+    if not rest:
+        anomalies.append("missing_target")
+    elif b" " in rest:
+        anomalies.append("space_in_target")
+    return method, rest, version, anomalies
 
 
 def switch_protocol_name(request: HttpRequest) -> str:
