@@ -32,6 +32,10 @@ _RST = TcpSegment.RST
 _LOOKS_LIKE_REQUEST = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\r\n]* HTTP/\d\.\d\r?\n")
 _LOOKS_LIKE_RESPONSE = re.compile(rb"HTTP/\d\.\d \d{3}")
 
+_REQUEST_FIRST_BYTES = frozenset(
+    bytes([c]) for c in b"!#$%&'*+.^_`|~-\r\n0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
+)
+
 _ConnectionId = tuple[object, ...]
 
 
@@ -42,7 +46,8 @@ class _Direction:
     fin_seq: int | None = None  # the sequence number just past the last byte, once a FIN said so
     gap_after_truncated: bool = False  # a snaplen-cut segment left a hole right behind it
     conflicts_reported: int = 0
-    seen: bool = False
+    seen: bool = False  # any payload arrived
+    delivered: bool = False  # any payload was handed to the parser
 
 
 @dataclass(slots=True)
@@ -51,6 +56,8 @@ class _Connection:
     client: _Direction
     server: _Direction
     last_ts: float
+    from_handshake: bool  # False when picked up mid-stream: the first bytes may be mid-message
+    early_expected: int = -1  # index of a request announced to the server side before it completed
     pending_bytes: int = 0  # early bytes held by both directions, for the global bound
     events: list[ReassemblyEvent] = field(default_factory=list)
 
@@ -151,6 +158,7 @@ class ConnectionTracker:
                 HttpResponseParser(flow, midstream=midstream, limits=limits),
             ),
             last_ts=segment.ts,
+            from_handshake=not midstream,
         )
 
     def _make_room(self) -> list[ReassemblyEvent]:
@@ -193,10 +201,12 @@ class ConnectionTracker:
             stream.start(segment.seq)
         if segment.payload:
             direction.seen = True
+            if direction is connection.server:
+                _announce_request_in_progress(connection)
             before = stream.pending_bytes
             data = stream.add(segment.seq, segment.payload)
             if data:
-                direction.parser.receive_data(data, segment.ts)
+                self._deliver(connection, direction, data, segment.ts)
             self._account(connection, stream.pending_bytes - before)
             if stream.overlap_conflicts > direction.conflicts_reported:
                 direction.conflicts_reported = stream.overlap_conflicts
@@ -211,6 +221,20 @@ class ConnectionTracker:
         if segment.flags & _FIN:
             direction.fin_seq = (segment.seq + len(segment.payload)) % (1 << 32)
         self._drain(connection, direction)
+
+    def _deliver(self, connection: _Connection, direction: _Direction, data: bytes, ts: float) -> None:
+        if not direction.delivered:
+            direction.delivered = True
+            # Only a stream seen from its first byte can tell that it is not HTTP.
+            if direction is connection.client and connection.from_handshake and _is_not_http(data):
+                self._give_up_on_http(connection)
+        direction.parser.receive_data(data, ts)
+
+    def _give_up_on_http(self, connection: _Connection) -> None:
+        """Three outcomes per decoder: this connection is not HTTP (TLS, SSH, ...); count, don't parse."""
+        self.stats["connections_not_http"] += 1
+        connection.client.parser.switch_protocol()
+        connection.server.parser.switch_protocol()
 
     def _enforce_buffer_limits(self, connection: _Connection, direction: _Direction) -> None:
         limits = self.limits
@@ -231,7 +255,7 @@ class ConnectionTracker:
         parser.receive_gap(lost, ts)
         self._drain(connection, direction)
         if data:
-            parser.receive_data(data, ts)
+            self._deliver(connection, direction, data, ts)
 
     def _account(self, connection: _Connection, delta: int) -> None:
         connection.pending_bytes += delta
@@ -249,13 +273,34 @@ class ConnectionTracker:
         if isinstance(event, HttpRequest):
             server_parser = connection.server.parser
             assert isinstance(server_parser, HttpResponseParser)
-            server_parser.expect(event)
+            if event.index != connection.early_expected:
+                server_parser.expect(event)
         elif isinstance(event, HttpResponse) and event.request is None and event.status >= 200:
             self.stats["responses_without_request"] += 1
         elif isinstance(event, ProtocolSwitch):
             self.stats[f"protocol_switches_{'confirmed' if event.confirmed else 'inferred'}"] += 1
             if event.confirmed:
                 connection.client.parser.switch_protocol()
+
+
+def _announce_request_in_progress(connection: _Connection) -> None:
+    """A server may answer before the request's body is done (413, 401, 100 Continue):
+    pair its response with the request whose head has been read."""
+    server_parser = connection.server.parser
+    head = connection.client.parser.in_progress
+    assert isinstance(server_parser, HttpResponseParser)
+    if (
+        isinstance(head, HttpRequest)
+        and head.index != connection.early_expected
+        and not server_parser.awaiting_response
+    ):
+        server_parser.expect(head)
+        connection.early_expected = head.index
+
+
+def _is_not_http(first_bytes: bytes) -> bool:
+    """The client's first byte can start no request (RFC 9112 section 2.2 allows leading CRLF)."""
+    return first_bytes[:1] not in _REQUEST_FIRST_BYTES
 
 
 def _is_new_connection(connection: _Connection, segment: TcpSegment) -> bool:

@@ -137,6 +137,11 @@ class HttpMessageParser(Generic[M]):
         return self._finish(complete=False)
 
     @property
+    def in_progress(self) -> M | None:
+        """The head of the message being read (its body not yet complete), if any."""
+        return self._head
+
+    @property
     def in_tunnel(self) -> bool:
         return self._state is _State.TUNNEL
 
@@ -255,7 +260,7 @@ class HttpMessageParser(Generic[M]):
         if terminator != b"\r\n\r\n" or any(not line.endswith(b"\r") for line in lines[:-1]):
             self._anomalies.append("bare_lf")
         headers = self._parse_header_lines([line.removesuffix(b"\r") for line in lines[1:]])
-        return self._start_body(replace(message, ts=self._message_ts, headers=headers))
+        return self._start_body(replace(message, ts=self._message_ts, headers=headers, index=self._count))
 
     def _parse_header_lines(self, lines: list[bytes]) -> tuple[tuple[str, str], ...]:
         headers: list[tuple[str, str]] = []
@@ -429,7 +434,7 @@ class HttpMessageParser(Generic[M]):
         self._anomalies = anomalies
         headers = self._parse_header_lines([line.removesuffix(b"\r") for line in lines[1:-1]])
         self._buffer.clear()
-        return replace(message, ts=self._message_ts, headers=headers), self._anomalies
+        return replace(message, ts=self._message_ts, headers=headers, index=self._count), self._anomalies
 
     def _discard(self, name: str, count: int, detail: str = "") -> Anomaly:
         del self._buffer[:count]

@@ -43,6 +43,11 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
             self.forgotten_requests += 1
         self._unanswered.append(request)
 
+    @property
+    def awaiting_response(self) -> int:
+        """How many requests wait for their final response."""
+        return len(self._unanswered)
+
     def _is_start_line(self, line: bytes) -> bool:
         return _STATUS_LINE.fullmatch(line) is not None
 

@@ -52,18 +52,29 @@ def extract(files: tuple[Path, ...], output_format: str) -> None:
 def request_records(events: Iterable[ReassemblyEvent]) -> Iterator[dict[str, Any]]:
     """One record per request, with its response and anomalies, from reassembly events."""
     waiting: OrderedDict[tuple[FlowKey, int], dict[str, Any]] = OrderedDict()
+    # Responses that came before their request was complete (a 413 during an upload).
+    early: OrderedDict[tuple[FlowKey, int], dict[str, Any]] = OrderedDict()
     connection_anomalies: dict[FlowKey, list[str]] = {}
     for event in events:
         if isinstance(event, HttpRequest):
             record = _request_record(event, connection_anomalies.pop(event.flow, []))
+            record["response"] = early.pop((event.flow, event.index), None)
+            if record["response"] is not None:
+                yield record
+                continue
             waiting[(event.flow, event.index)] = record
             if len(waiting) > MAX_UNANSWERED:
                 yield waiting.popitem(last=False)[1]
-        elif isinstance(event, HttpResponse) and event.request is not None:
-            answered = waiting.pop((event.flow, event.request.index), None)
+        elif isinstance(event, HttpResponse) and event.request is not None and event.status >= 200:
+            key = (event.flow, event.request.index)
+            answered = waiting.pop(key, None)
             if answered is not None:
                 answered["response"] = _response_record(event)
                 yield answered
+            else:
+                early[key] = _response_record(event)
+                if len(early) > MAX_UNANSWERED:
+                    early.popitem(last=False)
         elif isinstance(event, Anomaly):
             connection_anomalies.setdefault(event.flow, []).append(event.name)
     yield from waiting.values()

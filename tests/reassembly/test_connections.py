@@ -246,3 +246,31 @@ def test_any_order_duplication_and_overlap_give_the_requests_of_in_order_deliver
         ("GET", "/4?q=%27", b"", True, ()),
     ]
     assert not [e for e in events if isinstance(e, Anomaly)]
+
+
+def test_a_connection_that_starts_with_no_request_is_not_parsed_as_http() -> None:
+    tracker, events = feed(
+        [
+            *handshake(),
+            segment(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1 GET / HTTP/1.1\r\n\r\n", seq=101),
+            segment(b"\x16\x03\x03 HTTP/1.1 200 OK\r\n\r\n", seq=901, from_client=False),
+        ]
+    )
+    assert events == [] and tracker.stats["connections_not_http"] == 1
+
+
+def test_a_response_before_the_request_body_ends_is_paired_with_that_request() -> None:
+    head = b"POST /upload HTTP/1.1\r\nContent-Length: 100000\r\n\r\n"
+    tracker, events = feed(
+        [
+            *handshake(),
+            segment(head + b"x" * 1000, seq=101),
+            segment(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n", seq=901, from_client=False),
+        ]
+    )
+    (response,) = events
+    events += tracker.close_all()
+    request = events[-1]
+    assert isinstance(response, HttpResponse) and response.request is not None and response.status == 413
+    assert isinstance(request, HttpRequest) and (request.index, request.body_length) == (response.request.index, 1000)
+    assert response.anomalies == ()
