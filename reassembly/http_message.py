@@ -18,10 +18,10 @@ from enum import Enum, auto
 from typing import Final, Generic, TypeVar
 
 from reassembly.body_decoding import decode_body
-from reassembly.events import Anomaly, FlowKey, HttpMessage, ProtocolSwitch
+from reassembly.events import Anomaly, FlowKey, HttpMessage, HttpRequest, ProtocolSwitch
 from reassembly.limits import ReassemblyLimits
 
-__all__ = ["NEED_DATA", "BodyFraming", "HttpMessageParser", "NeedData", "StartLine"]
+__all__ = ["NEED_DATA", "BodyFraming", "HttpMessageParser", "NeedData", "StartLine", "switch_protocol_name"]
 
 
 class NeedData(Enum):
@@ -84,6 +84,9 @@ class HttpMessageParser(Generic[M]):
         self._remaining = 0
         self._count = 0
         self.tunnel_bytes = 0
+        # After CONNECT or Upgrade, until the next bytes show whether HTTP/1 goes on.
+        self._switch_asked: HttpRequest | None = None
+        self._switch_confirmed = False
 
     # -- public face -------------------------------------------------------------------
 
@@ -150,6 +153,7 @@ class HttpMessageParser(Generic[M]):
 
         Returns False if it had already been switched.
         """
+        self._switch_asked = None
         if self._state is _State.TUNNEL:
             return False
         self._state = _State.TUNNEL
@@ -172,9 +176,31 @@ class HttpMessageParser(Generic[M]):
     def _after_message(self, message: M) -> None:
         """Called with every finished message, before it is handed out."""
 
-    def _pending_event(self) -> M | Anomaly | ProtocolSwitch | NeedData | None:
-        """A subclass may hand out an event of its own before the next head is read."""
-        return None
+    def _looks_like_message_start(self, head: bytes) -> bool | None:
+        """Whether `head` starts a message of this direction; None when too short to tell."""
+        raise NotImplementedError
+
+    def _pending_event(self) -> ProtocolSwitch | NeedData | None:
+        """After CONNECT/Upgrade: another message means HTTP/1 goes on; anything else is the new protocol."""
+        asked = self._switch_asked
+        if asked is None:
+            return None
+        if asked.version != "HTTP/2.0":  # after the HTTP/2 preface there is no doubt
+            head = bytes(self._buffer[:64]).lstrip(b"\r\n")
+            if not head:
+                return None
+            verdict = self._looks_like_message_start(head)
+            if verdict is None:
+                return NEED_DATA
+            if verdict:
+                self._switch_asked = None
+                return None
+        confirmed = self._switch_confirmed
+        self.switch_protocol()
+        protocol = switch_protocol_name(asked)
+        return ProtocolSwitch(
+            ts=self._last_ts, flow=self.flow, protocol=protocol, target=asked.target, confirmed=confirmed
+        )
 
     def _finish(self, *, complete: bool) -> M:
         assert self._head is not None
@@ -454,6 +480,16 @@ class HttpMessageParser(Generic[M]):
         else:
             count = found.start()
         return self._discard(self._garbage_anomaly, count, f", starting {shorten(bad_line)!r}")
+
+
+def switch_protocol_name(request: HttpRequest) -> str:
+    """What a CONNECT or Upgrade request asks to switch to: "connect", "websocket", "h2c", "h2"."""
+    if request.method == "CONNECT":
+        return "connect"
+    if request.version == "HTTP/2.0":
+        return "h2"
+    upgrade = request.header("upgrade") or ""
+    return upgrade.split(",")[0].strip().lower() or "unknown"
 
 
 def shorten(data: bytes, limit: int = 40) -> bytes:

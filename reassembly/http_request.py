@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from reassembly.events import Anomaly, FlowKey, HttpRequest, ProtocolSwitch
-from reassembly.http_message import NEED_DATA, BodyFraming, HttpMessageParser, NeedData, StartLine
+from reassembly.events import FlowKey, HttpRequest
+from reassembly.http_message import BodyFraming, HttpMessageParser, StartLine
 from reassembly.limits import ReassemblyLimits
 
 __all__ = ["HttpRequestParser"]
@@ -49,11 +49,6 @@ class HttpRequestParser(HttpMessageParser[HttpRequest]):
         if max_head_bytes is not None or body_inspection_bytes is not None:
             limits = _with_overrides(limits, max_head_bytes, body_inspection_bytes)
         super().__init__(flow, midstream=midstream, limits=limits)
-        self._switch_asked: HttpRequest | None = None  # the CONNECT/Upgrade request, until decided
-
-    def switch_protocol(self) -> bool:
-        self._switch_asked = None
-        return super().switch_protocol()
 
     def _parse_start_line(self, line: bytes) -> StartLine[HttpRequest] | None:
         parsed = split_request_line(line)
@@ -81,21 +76,14 @@ class HttpRequestParser(HttpMessageParser[HttpRequest]):
         if message.method == "CONNECT" or message.header("upgrade") is not None or message.version == "HTTP/2.0":
             self._switch_asked = message
 
-    def _pending_event(self) -> HttpRequest | Anomaly | ProtocolSwitch | NeedData | None:
-        """After CONNECT/Upgrade: another request line means the server refused; else the switch happened."""
-        asked = self._switch_asked
-        if asked is None or (not self._buffer and asked.version != "HTTP/2.0"):
-            return None
-        head = bytes(self._buffer[:64])
-        if asked.version != "HTTP/2.0" and not head.startswith(_HTTP2_PREFIX):
-            if _STARTS_LIKE_REQUEST.match(head):
-                self._switch_asked = None
-                return None
-            if _TOKEN_ONLY.fullmatch(head) or _HTTP2_PREFIX.startswith(head):
-                return NEED_DATA  # too little to tell yet
-        self.switch_protocol()
-        protocol = switch_protocol_name(asked)
-        return ProtocolSwitch(ts=self._last_ts, flow=self.flow, protocol=protocol, target=asked.target)
+    def _looks_like_message_start(self, head: bytes) -> bool | None:
+        if head.startswith(_HTTP2_PREFIX):
+            return False
+        if _STARTS_LIKE_REQUEST.match(head):
+            return True
+        if _TOKEN_ONLY.fullmatch(head) or _HTTP2_PREFIX.startswith(head):
+            return None  # too little to tell yet
+        return False
 
 
 def split_request_line(line: bytes) -> tuple[bytes, bytes, bytes | None, list[str]] | None:
@@ -129,16 +117,6 @@ def split_request_line(line: bytes) -> tuple[bytes, bytes, bytes | None, list[st
     elif b" " in rest:
         anomalies.append("space_in_target")
     return method, rest, version, anomalies
-
-
-def switch_protocol_name(request: HttpRequest) -> str:
-    """What a CONNECT or Upgrade request asks to switch to: "connect", "websocket", "h2c", "h2"."""
-    if request.method == "CONNECT":
-        return "connect"
-    if request.version == "HTTP/2.0":
-        return "h2"
-    upgrade = request.header("upgrade") or ""
-    return upgrade.split(",")[0].strip().lower() or "unknown"
 
 
 def _with_overrides(limits: ReassemblyLimits, max_head: int | None, inspection: int | None) -> ReassemblyLimits:

@@ -13,8 +13,7 @@ import re
 from collections import deque
 
 from reassembly.events import FlowKey, HttpRequest, HttpResponse, ProtocolSwitch
-from reassembly.http_message import BodyFraming, HttpMessageParser, StartLine
-from reassembly.http_request import switch_protocol_name
+from reassembly.http_message import BodyFraming, HttpMessageParser, StartLine, switch_protocol_name
 from reassembly.limits import ReassemblyLimits
 
 __all__ = ["HttpResponseParser"]
@@ -78,14 +77,26 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
         # RFC 9112 section 6.3, rules 1 and 2, in order.
         request, status = message.request, message.status
         method = request.method if request is not None else ""
-        if status == 101 or (method == "CONNECT" and 200 <= status < 300):
+        if status == 101:
             return BodyFraming.TUNNEL
+        if method == "CONNECT" and 200 <= status < 300:
+            return 0  # the tunnel starts; _after_message decides what it carries
         if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
             return 0
         framing = self._content_length_framing(message.headers)
         return BodyFraming.UNTIL_CLOSE if framing is None else framing
 
+    def _looks_like_message_start(self, head: bytes) -> bool | None:
+        if head.startswith(b"HTTP/"):
+            return True
+        return None if b"HTTP/".startswith(head) else False
+
     def _after_message(self, message: HttpResponse) -> None:
+        request = message.request
+        if request is not None and request.method == "CONNECT" and 200 <= message.status < 300:
+            # Plain HTTP through the tunnel is still parsed (a proxy's clients do this); TLS is not.
+            self._switch_asked = request
+            self._switch_confirmed = True
         if self.in_tunnel:
             request = message.request
             self._ready.append(

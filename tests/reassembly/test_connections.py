@@ -6,7 +6,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from capture import TcpSegment
-from reassembly import Anomaly, ConnectionTracker, HttpRequest, HttpResponse, ReassemblyEvent, ReassemblyLimits
+from reassembly import (
+    Anomaly,
+    ConnectionTracker,
+    HttpRequest,
+    HttpResponse,
+    ProtocolSwitch,
+    ReassemblyEvent,
+    ReassemblyLimits,
+)
 from tests.builders import CLIENT, SERVER, segment
 
 SYN, ACK, PSH, FIN = TcpSegment.SYN, TcpSegment.ACK, TcpSegment.PSH, TcpSegment.FIN
@@ -274,3 +282,41 @@ def test_a_response_before_the_request_body_ends_is_paired_with_that_request() -
     assert isinstance(response, HttpResponse) and response.request is not None and response.status == 413
     assert isinstance(request, HttpRequest) and (request.index, request.body_length) == (response.request.index, 1000)
     assert response.anomalies == ()
+
+
+def test_plain_http_through_a_connect_tunnel_is_still_parsed() -> None:
+    connect = b"CONNECT abc:443 HTTP/1.1\r\n\r\n\n"  # a stray LF after the head, as in suricata-verify
+    established = b"HTTP/1.1 200 OK\r\n\r\n"
+    _, events = feed(
+        [
+            *handshake(),
+            segment(connect, seq=101),
+            segment(established, seq=901, from_client=False),
+            segment(REQUEST, seq=101 + len(connect)),
+            segment(RESPONSE, seq=901 + len(established), from_client=False),
+        ]
+    )
+    assert [(type(e).__name__, getattr(e, "target", None)) for e in events] == [
+        ("HttpRequest", "abc:443"),
+        ("HttpResponse", None),
+        ("HttpRequest", "/a"),
+        ("HttpResponse", None),
+    ]
+
+
+def test_tls_through_a_connect_tunnel_ends_http1_on_both_sides() -> None:
+    connect = b"CONNECT abc:443 HTTP/1.1\r\n\r\n"
+    established = b"HTTP/1.1 200 OK\r\n\r\n"
+    tracker, events = feed(
+        [
+            *handshake(),
+            segment(connect, seq=101),
+            segment(established, seq=901, from_client=False),
+            segment(b"\x16\x03\x01\x00\x10 hello", seq=101 + len(connect)),
+            segment(b"\x16\x03\x03\x00\x10 HTTP/1.1 200 OK\r\n\r\n", seq=901 + len(established), from_client=False),
+        ]
+    )
+    switches = [e for e in events if isinstance(e, ProtocolSwitch)]
+    assert [(s.protocol, s.confirmed) for s in switches] == [("connect", False), ("connect", True)]
+    assert [type(e).__name__ for e in events if not isinstance(e, ProtocolSwitch)] == ["HttpRequest", "HttpResponse"]
+    assert tracker.stats["protocol_switches_confirmed"] == 1
