@@ -204,7 +204,7 @@ class ConnectionTracker:
             if direction is connection.server:
                 _announce_request_in_progress(connection)
             before = stream.pending_bytes
-            data = stream.add(segment.seq, segment.payload)
+            data = stream.add(segment.seq, segment.payload, segment.ts)
             if data:
                 self._deliver(connection, direction, data, segment.ts)
             self._account(connection, stream.pending_bytes - before)
@@ -246,16 +246,15 @@ class ConnectionTracker:
     def _skip_hole(self, connection: _Connection, direction: _Direction, reason: str) -> None:
         stream = direction.stream
         before = stream.pending_bytes
-        lost, data = stream.skip_hole()
+        lost, data, arrived = stream.skip_hole()
         self._account(connection, stream.pending_bytes - before)
         self.stats[reason] += 1
         self.stats["bytes_lost_in_gaps"] += lost
         parser = direction.parser
-        ts = connection.last_ts
-        parser.receive_gap(lost, ts)
+        parser.receive_gap(lost, arrived)
         self._drain(connection, direction)
         if data:
-            self._deliver(connection, direction, data, ts)
+            self._deliver(connection, direction, data, arrived)
 
     def _account(self, connection: _Connection, delta: int) -> None:
         connection.pending_bytes += delta
@@ -274,7 +273,7 @@ class ConnectionTracker:
             server_parser = connection.server.parser
             assert isinstance(server_parser, HttpResponseParser)
             if event.index != connection.early_expected:
-                server_parser.expect(event)
+                server_parser.expect(event, connection.last_ts)
         elif isinstance(event, HttpResponse) and event.request is None and event.status >= 200:
             self.stats["responses_without_request"] += 1
         elif isinstance(event, ProtocolSwitch):
@@ -294,7 +293,7 @@ def _announce_request_in_progress(connection: _Connection) -> None:
         and head.index != connection.early_expected
         and not server_parser.awaiting_response
     ):
-        server_parser.expect(head)
+        server_parser.expect(head, connection.last_ts)
         connection.early_expected = head.index
 
 

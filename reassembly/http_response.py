@@ -32,15 +32,22 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
 
     def __init__(self, flow: FlowKey, *, midstream: bool = False, limits: ReassemblyLimits | None = None) -> None:
         super().__init__(flow, midstream=midstream, limits=limits)
-        self._unanswered: deque[HttpRequest] = deque()
+        # Each request waiting for its response, with when it was complete.
+        self._unanswered: deque[tuple[HttpRequest, float]] = deque()
+        self._after_gap = False
         self.forgotten_requests = 0
+        self.requests_unanswered_after_gap = 0
 
-    def expect(self, request: HttpRequest) -> None:
+    def expect(self, request: HttpRequest, completed_at: float | None = None) -> None:
         """`request` was sent on this connection: the next final response answers it (or a later one)."""
         if len(self._unanswered) >= _UNANSWERED_LIMIT:
             self._unanswered.popleft()
             self.forgotten_requests += 1
-        self._unanswered.append(request)
+        self._unanswered.append((request, request.ts if completed_at is None else completed_at))
+
+    def receive_gap(self, size: int, ts: float) -> None:
+        self._after_gap = True
+        super().receive_gap(size, ts)
 
     @property
     def awaiting_response(self) -> int:
@@ -57,10 +64,12 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
         version, status, reason = parsed.groups()
         code = int(status)
         informational = 100 <= code < 200 and code != 101
+        if self._after_gap and not informational:
+            self._skip_requests_answered_in_a_gap()
         if informational:
-            request = self._unanswered[0] if self._unanswered else None
+            request = self._unanswered[0][0] if self._unanswered else None
         else:
-            request = self._unanswered.popleft() if self._unanswered else None
+            request = self._unanswered.popleft()[0] if self._unanswered else None
         response = HttpResponse(
             ts=0.0,
             flow=self.flow,
@@ -72,6 +81,15 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
         )
         anomalies = [] if request is not None or informational else ["response_without_request"]
         return response, anomalies
+
+    def _skip_requests_answered_in_a_gap(self) -> None:
+        """Responses were lost: this one cannot answer a request that was not yet complete when
+        it started, so it answers the last request complete by then (exact unless pipelined)."""
+        self._after_gap = False
+        started = self._message_ts
+        while len(self._unanswered) > 1 and self._unanswered[1][1] <= started:
+            self._unanswered.popleft()
+            self.requests_unanswered_after_gap += 1
 
     def _body_framing(self, message: HttpResponse) -> int | BodyFraming:
         # RFC 9112 section 6.3, rules 1 and 2, in order.

@@ -36,6 +36,7 @@ class TcpStream:
         self.overlap_conflicts = 0
         self.overlap_check_bytes = overlap_check_bytes
         self._pending: dict[int, bytes] = {}
+        self._pending_ts: dict[int, float] = {}  # when each waiting segment arrived
         self._recent = b""  # the last delivered bytes, ending at next_seq
 
     @property
@@ -47,14 +48,14 @@ class TcpStream:
         if self.next_seq is None:
             self.next_seq = (isn + 1) % _SEQ_MOD
 
-    def add(self, seq: int, payload: bytes) -> bytes:
+    def add(self, seq: int, payload: bytes, ts: float = 0.0) -> bytes:
         if not payload:
             return b""
         if self.next_seq is None:  # picked up mid-stream
             self.next_seq = seq
         offset = _seq_distance(seq, self.next_seq)
         if offset > 0:
-            self._keep_early(seq, payload)
+            self._keep_early(seq, payload, ts)
             return b""
         if offset < 0:
             self._check_overlap(offset, payload)
@@ -66,20 +67,21 @@ class TcpStream:
             return payload
         return payload + self._drain()
 
-    def skip_hole(self) -> tuple[int, bytes]:
+    def skip_hole(self) -> tuple[int, bytes, float]:
         """Declare the hole before the earliest waiting segment lost.
 
-        Returns the number of bytes lost and the bytes that became contiguous after it;
-        (0, b"") when nothing waits.
+        Returns the number of bytes lost, the bytes that became contiguous after it, and
+        when the first of those arrived; (0, b"", 0.0) when nothing waits.
         """
         if not self._pending or self.next_seq is None:
-            return 0, b""
+            return 0, b"", 0.0
         base = self.next_seq
         earliest = min(self._pending, key=lambda seq: _seq_distance(seq, base))
         lost = _seq_distance(earliest, base)
+        arrived = self._pending_ts[earliest]
         self.next_seq = earliest
         self._recent = b""  # nothing before the gap can be compared any more
-        return lost, self._drain()
+        return lost, self._drain(), arrived
 
     def _deliver(self, fresh: bytes) -> None:
         assert self.next_seq is not None
@@ -99,10 +101,11 @@ class TcpStream:
         if overlap and overlap != recent[start + skip : start + skip + len(overlap)]:
             self.overlap_conflicts += 1
 
-    def _keep_early(self, seq: int, payload: bytes) -> None:
+    def _keep_early(self, seq: int, payload: bytes, ts: float) -> None:
         known = self._pending.get(seq)
         if known is None:
             self._pending[seq] = payload
+            self._pending_ts[seq] = ts
             self.pending_bytes += len(payload)
             return
         common = min(len(known), len(payload))
@@ -123,6 +126,7 @@ class TcpStream:
                 if offset > 0:
                     break
                 payload = self._pending.pop(seq)
+                del self._pending_ts[seq]
                 self.pending_bytes -= len(payload)
                 if offset < 0:
                     self._check_overlap(offset, payload)

@@ -124,3 +124,18 @@ def test_mid_stream_pickup_waits_for_a_status_line() -> None:
         ("Anomaly", "garbage_before_response"),
         (200, None, b"", 0, True, ("response_without_request",)),
     ]
+
+
+def test_after_a_lost_response_the_next_one_answers_the_last_request_complete_before_it() -> None:
+    parser = HttpResponseParser(FLOW)
+    first, second, third = (http_request(f"/{i}") for i in range(3))
+    parser.expect(first, 1.0)
+    parser.expect(second, 3.0)
+    parser.expect(third, 5.0)
+    parser.receive_gap(60, 4.0)  # the response to /0 was lost
+    parser.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 4.0)
+    events = []
+    while (event := parser.next_event()) is not NEED_DATA:
+        events.append(event)
+    assert summary(events) == [("Anomaly", "tcp_gap"), (200, "/1", b"", 0, True, ())]
+    assert parser.requests_unanswered_after_gap == 1
