@@ -36,6 +36,9 @@ _REQUEST_FIRST_BYTES = frozenset(
     bytes([c]) for c in b"!#$%&'*+.^_`|~-\r\n0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
 )
 
+_SEQ_MOD = 1 << 32
+_HALF_SEQ = 1 << 31
+
 _ConnectionId = tuple[object, ...]
 
 
@@ -60,6 +63,8 @@ class _Connection:
     early_expected: int = -1  # index of a request announced to the server side before it completed
     pending_bytes: int = 0  # early bytes held by both directions, for the global bound
     events: list[ReassemblyEvent] = field(default_factory=list)
+    held: list[TcpSegment] = field(default_factory=list)  # server segments ahead of the client's bytes
+    held_bytes: int = 0
 
 
 class ConnectionTracker:
@@ -89,8 +94,13 @@ class ConnectionTracker:
             self._connections.move_to_end(key)
         connection.last_ts = segment.ts
         from_client = (segment.src, segment.sport) == (connection.flow.client, connection.flow.client_port)
-        direction = connection.client if from_client else connection.server
-        self._receive(connection, direction, segment)
+        if from_client:
+            self._receive(connection, connection.client, segment)
+            self._release_held(connection, force=False)
+        elif segment.payload and _answers_unseen_bytes(connection, segment):
+            self._hold(connection, segment)
+        else:
+            self._receive(connection, connection.server, segment)
         events += connection.events
         connection.events = []
         if segment.flags & _RST or _both_finished(connection):
@@ -181,9 +191,11 @@ class ConnectionTracker:
     def _close(self, key: _ConnectionId, *, reason: str) -> list[ReassemblyEvent]:
         connection = self._connections.pop(key)
         self.stats[reason] += 1
-        for direction in (connection.client, connection.server):
-            while direction.stream.has_pending:
-                self._skip_hole(connection, direction, "gaps_at_close")
+        while connection.client.stream.has_pending:
+            self._skip_hole(connection, connection.client, "gaps_at_close")
+        self._release_held(connection, force=True)
+        while connection.server.stream.has_pending:
+            self._skip_hole(connection, connection.server, "gaps_at_close")
         events = connection.events
         for direction in (connection.client, connection.server):
             self._drain(connection, direction)
@@ -235,6 +247,31 @@ class ConnectionTracker:
         self.stats["connections_not_http"] += 1
         connection.client.parser.switch_protocol()
         connection.server.parser.switch_protocol()
+
+    # -- keeping responses behind their requests ---------------------------------------
+    #
+    # A mirror can deliver a response before the last segments of its request (the two
+    # directions take different paths to the tap). A server segment acknowledging client
+    # bytes not yet seen waits until they are, so that every response meets its request
+    # first and pairing stays in step; bounded like any other buffered bytes.
+
+    def _hold(self, connection: _Connection, segment: TcpSegment) -> None:
+        connection.held.append(segment)
+        connection.held_bytes += len(segment.payload)
+        self._account(connection, len(segment.payload))
+        if connection.held_bytes > self.limits.max_pending_bytes_per_direction:
+            self.stats["responses_released_before_their_request"] += 1
+            self._release_held(connection, force=True)
+        elif self._pending_total > self.limits.max_pending_bytes_total:
+            self.stats["responses_released_before_their_request"] += 1
+            self._release_held(connection, force=True)
+
+    def _release_held(self, connection: _Connection, *, force: bool) -> None:
+        while connection.held and (force or not _answers_unseen_bytes(connection, connection.held[0])):
+            segment = connection.held.pop(0)
+            connection.held_bytes -= len(segment.payload)
+            self._account(connection, -len(segment.payload))
+            self._receive(connection, connection.server, segment)
 
     def _enforce_buffer_limits(self, connection: _Connection, direction: _Direction) -> None:
         limits = self.limits
@@ -295,6 +332,20 @@ def _announce_request_in_progress(connection: _Connection) -> None:
     ):
         server_parser.expect(head, connection.last_ts)
         connection.early_expected = head.index
+
+
+def _answers_unseen_bytes(connection: _Connection, segment: TcpSegment) -> bool:
+    """The server segment acknowledges client bytes that have not been parsed yet."""
+    if connection.held:
+        return True  # keep the server's segments in their order
+    if not segment.flags & _ACK:
+        return False
+    client_next = connection.client.stream.next_seq
+    if client_next is None:
+        return False
+    ahead = (segment.ack - client_next + _HALF_SEQ) % _SEQ_MOD - _HALF_SEQ
+    # A FIN takes a sequence number too; a server acking it has seen no byte beyond it.
+    return 0 < ahead - (connection.client.fin_seq is not None) < _HALF_SEQ
 
 
 def _is_not_http(first_bytes: bytes) -> bool:
