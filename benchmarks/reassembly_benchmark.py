@@ -25,9 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.reassembly_generate import Impairments, packets, write_pcap  # noqa: E402
-from oob_analyzer.pipeline import RunSummary, extract_events  # noqa: E402
-from reassembly import HttpRequest, HttpResponse  # noqa: E402
+from benchmarks.reassembly_generate import Impairments, packets, write_pcap
+from oob_analyzer.pipeline import RunSummary, extract_events
+from reassembly import HttpRequest, HttpResponse
 
 Key = tuple[str, int, str, str]
 

@@ -259,10 +259,10 @@ class ConnectionTracker:
         connection.held.append(segment)
         connection.held_bytes += len(segment.payload)
         self._account(connection, len(segment.payload))
-        if connection.held_bytes > self.limits.max_pending_bytes_per_direction:
-            self.stats["responses_released_before_their_request"] += 1
-            self._release_held(connection, force=True)
-        elif self._pending_total > self.limits.max_pending_bytes_total:
+        if (
+            connection.held_bytes > self.limits.max_pending_bytes_per_direction
+            or self._pending_total > self.limits.max_pending_bytes_total
+        ):
             self.stats["responses_released_before_their_request"] += 1
             self._release_held(connection, force=True)
 
@@ -292,6 +292,7 @@ class ConnectionTracker:
         self._drain(connection, direction)
         if data:
             self._deliver(connection, direction, data, arrived)
+            self._drain(connection, direction)
 
     def _account(self, connection: _Connection, delta: int) -> None:
         connection.pending_bytes += delta

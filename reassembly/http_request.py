@@ -24,7 +24,12 @@ _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _METHOD = re.compile(_TOKEN)
 _HTTP09_METHOD = re.compile(rb"[A-Z][A-Z0-9_-]*")
 _VERSION = re.compile(rb"HTTP/\d\.\d")
-_RESYNC_POINT = re.compile(rb"(?m)^" + _TOKEN + rb" [^\r\n]+ HTTP/\d\.\d\r?$")
+# A request line at a line start, or one with a registered method anywhere: a body cut by a
+# gap rarely ends with a line break, and a token glued to body bytes is no method.
+_RESYNC_POINT = re.compile(
+    rb"(?m)(?:^" + _TOKEN + rb"|(?:GET|POST|PUT|HEAD|DELETE|OPTIONS|PATCH|CONNECT|TRACE))"
+    rb" [^\r\n ]+ HTTP/\d\.\d\r?$"
+)
 _STARTS_LIKE_REQUEST = re.compile(_TOKEN + rb" ")
 _TOKEN_ONLY = re.compile(_TOKEN)
 _HTTP2_PREFIX = b"PRI "  # RFC 9113 section 3.4: the connection preface starts "PRI * HTTP/2.0"

@@ -20,7 +20,8 @@ __all__ = ["HttpResponseParser"]
 
 # RFC 9112 section 4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
 _STATUS_LINE = re.compile(rb"(HTTP/\d\.\d) +(\d{3})(?: (.*))?", re.DOTALL)
-_RESYNC_POINT = re.compile(rb"(?m)^HTTP/\d\.\d \d{3}[^\r\n]*\r?$")
+# Anywhere, not only at a line start: a body cut by a gap rarely ends with a line break.
+_RESYNC_POINT = re.compile(rb"HTTP/\d\.\d \d{3}[^\r\n]*\r?\n")
 _UNANSWERED_LIMIT = 1000  # requests waiting for responses; past it the oldest are forgotten
 
 
