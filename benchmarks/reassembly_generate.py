@@ -39,7 +39,7 @@ class Impairments:
     reorder: float
 
 
-def frame(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes) -> bytes:
+def frame(*, src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes) -> bytes:
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq % 2**32, ack % 2**32, 5 << 4, flags, 65535, 0, 0)
     ip = struct.pack(
         "!BBHHHBBH4s4s",
@@ -66,7 +66,10 @@ def make_request(rng: random.Random, index: int) -> tuple[bytes, str, str, int]:
     body = b"user=alice&data=" + _FILLER[: rng.randrange(0, 4000)]
     target = f"/api/submit/{rng.randrange(10**6)}"
     if kind < 0.8:
-        head = f"POST {target} HTTP/1.1\r\nHost: shop.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+        head = (
+            f"POST {target} HTTP/1.1\r\nHost: shop.example.com\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
         return head.encode() + body, "POST", target, len(body)
     head = f"PUT {target} HTTP/1.1\r\nHost: shop.example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunks = b"".join(
@@ -130,7 +133,7 @@ class Connection:
 
     def _control(self, from_client: bool, seq: int, ack: int, flags: int) -> None:
         self.ts += PACKET_SPACING
-        self._emit(from_client, seq, ack, flags, b"", self.ts)
+        self._emit(from_client, seq, ack, flags=flags, payload=b"", ts=self.ts)
 
     def _send(self, from_client: bool, seq: int, ack: int, data: bytes) -> int:
         """Send `data` in MSS segments with impairments; returns how many of its bytes were lost."""
@@ -145,9 +148,11 @@ class Connection:
             ts = self.ts
             if self.rng.random() < impairments.reorder:
                 ts += PACKET_SPACING * self.rng.randrange(2, 6)
-            self._emit(from_client, seq + offset, ack, ACK | PSH, payload, ts)
+            self._emit(from_client, seq + offset, ack, flags=ACK | PSH, payload=payload, ts=ts)
             if self.rng.random() < impairments.retransmit:
-                self._emit(from_client, seq + offset, ack, ACK | PSH, payload, ts + PACKET_SPACING * 10)
+                self._emit(
+                    from_client, seq + offset, ack, flags=ACK | PSH, payload=payload, ts=ts + PACKET_SPACING * 10
+                )
         return lost
 
 

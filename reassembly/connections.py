@@ -283,14 +283,13 @@ class ConnectionTracker:
     def _skip_hole(self, connection: _Connection, direction: _Direction, reason: str) -> None:
         stream = direction.stream
         before = stream.pending_bytes
-        lost, data, arrived = stream.skip_hole()
+        lost, parts = stream.skip_hole()
         self._account(connection, stream.pending_bytes - before)
         self.stats[reason] += 1
         self.stats["bytes_lost_in_gaps"] += lost
-        parser = direction.parser
-        parser.receive_gap(lost, arrived)
+        direction.parser.receive_gap(lost, parts[0][1] if parts else connection.last_ts)
         self._drain(connection, direction)
-        if data:
+        for data, arrived in parts:  # one by one: each message keeps the time it arrived
             self._deliver(connection, direction, data, arrived)
             self._drain(connection, direction)
 

@@ -67,21 +67,20 @@ class TcpStream:
             return payload
         return payload + self._drain()
 
-    def skip_hole(self) -> tuple[int, bytes, float]:
+    def skip_hole(self) -> tuple[int, list[tuple[bytes, float]]]:
         """Declare the hole before the earliest waiting segment lost.
 
-        Returns the number of bytes lost, the bytes that became contiguous after it, and
-        when the first of those arrived; (0, b"", 0.0) when nothing waits.
+        Returns the number of bytes lost and the bytes that became contiguous after it, as
+        (bytes, when they arrived) in stream order; (0, []) when nothing waits.
         """
         if not self._pending or self.next_seq is None:
-            return 0, b"", 0.0
+            return 0, []
         base = self.next_seq
         earliest = min(self._pending, key=lambda seq: _seq_distance(seq, base))
         lost = _seq_distance(earliest, base)
-        arrived = self._pending_ts[earliest]
         self.next_seq = earliest
         self._recent = b""  # nothing before the gap can be compared any more
-        return lost, self._drain(), arrived
+        return lost, self._drain_parts()
 
     def _deliver(self, fresh: bytes) -> None:
         assert self.next_seq is not None
@@ -116,8 +115,11 @@ class TcpStream:
             self.pending_bytes += len(payload) - len(known)
 
     def _drain(self) -> bytes:
+        return b"".join(part for part, _ in self._drain_parts())
+
+    def _drain_parts(self) -> list[tuple[bytes, float]]:
         assert self.next_seq is not None
-        parts: list[bytes] = []
+        parts: list[tuple[bytes, float]] = []
         progressed = True
         while progressed and self._pending:
             progressed = False
@@ -126,13 +128,13 @@ class TcpStream:
                 if offset > 0:
                     break
                 payload = self._pending.pop(seq)
-                del self._pending_ts[seq]
+                arrived = self._pending_ts.pop(seq)
                 self.pending_bytes -= len(payload)
                 if offset < 0:
                     self._check_overlap(offset, payload)
                     payload = payload[-offset:]
                 if payload:
-                    parts.append(payload)
+                    parts.append((payload, arrived))
                     self._deliver(payload)
                 progressed = True
-        return b"".join(parts)
+        return parts
