@@ -125,11 +125,12 @@ class Connection:
         self._control(False, sseq, cseq + 1, FIN | ACK)
         self.packets.sort(key=lambda packet: packet[0])
 
-    def _emit(self, from_client: bool, seq: int, ack: int, flags: int, payload: bytes, ts: float) -> None:
+    def _emit(self, from_client: bool, seq: int, ack: int, *, flags: int, payload: bytes, ts: float) -> None:
         src, dst, sport, dport = (
             (self.client, SERVER, self.sport, 80) if from_client else (SERVER, self.client, 80, self.sport)
         )
-        self.packets.append((ts, frame(src, dst, sport, dport, seq, ack, flags, payload)))
+        packet = frame(src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, payload=payload)
+        self.packets.append((ts, packet))
 
     def _control(self, from_client: bool, seq: int, ack: int, flags: int) -> None:
         self.ts += PACKET_SPACING
