@@ -36,6 +36,7 @@ _REQUEST_FIRST_BYTES = frozenset(
     bytes([c]) for c in b"!#$%&'*+.^_`|~-\r\n0123456789" + bytes(range(65, 91)) + bytes(range(97, 123))
 )
 
+_LATE_SEGMENT_WINDOW = 60.0  # seconds after a close in which a segment of it is a straggler
 _SEQ_MOD = 1 << 32
 _HALF_SEQ = 1 << 31
 
@@ -76,6 +77,9 @@ class ConnectionTracker:
         # Least recently active first: idle eviction looks at the front only.
         self._connections: OrderedDict[_ConnectionId, _Connection] = OrderedDict()
         self._pending_total = 0
+        # Connections closed by FIN/RST, with when: a retransmission arriving after the close
+        # must not open a connection "mid-stream" and report its request twice.
+        self._recently_closed: OrderedDict[_ConnectionId, float] = OrderedDict()
 
     def receive_segment(self, segment: TcpSegment) -> list[ReassemblyEvent]:
         events = self._evict_idle(segment.ts)
@@ -85,6 +89,9 @@ class ConnectionTracker:
             events += self._close(key, reason="connections_reused")
             connection = None
         if connection is None:
+            if self._is_late_for_closed(key, segment):
+                self.stats["segments_after_close"] += 1
+                return events
             connection = self._open(segment)
             if connection is None:
                 return events
@@ -105,6 +112,7 @@ class ConnectionTracker:
         connection.events = []
         if segment.flags & _RST or _both_finished(connection):
             events += self._close(key, reason="connections_closed")
+            self._remember_closed(key, segment.ts)
         return events
 
     def close_all(self) -> list[ReassemblyEvent]:
@@ -170,6 +178,21 @@ class ConnectionTracker:
             last_ts=segment.ts,
             from_handshake=not midstream,
         )
+
+    def _remember_closed(self, key: _ConnectionId, ts: float) -> None:
+        self._recently_closed[key] = ts
+        self._recently_closed.move_to_end(key)
+        while len(self._recently_closed) > self.limits.max_flows:
+            self._recently_closed.popitem(last=False)
+
+    def _is_late_for_closed(self, key: _ConnectionId, segment: TcpSegment) -> bool:
+        closed_at = self._recently_closed.get(key)
+        if closed_at is None:
+            return False
+        if segment.flags & _SYN or segment.ts - closed_at > _LATE_SEGMENT_WINDOW:
+            del self._recently_closed[key]  # a new connection on the same ports
+            return False
+        return True
 
     def _make_room(self) -> list[ReassemblyEvent]:
         events: list[ReassemblyEvent] = []

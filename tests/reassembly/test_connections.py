@@ -320,3 +320,17 @@ def test_tls_through_a_connect_tunnel_ends_http1_on_both_sides() -> None:
     assert [(s.protocol, s.confirmed) for s in switches] == [("connect", False), ("connect", True)]
     assert [type(e).__name__ for e in events if not isinstance(e, ProtocolSwitch)] == ["HttpRequest", "HttpResponse"]
     assert tracker.stats["protocol_switches_confirmed"] == 1
+
+
+def test_a_retransmission_after_the_close_does_not_report_the_request_twice() -> None:
+    tracker, events = feed(
+        [
+            segment(seq=100, flags=SYN),
+            segment(REQUEST, seq=101),
+            segment(seq=101 + len(REQUEST), flags=FIN | ACK),
+            segment(REQUEST, seq=101, ts=2.0),
+        ]
+    )
+    events += tracker.close_all()
+    assert [e.target for e in events if isinstance(e, HttpRequest)] == ["/a"]
+    assert tracker.stats["segments_after_close"] == 1
