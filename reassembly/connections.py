@@ -241,7 +241,8 @@ class ConnectionTracker:
             before = stream.pending_bytes
             data = stream.add(segment.seq, segment.payload, segment.ts)
             if data:
-                self._deliver(connection, direction, data, segment.ts)
+                ack = segment.ack if segment.flags & _ACK else None
+                self._deliver(connection, direction, data, segment.ts, ack)
             self._account(connection, stream.pending_bytes - before)
             if stream.overlap_conflicts > direction.conflicts_reported:
                 direction.conflicts_reported = stream.overlap_conflicts
@@ -257,13 +258,19 @@ class ConnectionTracker:
             direction.fin_seq = (segment.seq + len(segment.payload)) % (1 << 32)
         self._drain(connection, direction)
 
-    def _deliver(self, connection: _Connection, direction: _Direction, data: bytes, ts: float) -> None:
+    def _deliver(
+        self, connection: _Connection, direction: _Direction, data: bytes, ts: float, ack: int | None = None
+    ) -> None:
         if not direction.delivered:
             direction.delivered = True
             # Only a stream seen from its first byte can tell that it is not HTTP.
             if direction is connection.client and connection.from_handshake and _is_not_http(data):
                 self._give_up_on_http(connection)
-        direction.parser.receive_data(data, ts)
+        parser = direction.parser
+        if isinstance(parser, HttpResponseParser):
+            parser.receive_data(data, ts, ack)
+        else:
+            parser.receive_data(data, ts)
 
     def _give_up_on_http(self, connection: _Connection) -> None:
         """Three outcomes per decoder: this connection is not HTTP (TLS, SSH, ...); count, don't parse."""
@@ -325,16 +332,23 @@ class ConnectionTracker:
     def _drain(self, connection: _Connection, direction: _Direction) -> None:
         parser = direction.parser
         while (event := parser.next_event()) is not NEED_DATA:
+            if isinstance(event, HttpRequest):
+                self._announce(connection, event)
             self._emit(connection, event)
+
+    def _announce(self, connection: _Connection, request: HttpRequest) -> None:
+        """Tell the server side a request was sent, and the client sequence number just past it."""
+        if request.index == connection.early_expected:
+            return
+        server_parser = connection.server.parser
+        assert isinstance(server_parser, HttpResponseParser)
+        initial = connection.client.stream.initial_seq
+        end_seq = None if initial is None else (initial + connection.client.parser.last_end_offset) % _SEQ_MOD
+        server_parser.expect(request, connection.last_ts, end_seq)
 
     def _emit(self, connection: _Connection, event: ReassemblyEvent) -> None:
         connection.events.append(event)
-        if isinstance(event, HttpRequest):
-            server_parser = connection.server.parser
-            assert isinstance(server_parser, HttpResponseParser)
-            if event.index != connection.early_expected:
-                server_parser.expect(event, connection.last_ts)
-        elif isinstance(event, HttpResponse) and event.request is None and event.status >= 200:
+        if isinstance(event, HttpResponse) and event.request is None and event.status >= 200:
             self.stats["responses_without_request"] += 1
         elif isinstance(event, ProtocolSwitch):
             self.stats[f"protocol_switches_{'confirmed' if event.confirmed else 'inferred'}"] += 1

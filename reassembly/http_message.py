@@ -83,6 +83,8 @@ class HttpMessageParser(Generic[M]):
         self._body_kept_whole = True  # False once a gap or the inspection depth cut the body
         self._remaining = 0
         self._count = 0
+        self._received = 0  # stream offset: bytes received plus bytes lost in gaps
+        self.last_end_offset = 0  # stream offset just past the last finished message
         self.tunnel_bytes = 0
         # After CONNECT or Upgrade, until the next bytes show whether HTTP/1 goes on.
         self._switch_asked: HttpRequest | None = None
@@ -91,6 +93,7 @@ class HttpMessageParser(Generic[M]):
     # -- public face -------------------------------------------------------------------
 
     def receive_data(self, data: bytes, ts: float) -> None:
+        self._received += len(data)
         if self._state is _State.TUNNEL:
             self.tunnel_bytes += len(data)
             return
@@ -102,6 +105,7 @@ class HttpMessageParser(Generic[M]):
     def receive_gap(self, size: int, ts: float) -> None:
         """`size` bytes of the stream were lost here (never seen by the mirror)."""
         self._drain_into_ready()
+        self._received += size
         self._last_ts = ts
         if self._state is _State.TUNNEL:
             self.tunnel_bytes += size
@@ -218,6 +222,7 @@ class HttpMessageParser(Generic[M]):
             index=self._count,
         )
         self._count += 1
+        self.last_end_offset = self._received - len(self._buffer)
         self._head = None
         self._body = bytearray()
         if self._state is not _State.TUNNEL:

@@ -33,21 +33,31 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
 
     def __init__(self, flow: FlowKey, *, midstream: bool = False, limits: ReassemblyLimits | None = None) -> None:
         super().__init__(flow, midstream=midstream, limits=limits)
-        # Each request waiting for its response, with when it was complete.
-        self._unanswered: deque[tuple[HttpRequest, float]] = deque()
+        # Each request waiting for its response, with when it was complete and the client
+        # sequence number just past it (None when unknown).
+        self._unanswered: deque[tuple[HttpRequest, float, int | None]] = deque()
+        self._ack: int | None = None  # what the server had acknowledged when it sent the last bytes
         self._after_gap = False
         self.forgotten_requests = 0
         self.requests_unanswered_after_gap = 0
 
-    def expect(self, request: HttpRequest, completed_at: float | None = None) -> None:
+    def expect(self, request: HttpRequest, completed_at: float | None = None, end_seq: int | None = None) -> None:
         """`request` was sent on this connection: the next final response answers it (or a later one)."""
         if len(self._unanswered) >= _UNANSWERED_LIMIT:
             self._unanswered.popleft()
             self.forgotten_requests += 1
-        self._unanswered.append((request, request.ts if completed_at is None else completed_at))
+        self._unanswered.append((request, request.ts if completed_at is None else completed_at, end_seq))
+
+    def receive_data(self, data: bytes, ts: float, ack: int | None = None) -> None:
+        """As for requests; `ack`, the acknowledgement number the server sent with these bytes, keeps
+        a response from being paired with a request the server had not received yet."""
+        if ack is not None:
+            self._ack = ack
+        super().receive_data(data, ts)
 
     def receive_gap(self, size: int, ts: float) -> None:
         self._after_gap = True
+        self._ack = None  # bytes after a gap come without their segments' acknowledgements
         super().receive_gap(size, ts)
 
     @property
@@ -67,10 +77,16 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
         informational = 100 <= code < 200 and code != 101
         if self._after_gap and not informational:
             self._skip_requests_answered_in_a_gap()
-        if informational:
-            request = self._unanswered[0][0] if self._unanswered else None
+        anomalies: list[str] = []
+        if not self._unanswered:
+            request = None
+        elif self._answers_an_unseen_request():
+            request = None
+            anomalies.append("response_to_unseen_request")
+        elif informational:
+            request = self._unanswered[0][0]
         else:
-            request = self._unanswered.popleft()[0] if self._unanswered else None
+            request = self._unanswered.popleft()[0]
         response = HttpResponse(
             ts=0.0,
             flow=self.flow,
@@ -80,8 +96,17 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
             headers=(),
             request=request,
         )
-        anomalies = [] if request is not None or informational else ["response_without_request"]
+        if request is None and not informational and not anomalies:
+            anomalies.append("response_without_request")
         return response, anomalies
+
+    def _answers_an_unseen_request(self) -> bool:
+        """The server sent this before it had the oldest waiting request: that request's
+        response is still to come, and this one answers a request the mirror lost."""
+        end_seq = self._unanswered[0][2]
+        if self._ack is None or end_seq is None:
+            return False
+        return 0 < (end_seq - self._ack) % (1 << 32) < (1 << 31)
 
     def _skip_requests_answered_in_a_gap(self) -> None:
         """Responses were lost: this one cannot answer a request that was not yet complete when

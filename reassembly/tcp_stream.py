@@ -32,6 +32,7 @@ class TcpStream:
 
     def __init__(self, *, overlap_check_bytes: int = 4096) -> None:
         self.next_seq: int | None = None
+        self.initial_seq: int | None = None  # where the bytes handed out start
         self.pending_bytes = 0
         self.overlap_conflicts = 0
         self.overlap_check_bytes = overlap_check_bytes
@@ -46,13 +47,13 @@ class TcpStream:
     def start(self, isn: int) -> None:
         """A SYN was seen: data starts one past the initial sequence number."""
         if self.next_seq is None:
-            self.next_seq = (isn + 1) % _SEQ_MOD
+            self.next_seq = self.initial_seq = (isn + 1) % _SEQ_MOD
 
     def add(self, seq: int, payload: bytes, ts: float = 0.0) -> bytes:
         if not payload:
             return b""
         if self.next_seq is None:  # picked up mid-stream
-            self.next_seq = seq
+            self.next_seq = self.initial_seq = seq
         offset = _seq_distance(seq, self.next_seq)
         if offset > 0:
             self._keep_early(seq, payload, ts)

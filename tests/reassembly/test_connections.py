@@ -109,8 +109,13 @@ def test_responses_are_paired_with_pipelined_requests_and_come_after_them() -> N
         [
             *handshake(),
             segment(REQUEST + second, seq=101),
-            segment(RESPONSE, seq=901, from_client=False),
-            segment(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", seq=901 + len(RESPONSE), from_client=False),
+            segment(RESPONSE, seq=901, from_client=False, ack=101 + len(REQUEST + second)),
+            segment(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n",
+                seq=901 + len(RESPONSE),
+                from_client=False,
+                ack=101 + len(REQUEST + second),
+            ),
         ]
     )
     first_request, second_request, first_response, second_response = events
@@ -124,9 +129,9 @@ def test_the_connection_closes_after_both_fins_and_a_close_delimited_body_ends_t
         [
             *handshake(),
             segment(REQUEST, seq=101),
-            segment(b"HTTP/1.0 200 OK\r\n\r\nall of it", seq=901, from_client=False),
+            segment(b"HTTP/1.0 200 OK\r\n\r\nall of it", seq=901, from_client=False, ack=101 + len(REQUEST)),
             segment(seq=101 + len(REQUEST), flags=FIN | ACK),
-            segment(seq=901 + 28, flags=FIN | ACK, from_client=False),
+            segment(seq=901 + 28, flags=FIN | ACK, from_client=False, ack=102 + len(REQUEST)),
         ]
     )
     request, response = events
@@ -291,9 +296,9 @@ def test_plain_http_through_a_connect_tunnel_is_still_parsed() -> None:
         [
             *handshake(),
             segment(connect, seq=101),
-            segment(established, seq=901, from_client=False),
+            segment(established, seq=901, from_client=False, ack=101 + len(connect)),
             segment(REQUEST, seq=101 + len(connect)),
-            segment(RESPONSE, seq=901 + len(established), from_client=False),
+            segment(RESPONSE, seq=901 + len(established), from_client=False, ack=101 + len(connect + REQUEST)),
         ]
     )
     assert [(type(e).__name__, getattr(e, "target", None)) for e in events] == [
@@ -311,9 +316,14 @@ def test_tls_through_a_connect_tunnel_ends_http1_on_both_sides() -> None:
         [
             *handshake(),
             segment(connect, seq=101),
-            segment(established, seq=901, from_client=False),
+            segment(established, seq=901, from_client=False, ack=101 + len(connect)),
             segment(b"\x16\x03\x01\x00\x10 hello", seq=101 + len(connect)),
-            segment(b"\x16\x03\x03\x00\x10 HTTP/1.1 200 OK\r\n\r\n", seq=901 + len(established), from_client=False),
+            segment(
+                b"\x16\x03\x03\x00\x10 HTTP/1.1 200 OK\r\n\r\n",
+                seq=901 + len(established),
+                from_client=False,
+                ack=101 + len(connect) + len(b"\x16\x03\x01\x00\x10 hello"),
+            ),
         ]
     )
     switches = [e for e in events if isinstance(e, ProtocolSwitch)]
@@ -334,3 +344,22 @@ def test_a_retransmission_after_the_close_does_not_report_the_request_twice() ->
     events += tracker.close_all()
     assert [e.target for e in events if isinstance(e, HttpRequest)] == ["/a"]
     assert tracker.stats["segments_after_close"] == 1
+
+
+def test_a_response_to_a_request_the_mirror_lost_is_not_paired_with_the_next_one() -> None:
+    lost = b"GET /lost HTTP/1.1\r\n\r\n"
+    tracker, events = feed(
+        [
+            *handshake(),
+            # The request at 101 never reaches the mirror; the server acknowledges it all the same.
+            segment(RESPONSE, seq=901, from_client=False, ack=101 + len(lost)),
+            segment(REQUEST, seq=101 + len(lost)),
+            segment(RESPONSE, seq=901 + len(RESPONSE), from_client=False, ack=101 + len(lost + REQUEST)),
+        ]
+    )
+    events += tracker.close_all()  # the hole is given up at the latest here
+    gap, request, unpaired, paired = events
+    assert isinstance(gap, Anomaly) and gap.name == "tcp_gap"
+    assert isinstance(unpaired, HttpResponse) and unpaired.request is None
+    assert unpaired.anomalies == ("response_to_unseen_request",)
+    assert isinstance(paired, HttpResponse) and paired.request is request
