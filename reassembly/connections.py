@@ -50,6 +50,9 @@ class _Direction:
     fin_seq: int | None = None  # the sequence number just past the last byte, once a FIN said so
     gap_after_truncated: bool = False  # a snaplen-cut segment left a hole right behind it
     conflicts_reported: int = 0
+    # The highest acknowledgement this side has sent, with any payload: acknowledgements only
+    # grow, and bytes drained from the reorder buffer may arrive behind an older one.
+    max_ack: int | None = None
     seen: bool = False  # any payload arrived
     delivered: bool = False  # any payload was handed to the parser
 
@@ -240,9 +243,10 @@ class ConnectionTracker:
                 _announce_request_in_progress(connection)
             before = stream.pending_bytes
             data = stream.add(segment.seq, segment.payload, segment.ts)
+            if segment.flags & _ACK:
+                direction.max_ack = _later_seq(direction.max_ack, segment.ack)
             if data:
-                ack = segment.ack if segment.flags & _ACK else None
-                self._deliver(connection, direction, data, segment.ts, ack)
+                self._deliver(connection, direction, data, segment.ts, direction.max_ack)
             self._account(connection, stream.pending_bytes - before)
             if stream.overlap_conflicts > direction.conflicts_reported:
                 direction.conflicts_reported = stream.overlap_conflicts
@@ -369,6 +373,12 @@ def _announce_request_in_progress(connection: _Connection) -> None:
     ):
         server_parser.expect(head, connection.last_ts)
         connection.early_expected = head.index
+
+
+def _later_seq(known: int | None, seq: int) -> int:
+    if known is None:
+        return seq
+    return seq if 0 < (seq - known) % _SEQ_MOD < _HALF_SEQ else known
 
 
 def _answers_unseen_bytes(connection: _Connection, segment: TcpSegment) -> bool:
