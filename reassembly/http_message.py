@@ -129,6 +129,8 @@ class HttpMessageParser(Generic[M]):
     def next_event(self) -> M | Anomaly | ProtocolSwitch | NeedData:
         if self._ready:
             return self._ready.popleft()
+        if not self._buffer and self._state is not _State.TRAILERS and self._switch_asked is None:
+            return NEED_DATA  # the common case, kept cheap: everything received was consumed
         while True:
             event = self._step()
             if event is not None:

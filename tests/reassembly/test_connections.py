@@ -363,3 +363,23 @@ def test_a_response_to_a_request_the_mirror_lost_is_not_paired_with_the_next_one
     assert isinstance(unpaired, HttpResponse) and unpaired.request is None
     assert unpaired.anomalies == ("response_to_unseen_request",)
     assert isinstance(paired, HttpResponse) and paired.request is request
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 2**32 - 1), st.integers(0, 0x3F), st.binary(max_size=40)),
+        max_size=30,
+    )
+)
+def test_any_segments_are_taken_without_raising_and_nothing_is_left_behind(
+    raw: list[tuple[bool, int, int, bytes]],
+) -> None:
+    tracker = ConnectionTracker(ReassemblyLimits(max_pending_bytes_per_direction=64, max_flows=4))
+    events: list[ReassemblyEvent] = []
+    for from_client, seq, flags, payload in raw:
+        events += tracker.receive_segment(
+            segment(payload or b"GET / HTTP/1.1\r\n\r\n", seq=seq, flags=flags, from_client=from_client, ack=seq)
+        )
+    events += tracker.close_all()
+    assert all(isinstance(e, ReassemblyEvent) for e in events)
+    assert (tracker.tracked_connections, tracker.pending_bytes) == (0, 0)

@@ -139,3 +139,12 @@ def test_after_a_lost_response_the_next_one_answers_the_last_request_complete_be
         events.append(event)
     assert summary(events) == [("Anomaly", "tcp_gap"), (200, "/1", b"", 0, True, ())]
     assert parser.requests_unanswered_after_gap == 1
+
+
+@given(st.binary(max_size=300), st.integers(1, 50), st.sampled_from(["GET", "HEAD", "CONNECT"]))
+def test_any_bytes_parse_without_raising_whole_or_in_pieces(data: bytes, step: int, method: str) -> None:
+    requests = [http_request("/", method=method)]
+    whole = parse([data], requests=list(requests))
+    pieces = parse([data[i : i + step] for i in range(0, len(data), step)], requests=list(requests))
+    assert all(isinstance(e, (HttpResponse, Anomaly, ProtocolSwitch)) for e in whole + pieces)
+    assert sum(len(e.body) for e in whole if isinstance(e, HttpResponse)) <= len(data)
