@@ -15,7 +15,7 @@ from typing import Protocol
 
 from capture import CaptureError, PacketDecoder, RawPacket, read_capture
 from oob_analyzer.detection import AttackHit, DetectionEngine
-from reassembly import ConnectionTracker, HttpRequest, ReassemblyEvent
+from reassembly import ConnectionTracker, HttpRequest, ReassemblyEvent, ReassemblyLimits
 
 __all__ = [
     "HitSink",
@@ -48,9 +48,9 @@ class RunSummary:
 class RequestStream:
     """Packets in, reassembly events out: the capture decoder and the connection tracker."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: ReassemblyLimits | None = None) -> None:
         self.decoder = PacketDecoder()
-        self.tracker = ConnectionTracker()
+        self.tracker = ConnectionTracker(limits)
 
     def feed(self, packet: RawPacket) -> list[ReassemblyEvent]:
         segment = self.decoder.decode(packet)
