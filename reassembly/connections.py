@@ -323,6 +323,7 @@ class ConnectionTracker:
         self.stats["bytes_lost_in_gaps"] += lost
         direction.parser.receive_gap(lost, parts[0][1] if parts else connection.last_ts)
         self._drain(connection, direction)
+        direction.delivered = True  # bytes after a gap start anywhere: they cannot tell "not HTTP"
         for data, arrived in parts:  # one by one: each message keeps the time it arrived
             self._deliver(connection, direction, data, arrived)
             self._drain(connection, direction)

@@ -383,3 +383,11 @@ def test_any_segments_are_taken_without_raising_and_nothing_is_left_behind(
     events += tracker.close_all()
     assert all(isinstance(e, ReassemblyEvent) for e in events)
     assert (tracker.tracked_connections, tracker.pending_bytes) == (0, 0)
+
+
+def test_a_connection_whose_first_segment_was_lost_is_still_parsed() -> None:
+    first, rest = b"POST /p HTTP/1.1\r\nContent-Length: 300\r\n\r\n", b"\x00\x01" * 150 + REQUEST
+    tracker, events = feed([segment(seq=100, flags=SYN), segment(rest, seq=101 + len(first))])
+    events += tracker.close_all()
+    assert [e.target for e in events if isinstance(e, HttpRequest)] == ["/a"]
+    assert tracker.stats["connections_not_http"] == 0
