@@ -29,6 +29,7 @@ _SYN = TcpSegment.SYN
 _ACK = TcpSegment.ACK
 _FIN = TcpSegment.FIN
 _RST = TcpSegment.RST
+_OPENS_OR_CLOSES = _SYN | _FIN | _RST
 _LOOKS_LIKE_REQUEST = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\r\n]* HTTP/\d\.\d\r?\n")
 _LOOKS_LIKE_RESPONSE = re.compile(rb"HTTP/\d\.\d \d{3}")
 
@@ -80,14 +81,18 @@ class ConnectionTracker:
         # Least recently active first: idle eviction looks at the front only.
         self._connections: OrderedDict[_ConnectionId, _Connection] = OrderedDict()
         self._pending_total = 0
+        self._next_idle_check = float("-inf")
         # Connections closed by FIN/RST, with when: a retransmission arriving after the close
         # must not open a connection "mid-stream" and report its request twice.
         self._recently_closed: OrderedDict[_ConnectionId, float] = OrderedDict()
 
     def receive_segment(self, segment: TcpSegment) -> list[ReassemblyEvent]:
-        events = self._evict_idle(segment.ts)
+        events = self._evict_idle(segment.ts) if segment.ts >= self._next_idle_check else []
         key = _connection_id(segment)
         connection = self._connections.get(key)
+        if connection is not None and not segment.payload and not segment.flags & _OPENS_OR_CLOSES:
+            self._note_bare_ack(key, connection, segment)  # a third of real traffic: kept cheap
+            return events
         if connection is not None and _is_new_connection(connection, segment):
             events += self._close(key, reason="connections_reused")
             connection = None
@@ -204,7 +209,18 @@ class ConnectionTracker:
             events += self._close(oldest, reason="connections_evicted_table_full")
         return events
 
+    def _note_bare_ack(self, key: _ConnectionId, connection: _Connection, segment: TcpSegment) -> None:
+        connection.last_ts = segment.ts
+        self._connections.move_to_end(key)
+        if segment.flags & _ACK and (segment.src, segment.sport) == (
+            connection.flow.server,
+            connection.flow.server_port,
+        ):
+            connection.server.max_ack = _later_seq(connection.server.max_ack, segment.ack)
+
     def _evict_idle(self, now: float) -> list[ReassemblyEvent]:
+        # Looked at a few times per idle timeout, not per segment.
+        self._next_idle_check = now + self.limits.idle_timeout / 16
         events: list[ReassemblyEvent] = []
         deadline = now - self.limits.idle_timeout
         while self._connections:
