@@ -258,7 +258,7 @@ class ConnectionTracker:
             if direction is connection.server:
                 _announce_request_in_progress(connection)
             before = stream.pending_bytes
-            data = stream.add(segment.seq, segment.payload, segment.ts)
+            data = stream.add(segment.seq, segment.payload, segment.ts, segment.ack if segment.flags & _ACK else None)
             if segment.flags & _ACK:
                 direction.max_ack = _later_seq(direction.max_ack, segment.ack)
             if data:
@@ -340,8 +340,8 @@ class ConnectionTracker:
         direction.parser.receive_gap(lost, parts[0][1] if parts else connection.last_ts)
         self._drain(connection, direction)
         direction.delivered = True  # bytes after a gap start anywhere: they cannot tell "not HTTP"
-        for data, arrived in parts:  # one by one: each message keeps the time it arrived
-            self._deliver(connection, direction, data, arrived)
+        for data, arrived, ack in parts:  # one by one: each keeps its time and acknowledgement
+            self._deliver(connection, direction, data, arrived, ack)
             self._drain(connection, direction)
 
     def _account(self, connection: _Connection, delta: int) -> None:

@@ -57,7 +57,7 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
 
     def receive_gap(self, size: int, ts: float) -> None:
         self._after_gap = True
-        self._ack = None  # bytes after a gap come without their segments' acknowledgements
+        self._ack = None  # what was acknowledged before the gap says nothing of what follows
         super().receive_gap(size, ts)
 
     @property

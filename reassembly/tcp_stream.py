@@ -37,7 +37,8 @@ class TcpStream:
         self.overlap_conflicts = 0
         self.overlap_check_bytes = overlap_check_bytes
         self._pending: dict[int, bytes] = {}
-        self._pending_ts: dict[int, float] = {}  # when each waiting segment arrived
+        # When each waiting segment arrived, and the acknowledgement it carried (None if none).
+        self._pending_meta: dict[int, tuple[float, int | None]] = {}
         self._recent = b""  # the last delivered bytes, ending at next_seq
 
     @property
@@ -49,14 +50,14 @@ class TcpStream:
         if self.next_seq is None:
             self.next_seq = self.initial_seq = (isn + 1) % _SEQ_MOD
 
-    def add(self, seq: int, payload: bytes, ts: float = 0.0) -> bytes:
+    def add(self, seq: int, payload: bytes, ts: float = 0.0, ack: int | None = None) -> bytes:
         if not payload:
             return b""
         if self.next_seq is None:  # picked up mid-stream
             self.next_seq = self.initial_seq = seq
         offset = _seq_distance(seq, self.next_seq)
         if offset > 0:
-            self._keep_early(seq, payload, ts)
+            self._keep_early(seq, payload, (ts, ack))
             return b""
         if offset < 0:
             self._check_overlap(offset, payload)
@@ -68,11 +69,12 @@ class TcpStream:
             return payload
         return payload + self._drain()
 
-    def skip_hole(self) -> tuple[int, list[tuple[bytes, float]]]:
+    def skip_hole(self) -> tuple[int, list[tuple[bytes, float, int | None]]]:
         """Declare the hole before the earliest waiting segment lost.
 
         Returns the number of bytes lost and the bytes that became contiguous after it, as
-        (bytes, when they arrived) in stream order; (0, []) when nothing waits.
+        (bytes, when they arrived, the acknowledgement they carried) in stream order; (0, [])
+        when nothing waits.
         """
         if not self._pending or self.next_seq is None:
             return 0, []
@@ -101,11 +103,11 @@ class TcpStream:
         if overlap and overlap != recent[start + skip : start + skip + len(overlap)]:
             self.overlap_conflicts += 1
 
-    def _keep_early(self, seq: int, payload: bytes, ts: float) -> None:
+    def _keep_early(self, seq: int, payload: bytes, meta: tuple[float, int | None]) -> None:
         known = self._pending.get(seq)
         if known is None:
             self._pending[seq] = payload
-            self._pending_ts[seq] = ts
+            self._pending_meta[seq] = meta
             self.pending_bytes += len(payload)
             return
         common = min(len(known), len(payload))
@@ -116,11 +118,11 @@ class TcpStream:
             self.pending_bytes += len(payload) - len(known)
 
     def _drain(self) -> bytes:
-        return b"".join(part for part, _ in self._drain_parts())
+        return b"".join(part[0] for part in self._drain_parts())
 
-    def _drain_parts(self) -> list[tuple[bytes, float]]:
+    def _drain_parts(self) -> list[tuple[bytes, float, int | None]]:
         assert self.next_seq is not None
-        parts: list[tuple[bytes, float]] = []
+        parts: list[tuple[bytes, float, int | None]] = []
         progressed = True
         while progressed and self._pending:
             progressed = False
@@ -129,13 +131,13 @@ class TcpStream:
                 if offset > 0:
                     break
                 payload = self._pending.pop(seq)
-                arrived = self._pending_ts.pop(seq)
+                arrived, ack = self._pending_meta.pop(seq)
                 self.pending_bytes -= len(payload)
                 if offset < 0:
                     self._check_overlap(offset, payload)
                     payload = payload[-offset:]
                 if payload:
-                    parts.append((payload, arrived))
+                    parts.append((payload, arrived, ack))
                     self._deliver(payload)
                 progressed = True
         return parts

@@ -55,7 +55,7 @@ def test_skipping_a_hole_reports_its_size_and_delivers_what_follows() -> None:
     assert stream.add(10, b"xyz", ts=5.0) == b""
     assert stream.add(13, b"!", ts=6.0) == b""
     assert stream.pending_bytes == 4
-    assert stream.skip_hole() == (7, [(b"xyz", 5.0), (b"!", 6.0)])
+    assert stream.skip_hole() == (7, [(b"xyz", 5.0, None), (b"!", 6.0, None)])
     assert (stream.pending_bytes, stream.has_pending) == (0, False)
     assert stream.add(3, b"late") == b""  # the hole's bytes, arriving after it was given up
     assert stream.skip_hole() == (0, [])
