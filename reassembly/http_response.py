@@ -109,11 +109,18 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
         return 0 < (end_seq - self._ack) % (1 << 32) < (1 << 31)
 
     def _skip_requests_answered_in_a_gap(self) -> None:
-        """Responses were lost: this one cannot answer a request that was not yet complete when
-        it started, so it answers the last request complete by then (exact unless pipelined)."""
+        """Responses were lost: this one answers the last request the server had by then, known
+        from its acknowledgement, or else from time (exact unless requests were pipelined)."""
         self._after_gap = False
-        started = self._message_ts
-        while len(self._unanswered) > 1 and self._unanswered[1][1] <= started:
+        started, ack = self._message_ts, self._ack
+        while len(self._unanswered) > 1:
+            _, completed_at, end_seq = self._unanswered[1]
+            if ack is not None and end_seq is not None:
+                answered_later = not 0 < (end_seq - ack) % (1 << 32) < (1 << 31)
+            else:
+                answered_later = completed_at <= started
+            if not answered_later:
+                break
             self._unanswered.popleft()
             self.requests_unanswered_after_gap += 1
 

@@ -148,3 +148,17 @@ def test_any_bytes_parse_without_raising_whole_or_in_pieces(data: bytes, step: i
     pieces = parse([data[i : i + step] for i in range(0, len(data), step)], requests=list(requests))
     assert all(isinstance(e, (HttpResponse, Anomaly, ProtocolSwitch)) for e in whole + pieces)
     assert sum(len(e.body) for e in whole if isinstance(e, HttpResponse)) <= len(data)
+
+
+def test_after_a_lost_response_acknowledgements_decide_which_request_is_answered() -> None:
+    parser = HttpResponseParser(FLOW)
+    first, second = http_request("/0"), http_request("/1")
+    # Both requests were handed out at the same moment (say, after a hole on the client side).
+    parser.expect(first, 9.0, end_seq=1100)
+    parser.expect(second, 9.0, end_seq=1200)
+    parser.receive_gap(60, 4.0)  # the response to /0 was lost
+    parser.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 4.0, ack=1200)
+    events = []
+    while (event := parser.next_event()) is not NEED_DATA:
+        events.append(event)
+    assert summary(events) == [("Anomaly", "tcp_gap"), (200, "/1", b"", 0, True, ())]
