@@ -39,6 +39,7 @@ _REQUEST_FIRST_BYTES = frozenset(
 
 _LATE_SEGMENT_WINDOW = 60.0  # seconds after a close in which a segment of it is a straggler
 _SEQ_MOD = 1 << 32
+_RST_WINDOW = 1 << 16
 _HALF_SEQ = 1 << 31
 
 _ConnectionId = tuple[object, ...]
@@ -118,7 +119,14 @@ class ConnectionTracker:
             self._receive(connection, connection.server, segment)
         events += connection.events
         connection.events = []
-        if segment.flags & _RST or _both_finished(connection):
+        if segment.flags & _RST and not _rst_in_window(connection, from_client, segment):
+            # RFC 5961 section 3.2: a reset is believed only in the window; another is what an
+            # attacker sends to make a monitor stop looking.
+            self.stats["resets_out_of_window"] += 1
+            events.append(
+                Anomaly(ts=segment.ts, flow=connection.flow, name="rst_out_of_window", detail=f"seq {segment.seq}")
+            )
+        elif segment.flags & _RST or _both_finished(connection):
             events += self._close(key, reason="connections_closed")
             self._remember_closed(key, segment.ts)
         return events
@@ -390,6 +398,15 @@ def _announce_request_in_progress(connection: _Connection) -> None:
     ):
         server_parser.expect(head, connection.last_ts)
         connection.early_expected = head.index
+
+
+def _rst_in_window(connection: _Connection, from_client: bool, segment: TcpSegment) -> bool:
+    stream = (connection.client if from_client else connection.server).stream
+    if stream.next_seq is None:
+        return True
+    # Within a receive window of where the stream is (a FIN, or bytes the mirror lost, may
+    # come between); a full TCP would demand the exact number and challenge the rest.
+    return 0 <= (segment.seq - stream.next_seq) % _SEQ_MOD <= _RST_WINDOW
 
 
 def _later_seq(known: int | None, seq: int) -> int:

@@ -65,7 +65,7 @@ def request_records(events: Iterable[ReassemblyEvent]) -> Iterator[dict[str, Any
             waiting[(event.flow, event.index)] = record
             if len(waiting) > MAX_UNANSWERED:
                 yield waiting.popitem(last=False)[1]
-        elif isinstance(event, HttpResponse) and event.request is not None and event.status >= 200:
+        elif isinstance(event, HttpResponse) and event.request is not None and _is_final(event):
             key = (event.flow, event.request.index)
             answered = waiting.pop(key, None)
             if answered is not None:
@@ -78,6 +78,11 @@ def request_records(events: Iterable[ReassemblyEvent]) -> Iterator[dict[str, Any
         elif isinstance(event, Anomaly):
             connection_anomalies.setdefault(event.flow, []).append(event.name)
     yield from waiting.values()
+
+
+def _is_final(response: HttpResponse) -> bool:
+    """1xx responses are interim (100 Continue), except 101 Switching Protocols."""
+    return response.status >= 200 or response.status == 101
 
 
 def _request_record(request: HttpRequest, connection_anomalies: list[str]) -> dict[str, Any]:

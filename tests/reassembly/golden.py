@@ -56,7 +56,7 @@ def observe(path: Path) -> dict[str, Any]:
             requests[(event.method, event.target)] += 1
             anomalies.update(event.anomalies)
         elif isinstance(event, HttpResponse):
-            paired += event.request is not None and event.status >= 200
+            paired += event.request is not None and (event.status >= 200 or event.status == 101)
             anomalies.update(event.anomalies)
         elif isinstance(event, Anomaly):
             anomalies[event.name] += 1

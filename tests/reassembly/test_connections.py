@@ -391,3 +391,18 @@ def test_a_connection_whose_first_segment_was_lost_is_still_parsed() -> None:
     events += tracker.close_all()
     assert [e.target for e in events if isinstance(e, HttpRequest)] == ["/a"]
     assert tracker.stats["connections_not_http"] == 0
+
+
+def test_a_reset_at_the_wrong_sequence_number_is_named_and_does_not_end_the_connection() -> None:
+    tracker, events = feed(
+        [
+            segment(seq=100, flags=SYN),
+            segment(b"GET /a HTTP/1.1\r\n", seq=101),
+            segment(seq=2**31, flags=TcpSegment.RST),  # injected: nowhere near the stream
+            segment(b"Host: h\r\n\r\n", seq=118),
+        ]
+    )
+    anomaly, request = events
+    assert isinstance(anomaly, Anomaly) and anomaly.name == "rst_out_of_window"
+    assert isinstance(request, HttpRequest) and request.target == "/a"
+    assert tracker.stats["resets_out_of_window"] == 1
