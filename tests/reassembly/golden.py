@@ -91,7 +91,8 @@ def update() -> None:
         previous = old.get(path, {})
         layer_tags = sorted(_CAPTURE_LAYER_TAGS & set(entry["tags"]))
         needs_capture_layer = previous.get("needs_capture_layer")
-        if needs_capture_layer is None and missed and layer_tags:
+        reached_nothing = not observed["requests"] and entry["tshark"].get("responses")
+        if needs_capture_layer is None and (missed or reached_nothing) and layer_tags:
             needs_capture_layer = f"the current decoder does not reach the TCP inside: {', '.join(layer_tags)}"
         default = f"capture layer (issue 3): {needs_capture_layer}" if needs_capture_layer else "TODO: explain"
         new[path] = {
