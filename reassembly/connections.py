@@ -253,7 +253,20 @@ class ConnectionTracker:
             if unfinished is not None:
                 self._emit(connection, unfinished)
         self._pending_total -= connection.pending_bytes
+        self._count_what_parsers_passed_over(connection)
         return events
+
+    def _count_what_parsers_passed_over(self, connection: _Connection) -> None:
+        stats = self.stats
+        for parser in (connection.client.parser, connection.server.parser):
+            if parser.tunnel_bytes:
+                stats["bytes_not_parsed_after_protocol_switch"] += parser.tunnel_bytes
+        server_parser = connection.server.parser
+        assert isinstance(server_parser, HttpResponseParser)
+        if server_parser.forgotten_requests:
+            stats["requests_forgotten_unanswered_limit"] += server_parser.forgotten_requests
+        if server_parser.requests_unanswered_after_gap:
+            stats["requests_whose_response_was_lost"] += server_parser.requests_unanswered_after_gap
 
     # -- bytes -------------------------------------------------------------------------
 

@@ -330,6 +330,9 @@ def test_tls_through_a_connect_tunnel_ends_http1_on_both_sides() -> None:
     assert [(s.protocol, s.confirmed) for s in switches] == [("connect", False), ("connect", True)]
     assert [type(e).__name__ for e in events if not isinstance(e, ProtocolSwitch)] == ["HttpRequest", "HttpResponse"]
     assert tracker.stats["protocol_switches_confirmed"] == 1
+    tracker.close_all()
+    tunnelled = b"\x16\x03\x01\x00\x10 hello" + b"\x16\x03\x03\x00\x10 HTTP/1.1 200 OK\r\n\r\n"
+    assert tracker.stats["bytes_not_parsed_after_protocol_switch"] == len(tunnelled)
 
 
 def test_a_retransmission_after_the_close_does_not_report_the_request_twice() -> None:
