@@ -71,6 +71,16 @@ class HttpRequest(HttpMessage):
     def host(self) -> str:
         return self.header("host") or ""
 
+    @property
+    def switch_protocol(self) -> str:
+        """What a CONNECT or Upgrade request asks to switch to: "connect", "websocket", "h2c", "h2"."""
+        if self.method == "CONNECT":
+            return "connect"
+        if self.version == "HTTP/2.0":
+            return "h2"
+        upgrade = self.header("upgrade") or ""
+        return upgrade.split(",")[0].strip().lower() or "unknown"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpResponse(HttpMessage):

@@ -21,7 +21,7 @@ from reassembly.body_decoding import decode_body
 from reassembly.events import Anomaly, FlowKey, HttpMessage, HttpRequest, ProtocolSwitch
 from reassembly.limits import ReassemblyLimits
 
-__all__ = ["NEED_DATA", "BodyFraming", "HttpMessageParser", "NeedData", "StartLine", "switch_protocol_name"]
+__all__ = ["NEED_DATA", "BodyFraming", "HttpMessageParser", "NeedData", "StartLine"]
 
 
 class NeedData(Enum):
@@ -203,7 +203,7 @@ class HttpMessageParser(Generic[M]):
                 return None
         confirmed = self._switch_confirmed
         self.switch_protocol()
-        protocol = switch_protocol_name(asked)
+        protocol = asked.switch_protocol
         return ProtocolSwitch(
             ts=self._last_ts, flow=self.flow, protocol=protocol, target=asked.target, confirmed=confirmed
         )
@@ -487,16 +487,6 @@ class HttpMessageParser(Generic[M]):
         else:
             count = found.start()
         return self._discard(self._garbage_anomaly, count, f", starting {shorten(bad_line)!r}")
-
-
-def switch_protocol_name(request: HttpRequest) -> str:
-    """What a CONNECT or Upgrade request asks to switch to: "connect", "websocket", "h2c", "h2"."""
-    if request.method == "CONNECT":
-        return "connect"
-    if request.version == "HTTP/2.0":
-        return "h2"
-    upgrade = request.header("upgrade") or ""
-    return upgrade.split(",")[0].strip().lower() or "unknown"
 
 
 def shorten(data: bytes, limit: int = 40) -> bytes:

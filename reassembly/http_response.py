@@ -13,7 +13,7 @@ import re
 from collections import deque
 
 from reassembly.events import FlowKey, HttpRequest, HttpResponse, ProtocolSwitch
-from reassembly.http_message import BodyFraming, HttpMessageParser, StartLine, switch_protocol_name
+from reassembly.http_message import BodyFraming, HttpMessageParser, StartLine
 from reassembly.limits import ReassemblyLimits
 
 __all__ = ["HttpResponseParser"]
@@ -154,7 +154,7 @@ class HttpResponseParser(HttpMessageParser[HttpResponse]):
                 ProtocolSwitch(
                     ts=message.ts,
                     flow=self.flow,
-                    protocol=switch_protocol_name(request) if request is not None else "unknown",
+                    protocol=request.switch_protocol if request is not None else "unknown",
                     target=request.target if request is not None else "",
                     confirmed=True,
                 )
