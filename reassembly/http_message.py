@@ -419,10 +419,10 @@ class HttpMessageParser(Generic[M]):
         self._state = _State.CHUNK_DATA_END
         return None
 
-    def _read_chunk_data_end(self) -> NeedData | None:
+    def _read_chunk_data_end(self) -> M | NeedData | None:
         line = self._read_line()
         if line is None:
-            return NEED_DATA
+            return self._line_too_long("chunk_missing_crlf")
         if line:
             self._anomalies.append("chunk_missing_crlf")
         self._state = _State.CHUNK_SIZE
@@ -436,7 +436,15 @@ class HttpMessageParser(Generic[M]):
                 name, _, value = line.partition(b":")
                 trailer = (name.strip().decode("latin-1"), value.strip().decode("latin-1"))
                 self._head = replace(self._head, headers=(*self._head.headers, trailer))
-        return NEED_DATA
+        return self._line_too_long("header_too_long")
+
+    def _line_too_long(self, anomaly: str) -> M | NeedData:
+        """No line end yet: wait, unless the line is past any sane length (memory stays bounded)."""
+        if len(self._buffer) <= self.limits.max_head_bytes:
+            return NEED_DATA
+        self._anomalies.append(anomaly)
+        self._resyncing = True
+        return self._finish(complete=False)
 
     # -- losing bytes ------------------------------------------------------------------
 

@@ -170,3 +170,18 @@ def test_odd_request_lines(line: bytes, method: str, target: str, version: str, 
 def test_a_line_that_is_no_request_is_garbage() -> None:
     events = Feed().data(b"hello there\r\n\r\n" + NEXT).close()
     assert brief(events) == [("Anomaly", "garbage_before_request"), ("GET", "/next", b"", 0, True, ())]
+
+
+@pytest.mark.parametrize(
+    ("after_chunk", "anomaly"),
+    [(b"3\r\nabcXXXX", "chunk_missing_crlf"), (b"0\r\nX-Trailer: ", "header_too_long")],
+)
+def test_an_endless_line_inside_a_chunked_body_is_not_buffered(after_chunk: bytes, anomaly: str) -> None:
+    feed = Feed(ReassemblyLimits(max_head_bytes=1024))
+    feed.data(b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + after_chunk)
+    for _ in range(10):
+        feed.data(b"a" * 500)
+    (request, *rest) = feed.close()
+    assert isinstance(request, HttpRequest) and request.complete is False and anomaly in request.anomalies
+    # What follows is dropped in bounded pieces, each named, none taken for a request.
+    assert rest and all(isinstance(e, Anomaly) and e.name == "header_too_long" for e in rest)
