@@ -19,6 +19,7 @@ __all__ = ["extract", "request_records"]
 # Requests waiting for their response before being printed. Past this many the oldest is
 # printed without one: a one-sided mirror never pairs anything, and memory stays bounded.
 MAX_UNANSWERED = 10_000
+MAX_ANOMALIES_PER_REQUEST = 100
 
 
 @click.command()
@@ -76,7 +77,11 @@ def request_records(events: Iterable[ReassemblyEvent]) -> Iterator[dict[str, Any
                 if len(early) > MAX_UNANSWERED:
                     early.popitem(last=False)
         elif isinstance(event, Anomaly):
-            connection_anomalies.setdefault(event.flow, []).append(event.name)
+            names = connection_anomalies.setdefault(event.flow, [])
+            if len(names) < MAX_ANOMALIES_PER_REQUEST:
+                names.append(event.name)
+            if len(connection_anomalies) > MAX_UNANSWERED:  # flows that never send a request
+                del connection_anomalies[next(iter(connection_anomalies))]
     yield from waiting.values()
 
 
