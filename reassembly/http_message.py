@@ -89,6 +89,7 @@ class HttpMessageParser(Generic[M]):
         # After CONNECT or Upgrade, until the next bytes show whether HTTP/1 goes on.
         self._switch_asked: HttpRequest | None = None
         self._switch_confirmed = False
+        self._head_handed_out = False  # once `in_progress` gave the head away, it is never changed
 
     # -- public face -------------------------------------------------------------------
 
@@ -148,6 +149,7 @@ class HttpMessageParser(Generic[M]):
     @property
     def in_progress(self) -> M | None:
         """The head of the message being read (its body not yet complete), if any."""
+        self._head_handed_out = self._head is not None
         return self._head
 
     @property
@@ -214,7 +216,7 @@ class HttpMessageParser(Generic[M]):
         decoded = None
         if complete and self._body_kept_whole and body:
             decoded = decode_body(self._head.header("content-encoding"), body, self.limits, self._anomalies)
-        message = replace(
+        message = self._filled(
             self._head,
             body=body,
             body_length=self._body_length,
@@ -232,6 +234,14 @@ class HttpMessageParser(Generic[M]):
         self._message_ts = self._last_ts  # what is left in the buffer came with the last data
         self._after_message(message)
         return message
+
+    def _filled(self, head: M, **values: object) -> M:
+        """`head` with `values`: changed in place while this parser is its only holder, which
+        saves a copy per message on the hot path; copied once it has been handed out."""
+        if self._head_handed_out:
+            return replace(head, **values)  # type: ignore[arg-type]
+        _fill(head, **values)
+        return head
 
     # -- the state machine -------------------------------------------------------------
 
@@ -293,7 +303,8 @@ class HttpMessageParser(Generic[M]):
         if terminator != b"\r\n\r\n" or any(not line.endswith(b"\r") for line in lines[:-1]):
             self._anomalies.append("bare_lf")
         headers = self._parse_header_lines([line.removesuffix(b"\r") for line in lines[1:]])
-        return self._start_body(replace(message, ts=self._message_ts, headers=headers, index=self._count))
+        _fill(message, ts=self._message_ts, headers=headers, index=self._count)  # built just above
+        return self._start_body(message)
 
     def _parse_header_lines(self, lines: list[bytes]) -> tuple[tuple[str, str], ...]:
         headers: list[tuple[str, str]] = []
@@ -317,6 +328,7 @@ class HttpMessageParser(Generic[M]):
 
     def _start_body(self, message: M) -> M | None:
         self._head = message
+        self._head_handed_out = False
         self._body = bytearray()
         self._body_length = 0
         self._body_kept_whole = True
@@ -435,7 +447,7 @@ class HttpMessageParser(Generic[M]):
             if self._head is not None and b":" in line:
                 name, _, value = line.partition(b":")
                 trailer = (name.strip().decode("latin-1"), value.strip().decode("latin-1"))
-                self._head = replace(self._head, headers=(*self._head.headers, trailer))
+                self._head = self._filled(self._head, headers=(*self._head.headers, trailer))
         return self._line_too_long("header_too_long")
 
     def _line_too_long(self, anomaly: str) -> M | NeedData:
@@ -475,7 +487,8 @@ class HttpMessageParser(Generic[M]):
         self._anomalies = anomalies
         headers = self._parse_header_lines([line.removesuffix(b"\r") for line in lines[1:-1]])
         self._buffer.clear()
-        return replace(message, ts=self._message_ts, headers=headers, index=self._count), self._anomalies
+        _fill(message, ts=self._message_ts, headers=headers, index=self._count)  # built just above
+        return message, self._anomalies
 
     def _discard(self, name: str, count: int, detail: str = "") -> Anomaly:
         del self._buffer[:count]
@@ -495,6 +508,12 @@ class HttpMessageParser(Generic[M]):
         else:
             count = found.start()
         return self._discard(self._garbage_anomaly, count, f", starting {shorten(bad_line)!r}")
+
+
+def _fill(message: HttpMessage, **values: object) -> None:
+    """Set fields of a message no one else holds yet (frozen for everyone else)."""
+    for name, value in values.items():
+        object.__setattr__(message, name, value)
 
 
 def shorten(data: bytes, limit: int = 40) -> bytes:
