@@ -52,8 +52,8 @@ class _Direction:
     fin_seq: int | None = None  # the sequence number just past the last byte, once a FIN said so
     gap_after_truncated: bool = False  # a snaplen-cut segment left a hole right behind it
     conflicts_reported: int = 0
-    # The highest acknowledgement this side has sent, with any payload: acknowledgements only
-    # grow, and bytes drained from the reorder buffer may arrive behind an older one.
+    # The highest acknowledgement this side has sent with data: acknowledgements only grow,
+    # and bytes drained from the reorder buffer may arrive behind an older one.
     max_ack: int | None = None
     seen: bool = False  # any payload arrived
     delivered: bool = False  # any payload was handed to the parser
@@ -220,11 +220,6 @@ class ConnectionTracker:
     def _note_bare_ack(self, key: _ConnectionId, connection: _Connection, segment: TcpSegment) -> None:
         connection.last_ts = segment.ts
         self._connections.move_to_end(key)
-        if segment.flags & _ACK and (segment.src, segment.sport) == (
-            connection.flow.server,
-            connection.flow.server_port,
-        ):
-            connection.server.max_ack = _later_seq(connection.server.max_ack, segment.ack)
 
     def _evict_idle(self, now: float) -> list[ReassemblyEvent]:
         # Looked at a few times per idle timeout, not per segment.
@@ -271,33 +266,38 @@ class ConnectionTracker:
     # -- bytes -------------------------------------------------------------------------
 
     def _receive(self, connection: _Connection, direction: _Direction, segment: TcpSegment) -> None:
-        stream = direction.stream
-        if segment.flags & _SYN:
-            stream.start(segment.seq)
+        flags = segment.flags
+        if flags & _SYN:
+            direction.stream.start(segment.seq)
         if segment.payload:
-            direction.seen = True
-            if direction is connection.server:
-                _announce_request_in_progress(connection)
-            before = stream.pending_bytes
-            data = stream.add(segment.seq, segment.payload, segment.ts, segment.ack if segment.flags & _ACK else None)
-            if segment.flags & _ACK:
-                direction.max_ack = _later_seq(direction.max_ack, segment.ack)
-            if data:
-                self._deliver(connection, direction, data, segment.ts, direction.max_ack)
+            self._receive_payload(connection, direction, segment)
+        if flags & _FIN:
+            direction.fin_seq = (segment.seq + len(segment.payload)) % _SEQ_MOD
+
+    def _receive_payload(self, connection: _Connection, direction: _Direction, segment: TcpSegment) -> None:
+        stream = direction.stream
+        direction.seen = True
+        if direction is connection.server:
+            _announce_request_in_progress(connection)
+        if segment.flags & _ACK:  # of data segments only: a FIN's says nothing of responses before it
+            direction.max_ack = _later_seq(direction.max_ack, segment.ack)
+        before = stream.pending_bytes
+        data = stream.add(segment.seq, segment.payload, segment.ts, segment.ack if segment.flags & _ACK else None)
+        if stream.overlap_conflicts > direction.conflicts_reported:  # named before the message it is in
+            direction.conflicts_reported = stream.overlap_conflicts
+            self.stats["overlap_conflicts"] += 1
+            connection.events.append(
+                Anomaly(ts=segment.ts, flow=connection.flow, name="overlap_conflict", detail=f"seq {segment.seq}")
+            )
+        if data:
+            self._deliver(connection, direction, data, segment.ts, direction.max_ack)
+            self._drain(connection, direction)
+        if stream.pending_bytes != before:
             self._account(connection, stream.pending_bytes - before)
-            if stream.overlap_conflicts > direction.conflicts_reported:
-                direction.conflicts_reported = stream.overlap_conflicts
-                self.stats["overlap_conflicts"] += 1
-                connection.events.append(
-                    Anomaly(ts=segment.ts, flow=connection.flow, name="overlap_conflict", detail=f"seq {segment.seq}")
-                )
             self._enforce_buffer_limits(connection, direction)
-            if direction.gap_after_truncated and stream.has_pending:
-                self._skip_hole(connection, direction, "gaps_after_truncated_segment")
-            direction.gap_after_truncated = segment.truncated
-        if segment.flags & _FIN:
-            direction.fin_seq = (segment.seq + len(segment.payload)) % (1 << 32)
-        self._drain(connection, direction)
+        if direction.gap_after_truncated and stream.has_pending:
+            self._skip_hole(connection, direction, "gaps_after_truncated_segment")
+        direction.gap_after_truncated = segment.truncated
 
     def _deliver(
         self, connection: _Connection, direction: _Direction, data: bytes, ts: float, ack: int | None = None
