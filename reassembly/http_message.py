@@ -148,7 +148,10 @@ class HttpMessageParser(Generic[M]):
 
     @property
     def in_progress(self) -> M | None:
-        """The head of the message being read (its body not yet complete), if any."""
+        """The head of the message being read (its body not yet complete), if any.
+
+        Once read here the head is the caller's too, so the parser copies rather than fills it.
+        """
         self._head_handed_out = self._head is not None
         return self._head
 
