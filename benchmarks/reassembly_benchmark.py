@@ -31,6 +31,7 @@ from oob_analyzer.pipeline import RunSummary, extract_events
 from reassembly import HttpRequest, HttpResponse
 
 Key = tuple[str, int, str, str]
+Found = tuple[bool, int]  # complete, body length
 
 
 def _cpu(who: int) -> float:
@@ -38,18 +39,23 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_ours(pcap: Path) -> tuple[float, float, dict[Key, HttpRequest], dict[Key, HttpResponse], RunSummary]:
-    """Wall and CPU seconds, the requests and the paired responses found, and the summary."""
+def run_ours(pcap: Path) -> tuple[float, float, dict[Key, Found], dict[Key, int], RunSummary]:
+    """Wall and CPU seconds, each request found (complete, body length), each paired response's
+    status, and the summary. Only those few fields are kept, as a consumer keeping up with a
+    mirror would: holding every message would time the garbage collector, not the parsing."""
     summary = RunSummary()
-    requests: dict[Key, HttpRequest] = {}
-    responses: dict[Key, HttpResponse] = {}
+    requests: dict[Key, Found] = {}
+    responses: dict[Key, int] = {}
     started, cpu = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
     for event in extract_events([pcap], summary):
         if isinstance(event, HttpRequest):
-            requests[(event.flow.client, event.flow.client_port, event.method, event.target)] = event
+            requests[(event.flow.client, event.flow.client_port, event.method, event.target)] = (
+                event.complete,
+                event.body_length,
+            )
         elif isinstance(event, HttpResponse) and event.request is not None:
             request = event.request
-            responses[(event.flow.client, event.flow.client_port, request.method, request.target)] = event
+            responses[(event.flow.client, event.flow.client_port, request.method, request.target)] = event.status
     return time.perf_counter() - started, _cpu(resource.RUSAGE_SELF) - cpu, requests, responses, summary
 
 
@@ -61,9 +67,7 @@ def run_tshark(pcap: Path, *extra: str) -> tuple[float, float, int]:
     return time.perf_counter() - started, _cpu(resource.RUSAGE_CHILDREN) - cpu, len(result.stdout.splitlines())
 
 
-def check_fidelity(
-    truth: list[dict[str, Any]], requests: dict[Key, HttpRequest], responses: dict[Key, HttpResponse]
-) -> list[str]:
+def check_fidelity(truth: list[dict[str, Any]], requests: dict[Key, Found], responses: dict[Key, int]) -> list[str]:
     problems: list[str] = []
     untouched = [t for t in truth if not t["request_lost_bytes"]]
     both = [t for t in untouched if not t["response_lost_bytes"]]
@@ -71,14 +75,14 @@ def check_fidelity(
     for item in untouched:
         key = (item["client"], item["sport"], item["method"], item["target"])
         request = requests.get(key)
-        if request is None or not request.complete or request.body_length != item["body_length"]:
-            problems.append(f"request not recovered: {item} -> {request and (request.complete, request.body_length)}")
+        if request != (True, item["body_length"]):
+            problems.append(f"request not recovered: {item} -> {request}")
             continue
         recovered += 1
         if not item["response_lost_bytes"]:
-            response = responses.get(key)
-            if response is None or response.status != item["status"]:
-                problems.append(f"response not paired: {item} -> {response and response.status}")
+            status = responses.get(key)
+            if status != item["status"]:
+                problems.append(f"response not paired: {item} -> {status}")
             else:
                 paired += 1
     touched = len(truth) - len(untouched)
