@@ -52,9 +52,6 @@ class _Direction:
     fin_seq: int | None = None  # the sequence number just past the last byte, once a FIN said so
     gap_after_truncated: bool = False  # a snaplen-cut segment left a hole right behind it
     conflicts_reported: int = 0
-    # The highest acknowledgement this side has sent with data: acknowledgements only grow,
-    # and bytes drained from the reorder buffer may arrive behind an older one.
-    max_ack: int | None = None
     seen: bool = False  # any payload arrived
     delivered: bool = False  # any payload was handed to the parser
 
@@ -279,18 +276,19 @@ class ConnectionTracker:
         direction.seen = True
         if direction is connection.server:
             _announce_request_in_progress(connection)
-        if segment.flags & _ACK:  # of data segments only: a FIN's says nothing of responses before it
-            direction.max_ack = _later_seq(direction.max_ack, segment.ack)
         before = stream.pending_bytes
-        data = stream.add(segment.seq, segment.payload, segment.ts, segment.ack if segment.flags & _ACK else None)
+        ack = segment.ack if segment.flags & _ACK else None
+        parts = stream.add_parts(segment.seq, segment.payload, segment.ts, ack)
         if stream.overlap_conflicts > direction.conflicts_reported:  # named before the message it is in
             direction.conflicts_reported = stream.overlap_conflicts
             self.stats["overlap_conflicts"] += 1
             connection.events.append(
                 Anomaly(ts=segment.ts, flow=connection.flow, name="overlap_conflict", detail=f"seq {segment.seq}")
             )
-        if data:
-            self._deliver(connection, direction, data, segment.ts, direction.max_ack)
+        # Part by part: bytes drained from the reorder buffer keep their own segment's
+        # acknowledgement, which pairing relies on.
+        for data, arrived, part_ack in parts:
+            self._deliver(connection, direction, data, arrived, part_ack)
             self._drain(connection, direction)
         if stream.pending_bytes != before:
             self._account(connection, stream.pending_bytes - before)
@@ -420,12 +418,6 @@ def _rst_in_window(connection: _Connection, from_client: bool, segment: TcpSegme
     # Within a receive window of where the stream is (a FIN, or bytes the mirror lost, may
     # come between); a full TCP would demand the exact number and challenge the rest.
     return 0 <= (segment.seq - stream.next_seq) % _SEQ_MOD <= _RST_WINDOW
-
-
-def _later_seq(known: int | None, seq: int) -> int:
-    if known is None:
-        return seq
-    return seq if 0 < (seq - known) % _SEQ_MOD < _HALF_SEQ else known
 
 
 def _answers_unseen_bytes(connection: _Connection, segment: TcpSegment) -> bool:

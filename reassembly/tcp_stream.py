@@ -12,6 +12,9 @@ from __future__ import annotations
 
 __all__ = ["TcpStream"]
 
+# Bytes handed out, when their segment arrived, and the acknowledgement it carried.
+Part = tuple[bytes, float, int | None]
+
 _SEQ_MOD = 1 << 32
 _HALF_SEQ_SPACE = 1 << 31
 
@@ -51,25 +54,30 @@ class TcpStream:
             self.next_seq = self.initial_seq = (isn + 1) % _SEQ_MOD
 
     def add(self, seq: int, payload: bytes, ts: float = 0.0, ack: int | None = None) -> bytes:
+        """The bytes that became contiguous with this segment."""
+        return b"".join(part[0] for part in self.add_parts(seq, payload, ts, ack))
+
+    def add_parts(self, seq: int, payload: bytes, ts: float = 0.0, ack: int | None = None) -> list[Part]:
+        """As `add`, segment by segment: (bytes, when they arrived, the acknowledgement they carried)."""
         if not payload:
-            return b""
+            return []
         if self.next_seq is None:  # picked up mid-stream
             self.next_seq = self.initial_seq = seq
         offset = _seq_distance(seq, self.next_seq)
         if offset > 0:
             self._keep_early(seq, payload, (ts, ack))
-            return b""
+            return []
         if offset < 0:
             self._check_overlap(offset, payload)
             payload = payload[-offset:]
             if not payload:  # a retransmission of bytes already delivered
-                return b""
+                return []
         self._deliver(payload)
         if not self._pending:
-            return payload
-        return payload + self._drain()
+            return [(payload, ts, ack)]
+        return [(payload, ts, ack), *self._drain_parts()]
 
-    def skip_hole(self) -> tuple[int, list[tuple[bytes, float, int | None]]]:
+    def skip_hole(self) -> tuple[int, list[Part]]:
         """Declare the hole before the earliest waiting segment lost.
 
         Returns the number of bytes lost and the bytes that became contiguous after it, as
@@ -117,12 +125,9 @@ class TcpStream:
             self._pending[seq] = known + payload[len(known) :]  # the first copy wins where both exist
             self.pending_bytes += len(payload) - len(known)
 
-    def _drain(self) -> bytes:
-        return b"".join(part[0] for part in self._drain_parts())
-
-    def _drain_parts(self) -> list[tuple[bytes, float, int | None]]:
+    def _drain_parts(self) -> list[Part]:
         assert self.next_seq is not None
-        parts: list[tuple[bytes, float, int | None]] = []
+        parts: list[Part] = []
         progressed = True
         while progressed and self._pending:
             progressed = False
