@@ -61,6 +61,9 @@ class TcpStream:
         """As `add`, segment by segment: (bytes, when they arrived, the acknowledgement they carried)."""
         if not payload:
             return []
+        if seq == self.next_seq and not self._pending:  # in order, nothing waiting: the common case
+            self._deliver(payload)
+            return [(payload, ts, ack)]
         if self.next_seq is None:  # picked up mid-stream
             self.next_seq = self.initial_seq = seq
         offset = _seq_distance(seq, self.next_seq)
