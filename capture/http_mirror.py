@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from capture.mirror_origin import IpNetwork, parse_ip
-from reassembly import NEED_DATA, FlowKey, HttpRequest, HttpRequestParser
+from reassembly import NEED_DATA, FlowKey, HttpRequest, HttpRequestParser, ProtocolSwitch
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
@@ -162,6 +162,12 @@ class _MirrorConnection(asyncio.Protocol):
                 if closing:
                     self.shut()
                     return
+            elif isinstance(event, ProtocolSwitch):
+                # Bytes that start no request after a mirrored CONNECT/Upgrade: the parser has
+                # stopped reading HTTP/1 here, so nothing more on this connection can be analyzed.
+                stats.anomalies[f"protocol_switch_{event.protocol}"] += 1
+                self.shut()
+                return
             else:
                 stats.anomalies[event.name] += 1
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from capture import CaptureError, PacketDecoder, RawPacket, read_capture
 from oob_analyzer.detection import AttackHit, DetectionEngine
-from reassembly import Anomaly, ConnectionTracker, HttpRequest, ReassemblyEvent
+from reassembly import Anomaly, ConnectionTracker, HttpRequest, ReassemblyEvent, ReassemblyLimits
 from storage.batches import AnomalySighting
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "RequestStream",
     "RunSummary",
     "analyze_packets",
+    "extract_events",
     "extract_requests",
     "iter_packets",
     "replay_captures",
@@ -49,9 +50,9 @@ class RunSummary:
 class RequestStream:
     """Packets in, reassembly events out: the capture decoder and the connection tracker."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: ReassemblyLimits | None = None) -> None:
         self.decoder = PacketDecoder()
-        self.tracker = ConnectionTracker()
+        self.tracker = ConnectionTracker(limits)
 
     def feed(self, packet: RawPacket) -> list[ReassemblyEvent]:
         segment = self.decoder.decode(packet)
@@ -134,14 +135,19 @@ def replay_captures(paths: Iterable[Path], *, engine: DetectionEngine, sink: Hit
 
 def extract_requests(paths: Iterable[Path], summary: RunSummary) -> Iterator[HttpRequest]:
     """Every HTTP request in the capture files, in the order they complete."""
+    for event in extract_events(paths, summary):
+        if isinstance(event, HttpRequest):
+            yield event
+
+
+def extract_events(paths: Iterable[Path], summary: RunSummary) -> Iterator[ReassemblyEvent]:
+    """Every reassembly event (requests, responses, anomalies) in the capture files, in order."""
     stream = RequestStream()
     for packet in iter_packets(paths, summary):
         for event in stream.feed(packet):
-            if isinstance(event, HttpRequest):
-                summary.requests += 1
-                yield event
-    for event in stream.finish():
-        if isinstance(event, HttpRequest):
-            summary.requests += 1
+            summary.requests += isinstance(event, HttpRequest)
             yield event
+    for event in stream.finish():
+        summary.requests += isinstance(event, HttpRequest)
+        yield event
     summary.drops = stream.drops()

@@ -1,8 +1,20 @@
 """Reassembly: TCP segments in, HTTP messages and anomalies out. Sans-I/O throughout."""
 
+from reassembly.body_decoding import decode_body
 from reassembly.connections import ConnectionTracker
-from reassembly.events import Anomaly, FlowKey, HttpRequest, ReassemblyEvent
-from reassembly.http_request import NEED_DATA, HttpRequestParser, NeedData
+from reassembly.events import (
+    Anomaly,
+    FlowKey,
+    HttpMessage,
+    HttpRequest,
+    HttpResponse,
+    ProtocolSwitch,
+    ReassemblyEvent,
+)
+from reassembly.http_message import NEED_DATA, NeedData
+from reassembly.http_request import HttpRequestParser
+from reassembly.http_response import HttpResponseParser
+from reassembly.limits import ReassemblyLimits
 from reassembly.tcp_stream import TcpStream
 
 __all__ = [
@@ -10,9 +22,15 @@ __all__ = [
     "Anomaly",
     "ConnectionTracker",
     "FlowKey",
+    "HttpMessage",
     "HttpRequest",
     "HttpRequestParser",
+    "HttpResponse",
+    "HttpResponseParser",
     "NeedData",
+    "ProtocolSwitch",
     "ReassemblyEvent",
+    "ReassemblyLimits",
     "TcpStream",
+    "decode_body",
 ]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from capture.packets import TunnelContext
 
-__all__ = ["Anomaly", "FlowKey", "HttpRequest", "ReassemblyEvent"]
+__all__ = ["Anomaly", "FlowKey", "HttpMessage", "HttpRequest", "HttpResponse", "ProtocolSwitch", "ReassemblyEvent"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,23 +31,25 @@ class ReassemblyEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HttpRequest(ReassemblyEvent):
-    """One HTTP/1.x request as the client sent it.
+class HttpMessage(ReassemblyEvent):
+    """What requests and responses share: headers, body, completeness and anomalies.
 
-    `target` is the request-target exactly as on the wire; `headers` keep their order and
-    case (decoded as Latin-1, so no byte is lost); `body` holds the first bytes of the body
-    up to the inspection depth, `body_length` its full length. `complete` is False when the
-    connection ended before the message did.
+    `headers` keep their order and case (decoded as Latin-1, so no byte is lost); `body`
+    holds the first bytes of the body (de-chunked) up to the inspection depth, `body_length`
+    its full length, gaps included. `complete` is False when the connection ended, or bytes
+    were lost, before the message did. `decoded_body` is the body after Content-Encoding
+    (gzip, deflate, br) was undone, or None when there was none to undo or it could not be.
+    `index` counts the messages of this kind on the connection, from 0.
     """
 
-    method: str
-    target: str
     version: str
     headers: tuple[tuple[str, str], ...]
     body: bytes = b""
     body_length: int = 0
     complete: bool = True
     anomalies: tuple[str, ...] = ()
+    decoded_body: bytes | None = None
+    index: int = 0
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""
@@ -57,9 +59,53 @@ class HttpRequest(ReassemblyEvent):
                 return value
         return None
 
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpRequest(HttpMessage):
+    """One HTTP/1.x request as the client sent it; `target` exactly as on the wire."""
+
+    method: str
+    target: str
+
     @property
     def host(self) -> str:
         return self.header("host") or ""
+
+    @property
+    def switch_protocol(self) -> str:
+        """What a CONNECT or Upgrade request asks to switch to: "connect", "websocket", "h2c", "h2"."""
+        if self.method == "CONNECT":
+            return "connect"
+        if self.version == "HTTP/2.0":
+            return "h2"
+        upgrade = self.header("upgrade") or ""
+        return upgrade.split(",")[0].strip().lower() or "unknown"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpResponse(HttpMessage):
+    """One HTTP/1.x response, with the request it answers (None when that was not seen).
+
+    Emitted after its request, never holding it back: detection has the request already.
+    """
+
+    status: int
+    reason: str
+    request: HttpRequest | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolSwitch(ReassemblyEvent):
+    """HTTP/1 ended on this connection: CONNECT or Upgrade (websocket, h2c) took over.
+
+    `protocol` is "connect", the Upgrade token (e.g. "websocket", "h2c") or "h2" for the
+    HTTP/2 preface; `confirmed` is True when the server's response was seen to agree.
+    The bytes that follow are counted, not parsed.
+    """
+
+    protocol: str
+    target: str = ""
+    confirmed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

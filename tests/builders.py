@@ -69,12 +69,13 @@ def segment(
     flags: int = TcpSegment.ACK | TcpSegment.PSH,
     from_client: bool = True,
     ts: float = 1.0,
+    ack: int = 0,
 ) -> TcpSegment:
     if from_client:
         src, sport, dst, dport = CLIENT, 40000, SERVER, 80
     else:
         src, sport, dst, dport = SERVER, 80, CLIENT, 40000
-    return TcpSegment(ts=ts, src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=0, flags=flags, payload=payload)
+    return TcpSegment(ts=ts, src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, payload=payload)
 
 
 def http_request(

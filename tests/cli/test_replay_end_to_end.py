@@ -107,6 +107,17 @@ def test_extract_prints_the_dissector_view() -> None:
             ["Content-Length", "37"],
         ],
         "body_length": 37,
+        "complete": True,
+        "anomalies": [],
+        "response": {
+            "status": 302,
+            "reason": "Found",
+            "headers": [["Content-Type", "text/html"], ["Content-Length", "0"]],
+            "body_length": 0,
+            "body_start": "",
+            "complete": True,
+            "anomalies": [],
+        },
     }
 
 

@@ -48,13 +48,38 @@ def test_mid_stream_pickup_starts_at_the_first_segment_seen() -> None:
     assert stream.add(5000, b"xyz") == b"xyz"
 
 
-def test_pending_buffer_is_bounded() -> None:
-    stream = TcpStream(max_pending_bytes=4)
+def test_skipping_a_hole_reports_its_size_and_delivers_what_follows() -> None:
+    stream = TcpStream()
     stream.start(0)
-    stream.add(10, b"abc")
-    stream.add(20, b"def")
-    assert stream.dropped_segments == 1
-    assert stream.pending_bytes == 3
+    assert stream.add(1, b"ab") == b"ab"
+    assert stream.add(10, b"xyz", ts=5.0) == b""
+    assert stream.add(13, b"!", ts=6.0) == b""
+    assert stream.pending_bytes == 4
+    assert stream.skip_hole() == (7, [(b"xyz", 5.0, None), (b"!", 6.0, None)])
+    assert (stream.pending_bytes, stream.has_pending) == (0, False)
+    assert stream.add(3, b"late") == b""  # the hole's bytes, arriving after it was given up
+    assert stream.skip_hole() == (0, [])
+
+
+def test_conflicting_retransmission_is_counted_and_the_first_copy_wins() -> None:
+    stream = TcpStream()
+    stream.start(0)
+    assert stream.add(1, b"GET /a") == b"GET /a"
+    assert stream.add(1, b"GET /a") == b""
+    assert stream.overlap_conflicts == 0
+    assert stream.add(5, b"/bcd") == b"cd"  # "/b" overlaps "/a": the first copy wins
+    assert stream.overlap_conflicts == 1
+
+
+def test_conflicting_early_segments_are_counted() -> None:
+    stream = TcpStream()
+    stream.start(0)
+    stream.add(5, b"abc")
+    stream.add(5, b"abXdef")
+    assert stream.overlap_conflicts == 1  # same start, different bytes
+    stream.add(7, b"ZZ")
+    assert stream.add(1, b"1234") == b"1234abcdef"
+    assert stream.overlap_conflicts == 2  # found when "ZZ" met the delivered "cd"
 
 
 @st.composite

@@ -16,7 +16,9 @@ SMUGGLING = (
     b"POST /login HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"0\r\n\r\n"
 )
-GARBAGE_THEN_ATTACK = b"\x16\x03\x01junk\r\nGET /search?q=%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: x\r\n\r\n"
+# Junk that is no request line, then a request: reassembly resynchronises on the request line.
+# (A first byte that can start no request, such as a TLS record's, marks the connection not HTTP.)
+GARBAGE_THEN_ATTACK = b"junk\r\nGET /search?q=%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def test_a_run_stores_its_hits_anomalies_and_report(db_url: str, tmp_path: Path) -> None:
