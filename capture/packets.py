@@ -21,6 +21,7 @@ class LinkType:
     LINUX_SLL = 113
     IPV4 = 228
     IPV6 = 229
+    NFLOG = 239
     LINUX_SLL2 = 276
 
 
@@ -40,7 +41,8 @@ class RawPacket:
 
 
 # The tunnel context: the outer layers an inner packet arrived through, outermost first,
-# e.g. (("vxlan", "10.0.0.5>10.0.0.9", 42),). Part of every flow key, so the same inner
+# e.g. (("vxlan", "10.0.0.5>10.0.0.9", 42),): kind, outer source>destination, and the VNI,
+# GRE key or ERSPAN session id (0 when the layer has none). Part of every flow key, so the same inner
 # 5-tuple from two mirror sessions never mixes.
 TunnelContext = tuple[tuple[str, str, int], ...]
 

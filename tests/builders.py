@@ -94,3 +94,62 @@ def http_request(
         body=body,
         body_length=len(body),
     )
+
+
+# Link layers and tunnels (capture decoding), each with the RFC its layout follows.
+
+
+def udp_datagram(payload: bytes, *, sport: int = 50000, dport: int = 4789) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload  # RFC 768
+
+
+def vxlan_header(vni: int, *, flags: int = 0x08) -> bytes:
+    return struct.pack("!B3xI", flags, vni << 8)  # RFC 7348 section 5
+
+
+def geneve_header(vni: int, *, protocol: int = 0x6558, options: bytes = b"") -> bytes:
+    return struct.pack("!BBHI", len(options) // 4, 0, protocol, vni << 8) + options  # RFC 8926 section 3.4
+
+
+def gre_header(protocol: int, *, key: int | None = None, sequence: int | None = None, checksum: bool = False) -> bytes:
+    flags = (0x8000 if checksum else 0) | (0x2000 if key is not None else 0) | (0x1000 if sequence is not None else 0)
+    header = struct.pack("!HH", flags, protocol)  # RFC 2784, RFC 2890
+    if checksum:
+        header += b"\x00" * 4
+    if key is not None:
+        header += struct.pack("!I", key)
+    if sequence is not None:
+        header += struct.pack("!I", sequence)
+    return header
+
+
+def erspan2_header(session: int) -> bytes:
+    return struct.pack("!HHI", 1 << 12, session, 0)  # draft-foschiano-erspan section 4.1
+
+
+def erspan3_header(session: int, *, frame_type: int = 0, subheader: bool = False) -> bytes:
+    last = (frame_type << 10) | (1 if subheader else 0)
+    header = struct.pack("!HHIHH", 2 << 12, session, 0, 0, last)  # draft-foschiano-erspan section 4.2
+    return header + (b"\x00" * 8 if subheader else b"")
+
+
+def outer_ipv4_udp(inner: bytes, *, dport: int = 4789, src: str = "198.18.0.5", dst: str = "198.18.0.99") -> bytes:
+    """An Ethernet frame carrying `inner` in UDP, as a mirror session sends it."""
+    return ethernet_frame(ipv4_packet(udp_datagram(inner, dport=dport), src=src, dst=dst, proto=17))
+
+
+def ipv4_fragments(packet: bytes, *, size: int, ident: int = 7, order: tuple[int, ...] | None = None) -> list[bytes]:
+    """Split an IPv4 packet built by `ipv4_packet` into fragments carrying `size` bytes each."""
+    header, payload = packet[:20], packet[20:]
+    pieces = [payload[start : start + size] for start in range(0, len(payload), size)]
+    fragments = []
+    for index, piece in enumerate(pieces):
+        more = 0x2000 if index < len(pieces) - 1 else 0
+        fragment_field = more | (index * size // 8)
+        fragments.append(header[:2] + struct.pack("!HHH", 20 + len(piece), ident, fragment_field) + header[8:] + piece)
+    return [fragments[i] for i in order] if order is not None else fragments
+
+
+def ipv6_fragment(payload: bytes, *, offset: int, more: bool, ident: int = 9, next_header: int = 6) -> bytes:
+    header = struct.pack("!BBHI", next_header, 0, (offset // 8) << 3 | int(more), ident)  # RFC 8200 section 4.5
+    return ipv6_packet(header + payload, next_header=44)
