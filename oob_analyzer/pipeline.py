@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from capture import CaptureError, PacketDecoder, RawPacket, read_capture
+from capture import CaptureError, PacketDecoder, RawPacket, read_captures
 from oob_analyzer.detection import AttackHit, DetectionEngine
 from reassembly import ConnectionTracker, HttpRequest, ReassemblyEvent
 
@@ -38,6 +38,7 @@ class RunSummary:
     requests: int = 0
     hits: int = 0
     drops: Counter[str] = field(default_factory=Counter)
+    anomalies: Counter[str] = field(default_factory=Counter)  # odd but decoded (capture stage)
     errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -47,8 +48,8 @@ class RunSummary:
 class RequestStream:
     """Packets in, reassembly events out: the capture decoder and the connection tracker."""
 
-    def __init__(self) -> None:
-        self.decoder = PacketDecoder()
+    def __init__(self, decoder: PacketDecoder | None = None) -> None:
+        self.decoder = decoder or PacketDecoder()
         self.tracker = ConnectionTracker()
 
     def feed(self, packet: RawPacket) -> list[ReassemblyEvent]:
@@ -65,17 +66,18 @@ class RequestStream:
 
 
 def iter_packets(paths: Iterable[Path], summary: RunSummary) -> Iterator[RawPacket]:
-    """The packets of every file in turn; a file that cannot be read is noted and skipped.
+    """The packets of every source (files, directories, `-`), merged in timestamp order.
 
-    Packets before the damage in a damaged file are still yielded.
+    A source that cannot be read is noted and skipped; packets before the damage in a
+    damaged file are still yielded.
     """
-    for path in paths:
-        try:
-            for packet in read_capture(path):
-                summary.packets += 1
-                yield packet
-        except CaptureError as exc:
-            summary.errors.append(str(exc))
+
+    def note(exc: CaptureError) -> None:
+        summary.errors.append(str(exc))
+
+    for packet in read_captures(paths, on_error=note):
+        summary.packets += 1
+        yield packet
 
 
 class HitSink(Protocol):
@@ -85,10 +87,15 @@ class HitSink(Protocol):
 
 
 def analyze_packets(
-    packets: Iterable[RawPacket], *, engine: DetectionEngine, sink: HitSink, summary: RunSummary
+    packets: Iterable[RawPacket],
+    *,
+    engine: DetectionEngine,
+    sink: HitSink,
+    summary: RunSummary,
+    decoder: PacketDecoder | None = None,
 ) -> None:
     """Analyze a stream of packets, from any source, and hand every hit to `sink` in batches."""
-    stream = RequestStream()
+    stream = RequestStream(decoder)
     pending: list[AttackHit] = []
 
     def flush() -> None:
@@ -111,18 +118,23 @@ def analyze_packets(
     finally:
         flush()  # what was detected before an interruption is recorded too
         summary.drops = stream.drops()
+        summary.anomalies = stream.decoder.anomalies
 
 
-def replay_captures(paths: Iterable[Path], *, engine: DetectionEngine, sink: HitSink) -> RunSummary:
+def replay_captures(
+    paths: Iterable[Path], *, engine: DetectionEngine, sink: HitSink, decoder: PacketDecoder | None = None
+) -> RunSummary:
     """Analyze capture files and record every hit."""
     summary = RunSummary()
-    analyze_packets(iter_packets(paths, summary), engine=engine, sink=sink, summary=summary)
+    analyze_packets(iter_packets(paths, summary), engine=engine, sink=sink, summary=summary, decoder=decoder)
     return summary
 
 
-def extract_requests(paths: Iterable[Path], summary: RunSummary) -> Iterator[HttpRequest]:
+def extract_requests(
+    paths: Iterable[Path], summary: RunSummary, decoder: PacketDecoder | None = None
+) -> Iterator[HttpRequest]:
     """Every HTTP request in the capture files, in the order they complete."""
-    stream = RequestStream()
+    stream = RequestStream(decoder)
     for packet in iter_packets(paths, summary):
         for event in stream.feed(packet):
             if isinstance(event, HttpRequest):
@@ -133,3 +145,4 @@ def extract_requests(paths: Iterable[Path], summary: RunSummary) -> Iterator[Htt
             summary.requests += 1
             yield event
     summary.drops = stream.drops()
+    summary.anomalies = stream.decoder.anomalies

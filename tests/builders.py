@@ -153,3 +153,41 @@ def ipv4_fragments(packet: bytes, *, size: int, ident: int = 7, order: tuple[int
 def ipv6_fragment(payload: bytes, *, offset: int, more: bool, ident: int = 9, next_header: int = 6) -> bytes:
     header = struct.pack("!BBHI", next_header, 0, (offset // 8) << 3 | int(more), ident)  # RFC 8200 section 4.5
     return ipv6_packet(header + payload, next_header=44)
+
+
+# Capture files.
+
+
+def pcap_file(packets: list[tuple[float, bytes]], *, linktype: int = LinkType.ETHERNET) -> bytes:
+    """A little-endian microsecond pcap (draft-ietf-opsawg-pcap sections 4 and 5)."""
+    out = [struct.pack("<IHHIIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)]
+    for ts, data in packets:
+        seconds = int(ts)
+        out.append(struct.pack("<IIII", seconds, round((ts - seconds) * 1e6), len(data), len(data)) + data)
+    return b"".join(out)
+
+
+def pcapng_block(block_type: int, body: bytes, *, order: str = "<") -> bytes:
+    body += b"\x00" * (-len(body) % 4)
+    length = 12 + len(body)
+    return struct.pack(order + "II", block_type, length) + body + struct.pack(order + "I", length)
+
+
+def pcapng_section(*, order: str = "<") -> bytes:
+    return pcapng_block(0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1), order=order)
+
+
+def pcapng_interface(linktype: int, *, tsresol: int | None = None, order: str = "<") -> bytes:
+    options = b""
+    if tsresol is not None:
+        options = struct.pack(order + "HH", 9, 1) + bytes([tsresol, 0, 0, 0]) + struct.pack(order + "HH", 0, 0)
+    return pcapng_block(1, struct.pack(order + "HHI", linktype, 0, 0) + options, order=order)
+
+
+def pcapng_packet(
+    interface: int, ticks: int, data: bytes, *, wire_length: int | None = None, order: str = "<"
+) -> bytes:
+    header = struct.pack(
+        order + "IIIII", interface, ticks >> 32, ticks & 0xFFFFFFFF, len(data), wire_length or len(data)
+    )
+    return pcapng_block(6, header + data, order=order)
