@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from oob_analyzer.cli.exit_codes import ExitCode
+from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, sources_argument, stats_option
 from oob_analyzer.pipeline import RunSummary, extract_requests
 
 __all__ = ["extract"]
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@sources_argument
 @click.option(
     "--format",
     "output_format",
@@ -23,14 +24,26 @@ __all__ = ["extract"]
     show_default=True,
     help="jsonl: one JSON object per request.",
 )
-def extract(files: tuple[Path, ...], output_format: str) -> None:
-    """Print every HTTP request found in pcap/pcapng FILES, without detection.
+@decoder_options
+@stats_option
+def extract(
+    sources: tuple[Path, ...],
+    output_format: str,
+    vxlan_ports: tuple[int, ...],
+    geneve_ports: tuple[int, ...],
+    stats: bool,
+) -> None:
+    """Print every HTTP request found in captures, without detection.
+
+    SOURCE is what `replay` reads: pcap/pcapng files (gzipped or not), directories, -.
 
     Fields: ts, src, sport, dst, dport, method, host, target, version, headers (list of
-    [name, value]), body_length. For checking reassembly against other dissectors.
+    [name, value]), body_length, and tunnel (only for tunnelled traffic: a list of
+    [kind, outer source>destination, VNI/key/session id], outermost first). For checking
+    reassembly against other dissectors.
     """
     summary = RunSummary()
-    for request in extract_requests(files, summary):
+    for request in extract_requests(sources, summary, make_decoder(vxlan_ports, geneve_ports)):
         record = {
             "ts": round(request.ts, 6),
             "src": request.flow.client,
@@ -44,8 +57,12 @@ def extract(files: tuple[Path, ...], output_format: str) -> None:
             "headers": [list(pair) for pair in request.headers],
             "body_length": request.body_length,
         }
+        if request.flow.tunnel:  # the outer layers, outermost first: [kind, outer src>dst, id]
+            record["tunnel"] = [list(layer) for layer in request.flow.tunnel]
         click.echo(json.dumps(record, ensure_ascii=False))
     for error in summary.errors:
         click.echo(f"warning: {error}", err=True)
+    if stats:
+        echo_stats(summary)
     if summary.errors:
         raise SystemExit(ExitCode.INPUT_DAMAGED)
