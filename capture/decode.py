@@ -6,7 +6,7 @@ the frame carries no TCP segment we can use. It never raises on malformed input.
 
 Link layers: Ethernet (802.1Q/802.1ad tags), Linux cooked SLL and SLL2, raw IP, BSD
 loopback (NULL/LOOP), NFLOG, MPLS, PPPoE session. Tunnels, nested in any order: VXLAN,
-GENEVE, GRE (also over UDP, RFC 8086), ERSPAN I/II/III, IP in IP. Each tunnel crossed adds
+GENEVE, GRE (also over UDP, RFC 8086), ERSPAN I/II/III, GTP-U, IP in IP. Each tunnel crossed adds
 (kind, outer source>destination, VNI/key/session id) to the segment's `tunnel`, which is
 part of every flow key. IPv4 and IPv6 fragments are reassembled (`capture.fragments`).
 
@@ -31,6 +31,7 @@ __all__ = ["DEFAULT_GENEVE_PORT", "DEFAULT_VXLAN_PORT", "PacketDecoder"]
 DEFAULT_VXLAN_PORT = 4789  # RFC 7348 section 5
 DEFAULT_GENEVE_PORT = 6081  # RFC 8926 section 3.3
 GRE_IN_UDP_PORT = 4754  # RFC 8086 section 3
+GTP_USER_PORT = 2152  # 3GPP TS 29.281 section 4.4.2
 
 _IPPROTO_IPIP, _IPPROTO_TCP, _IPPROTO_UDP, _IPPROTO_IPV6, _IPPROTO_GRE = 4, 6, 17, 41, 47
 _IPV6_FRAGMENT = 44
@@ -300,6 +301,14 @@ class PacketDecoder:
             return self._decode_from(buf, layer, inner_offset, end, inner)
         if dport == GRE_IN_UDP_PORT:
             return self._decode_gre(buf, payload, end, src, dst, tunnel=tunnel)
+        if dport == GTP_USER_PORT:
+            gtp = layers.decode_gtp_user(buf, payload, end)
+            if isinstance(gtp, str):
+                return gtp
+            inner = self._enter(tunnel, "gtp", src, dst, gtp[0])
+            if isinstance(inner, str):
+                return inner
+            return self._decode_from(buf, Layer.IP_BY_VERSION, gtp[1], end, inner)
         return "not_tcp"
 
     def _decode_gre(

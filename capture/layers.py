@@ -28,6 +28,7 @@ __all__ = [
     "decode_ethertype",
     "decode_geneve",
     "decode_gre",
+    "decode_gtp_user",
     "decode_mpls",
     "decode_nflog",
     "decode_null",
@@ -74,6 +75,10 @@ _ERSPAN2 = struct.Struct("!HHI")
 # draft-foschiano-erspan section 4.2 (type III): ver/VLAN(2) COS/BSO/T/session(2) timestamp(4)
 # SGT(2) P/FT/HW ID/D/Gra/O(2); an 8-byte platform subheader follows when O is set
 _ERSPAN3 = struct.Struct("!HHIHH")
+# 3GPP TS 29.281 section 5.1: flags(1) message type(1) length(2) TEID(4); sequence(2)
+# N-PDU(1) next extension type(1) follow when any of the E, S, PN flags is set.
+_GTP_USER = struct.Struct("!BBHI")
+_GTP_G_PDU = 0xFF  # a user packet, as opposed to echo and error messages
 # RFC 3032 section 2.1: label(20) TC(3) S(1) TTL(8)
 _MPLS_ENTRY = struct.Struct("!I")
 # RFC 2516 section 4: ver/type(1) code(1) session id(2) length(2), then the PPP protocol (RFC 1661)
@@ -263,3 +268,26 @@ def decode_erspan3(buf: bytes, offset: int, end: int) -> tuple[int, int, int] | 
     if frame_type == 2:
         return session_word & 0x3FF, Layer.IP_BY_VERSION, inner
     return "erspan_unknown_frame_type"
+
+
+def decode_gtp_user(buf: bytes, offset: int, end: int) -> tuple[int, int] | str:
+    """(TEID, inner IP offset) of a GTP-U G-PDU, extension headers skipped."""
+    if offset + _GTP_USER.size > end:
+        return "gtp_truncated"
+    flags, message_type, _length, teid = _GTP_USER.unpack_from(buf, offset)
+    if flags >> 5 != 1:
+        return "gtp_unknown_version"
+    if message_type != _GTP_G_PDU:
+        return "gtp_not_user_data"
+    cursor = offset + _GTP_USER.size
+    if flags & 0x07:  # E, S or PN: the optional word is there
+        if cursor + 4 > end:
+            return "gtp_truncated"
+        next_extension = buf[cursor + 3]
+        cursor += 4
+        while next_extension:  # section 5.2: length in 4-byte units, next type in the last byte
+            if cursor >= end or buf[cursor] == 0 or cursor + buf[cursor] * 4 > end:
+                return "gtp_truncated"
+            cursor += buf[cursor] * 4
+            next_extension = buf[cursor - 1]
+    return teid, cursor
