@@ -7,6 +7,7 @@ front of it), for packets from any source; `replay_captures` does it for capture
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -93,22 +94,31 @@ def analyze_packets(
     sink: HitSink,
     summary: RunSummary,
     decoder: PacketDecoder | None = None,
+    flush_interval: float | None = None,
 ) -> None:
-    """Analyze a stream of packets, from any source, and hand every hit to `sink` in batches."""
+    """Analyze a stream of packets, from any source, and hand every hit to `sink` in batches.
+
+    A live source passes `flush_interval` (seconds): pending hits are then also recorded
+    once they have waited that long, checked as each packet arrives.
+    """
     stream = RequestStream(decoder)
     pending: list[AttackHit] = []
+    last_flush = time.monotonic()
 
     def flush() -> None:
+        nonlocal last_flush
         sink.record(pending)
         summary.hits += len(pending)
         pending.clear()
+        last_flush = time.monotonic()
 
     def handle(events: list[ReassemblyEvent]) -> None:
         for event in events:
             if isinstance(event, HttpRequest):
                 summary.requests += 1
                 pending.extend(engine.analyze(event))
-        if len(pending) >= HIT_BATCH_SIZE:
+        waited_long = flush_interval is not None and time.monotonic() - last_flush >= flush_interval
+        if len(pending) >= HIT_BATCH_SIZE or (pending and waited_long):
             flush()
 
     try:

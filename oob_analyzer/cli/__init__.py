@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from oob_analyzer.cli.extract import extract
+from oob_analyzer.cli.live import capture, listen
 from oob_analyzer.cli.query import attacks, hits
 from oob_analyzer.cli.replay import replay
 
@@ -25,3 +26,5 @@ main.add_command(replay)
 main.add_command(extract)
 main.add_command(hits)
 main.add_command(attacks)
+main.add_command(listen)
+main.add_command(capture)
