@@ -40,6 +40,7 @@ _IPV6_AUTHENTICATION = 51  # RFC 4302: its length counts 4-byte words, less two
 _IPV6_SKIPPABLE = frozenset({0, 43, 60, 135, 139, 140})
 _ERSPAN_II, _ERSPAN_III = 0x88BE, 0x22EB
 _MAX_ADDRESSES_CACHED = 1 << 16
+_MAX_TUNNELS_CACHED = 1 << 14
 
 Result = TcpSegment | str  # the segment, or the reason the frame has none
 
@@ -66,6 +67,7 @@ class PacketDecoder:
         self.max_tunnel_depth = max_tunnel_depth
         self._anomalies: Counter[str] = Counter()
         self._addresses: dict[bytes, str] = {}
+        self._tunnels: dict[tuple[TunnelContext, str, bytes, bytes, int], TunnelContext] = {}
         self._ts = 0.0
         self._truncated = False
 
@@ -74,6 +76,12 @@ class PacketDecoder:
         return self._anomalies + self.fragments.anomalies
 
     def decode(self, packet: RawPacket) -> TcpSegment | None:
+        if packet.linktype == LinkType.ETHERNET:  # the common case first, without the dispatch
+            buf = packet.data
+            self._ts, self._truncated = packet.ts, packet.wire_length > len(buf)
+            segment = self._decode_ethernet_ipv4_tcp(buf, 0, len(buf), ())
+            if segment is not None:
+                return segment
         decoded = self._decode_frame(packet)
         if isinstance(decoded, str):
             self.stats[decoded] += 1
@@ -85,8 +93,10 @@ class PacketDecoder:
         end = len(buf)
         link = packet.linktype
         step: layers.Step
-        if link == LinkType.ETHERNET:
-            step = Layer.ETHERNET, 0
+        if link == LinkType.ETHERNET:  # `decode` tried the common shape already: go on past it
+            if end < layers.ETHERNET_HEADER:
+                return "ethernet_truncated"
+            step = layers.decode_ethertype(buf, layers.ETHERNET_HEADER, end, (buf[12] << 8) | buf[13])
         elif link in (LinkType.RAW, LinkType.IPV4, LinkType.IPV6):
             step = Layer.IP_BY_VERSION, 0
         elif link == LinkType.LINUX_SLL:  # protocol at 14 after type, ARPHRD, address len and address
@@ -115,6 +125,10 @@ class PacketDecoder:
 
     def _decode_from(self, buf: bytes, layer: int, offset: int, end: int, tunnel: TunnelContext) -> Result:
         """Walk the link layers from `layer` at `offset` to IP, then hand on to the transport."""
+        if layer == Layer.ETHERNET:
+            segment = self._decode_ethernet_ipv4_tcp(buf, offset, end, tunnel)
+            if segment is not None:
+                return segment
         while True:
             if layer == Layer.IPV4:
                 return self._decode_ipv4(buf, offset, end, tunnel)
@@ -138,6 +152,40 @@ class PacketDecoder:
             if isinstance(step, str):
                 return step
             layer, offset = step
+
+    def _decode_ethernet_ipv4_tcp(self, buf: bytes, offset: int, end: int, tunnel: TunnelContext) -> TcpSegment | None:
+        """Ethernet, IPv4 without options or fragments, TCP, all there: in one go, or None.
+
+        Most mirrored frames have this shape; this path takes them without the general
+        walk's calls (three times faster: benchmarks/capture_decode.py). Anything else,
+        odd or not, returns None and goes the general way, which counts what is wrong.
+        """
+        if end - offset < 54 or buf[offset + 12] != 0x08 or buf[offset + 13] != 0x00:
+            return None
+        ip = offset + 14
+        version_ihl, _tos, total_length, _ident, fragment, _ttl, protocol = layers.IPV4.unpack_from(buf, ip)
+        ip_end = ip + total_length
+        if version_ihl != 0x45 or protocol != _IPPROTO_TCP or fragment & 0x3FFF or ip_end > end or total_length < 40:
+            return None
+        sport, dport, seq, ack, data_offset, flags = layers.TCP.unpack_from(buf, ip + 20)
+        payload = ip + 20 + (data_offset >> 4) * 4
+        if data_offset < 0x50 or payload > ip_end:
+            return None
+        src, dst = buf[ip + 12 : ip + 16], buf[ip + 16 : ip + 20]
+        addresses = self._addresses
+        return TcpSegment(
+            ts=self._ts,
+            src=addresses.get(src) or self._address(src),
+            dst=addresses.get(dst) or self._address(dst),
+            sport=sport,
+            dport=dport,
+            seq=seq,
+            ack=ack,
+            flags=flags,
+            payload=buf[payload:ip_end],
+            truncated=self._truncated,
+            tunnel=tunnel,
+        )
 
     def _decode_ipv4(self, buf: bytes, offset: int, end: int, tunnel: TunnelContext) -> Result:
         if offset + 20 > end:
@@ -349,9 +397,17 @@ class PacketDecoder:
         return self._decode_from(buf, step[0], step[1], end, inner)
 
     def _enter(self, tunnel: TunnelContext, kind: str, src: bytes, dst: bytes, ident: int) -> TunnelContext | str:
-        if len(tunnel) >= self.max_tunnel_depth:
-            return "tunnel_too_deep"
-        return (*tunnel, (kind, f"{self._address(src)}>{self._address(dst)}", ident))
+        # One tuple per tunnel, shared by its segments: built once, not per packet.
+        key = (tunnel, kind, src, dst, ident)
+        context = self._tunnels.get(key)
+        if context is None:
+            if len(tunnel) >= self.max_tunnel_depth:
+                return "tunnel_too_deep"
+            if len(self._tunnels) >= _MAX_TUNNELS_CACHED:
+                self._tunnels.clear()
+            context = (*tunnel, (kind, f"{self._address(src)}>{self._address(dst)}", ident))
+            self._tunnels[key] = context
+        return context
 
     def _address(self, raw: bytes) -> str:
         text = self._addresses.get(raw)

@@ -25,7 +25,12 @@ class LinkType:
     LINUX_SLL2 = 276
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# RawPacket and TcpSegment are made once per packet: they are slotted dataclasses but not
+# frozen, because a frozen dataclass's __init__ sets each field through object.__setattr__
+# and costs four times as much (benchmarks/capture_decode.py). Treat them as immutable.
+
+
+@dataclass(slots=True, kw_only=True)
 class RawPacket:
     """One frame as it came off a file or a socket.
 
@@ -47,7 +52,7 @@ class RawPacket:
 TunnelContext = tuple[tuple[str, str, int], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class TcpSegment:
     """A decoded TCP segment: what reassembly consumes."""
 
