@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from capture import PacketDecoder, TcpSegment
 from reassembly import ConnectionTracker, HttpRequest
@@ -185,3 +187,34 @@ def test_same_inner_connection_in_two_vnis_never_mixes() -> None:
         requests += [event for event in tracker.receive_segment(segment) if isinstance(event, HttpRequest)]
     requests += [event for event in tracker.close_all() if isinstance(event, HttpRequest)]
     assert sorted((r.flow.tunnel[0][2], r.target) for r in requests) == [(1, "/vpc-one"), (2, "/vpc-two")]
+
+
+NESTED_FRAMES = [
+    outer_ipv4_udp(vxlan_header(7) + INNER_FRAME),
+    outer_ipv4_udp(geneve_header(5, options=b"\x00" * 8) + outer_ipv4_udp(vxlan_header(1) + INNER_FRAME), dport=6081),
+    gre_frame(gre_header(0x88BE, sequence=1) + erspan2_header(3) + INNER_FRAME),
+    gre_frame(gre_header(0x22EB, key=1) + erspan3_header(4, subheader=True) + INNER_FRAME),
+    outer_ipv4_udp(b"\x30\xff\x00\x10" + b"\x00\x00\x00\x09" + ipv4_packet(tcp_header() + REQUEST), dport=2152),
+]
+
+
+@pytest.mark.parametrize("frame", NESTED_FRAMES)
+def test_tunnelled_frames_cut_at_every_offset_are_decoded_or_counted(frame: bytes) -> None:
+    assert decode_one(frame).tunnel
+    for cut in range(len(frame)):
+        decoder = PacketDecoder()
+        segment = decoder.decode(raw_packet(frame[:cut], wire_length=len(frame)))
+        assert (segment is not None and segment.truncated) or sum(decoder.stats.values()) == 1
+
+
+@given(
+    st.sampled_from(NESTED_FRAMES),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), min_size=1, max_size=6),
+)
+def test_tunnelled_frames_with_any_bytes_changed_never_raise(frame: bytes, changes: list[tuple[int, int]]) -> None:
+    mutated = bytearray(frame)
+    for position, value in changes:
+        mutated[position % len(mutated)] = value
+    decoder = PacketDecoder()
+    segment = decoder.decode(raw_packet(bytes(mutated)))
+    assert segment is not None or sum(decoder.stats.values()) == 1
