@@ -73,20 +73,23 @@ def counted(packets: Iterable[RawPacket], summary: RunSummary) -> Iterator[RawPa
         yield packet
 
 
-def run_live(
-    source: UdpMirrorSource | InterfaceSource, decoder: PacketDecoder, db_url: str, stop: threading.Event
-) -> RunSummary:
+def run_live(source: UdpMirrorSource | InterfaceSource, decoder: PacketDecoder, db_url: str, banner: str) -> RunSummary:
+    """Analyze the source until SIGINT or SIGTERM; the source is closed afterwards."""
     summary = RunSummary()
     engine = DetectionEngine(default_detectors())
-    with open_store(db_url) as store:
-        analyze_packets(
-            counted(source.packets(stop.is_set), summary),
-            engine=engine,
-            sink=store,
-            summary=summary,
-            decoder=decoder,
-            flush_interval=FLUSH_INTERVAL_SECONDS,
-        )
+    try:
+        with stop_on_signals() as stop, open_store(db_url) as store:
+            click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
+            analyze_packets(
+                counted(source.packets(stop.is_set), summary),
+                engine=engine,
+                sink=store,
+                summary=summary,
+                decoder=decoder,
+                flush_interval=FLUSH_INTERVAL_SECONDS,
+            )
+    finally:
+        source.close()
     summary.drops += source.stats
     return summary
 
@@ -133,13 +136,7 @@ def listen(
     vxlan_ports = (bound.port,) if kind == "vxlan" else (DEFAULT_VXLAN_PORT,)
     geneve_ports = (bound.port,) if kind == "geneve" else (DEFAULT_GENEVE_PORT,)
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
-    try:
-        with stop_on_signals() as stop:
-            click.echo(f"listening for {kind} on {bound.host}:{bound.port}", err=True)
-            summary = run_live(source, decoder, db_url, stop)
-    finally:
-        source.close()
-    finish(summary, stats)
+    finish(run_live(source, decoder, db_url, f"listening for {kind} on {bound.host}:{bound.port}"), stats)
 
 
 @click.command()
@@ -170,10 +167,4 @@ def capture(
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from exc
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
-    try:
-        with stop_on_signals() as stop:
-            click.echo(f"capturing on {interface}", err=True)
-            summary = run_live(source, decoder, db_url, stop)
-    finally:
-        source.close()
-    finish(summary, stats)
+    finish(run_live(source, decoder, db_url, f"capturing on {interface}"), stats)

@@ -64,7 +64,7 @@ def make_decoder(vxlan_ports: tuple[int, ...], geneve_ports: tuple[int, ...]) ->
 
 
 def echo_stats(summary: RunSummary) -> None:
-    _echo_counters("passed over (by reason) and connection counters", summary.drops)
+    _echo_counters("counters (frames passed over, by reason; connections; datagrams)", summary.drops)
     _echo_counters("anomalies (odd but decoded)", summary.anomalies)
 
 
