@@ -123,7 +123,7 @@ def report(name: str, path: Path, packets: int) -> None:
         ("decode alone", decode_seconds),
         ("tshark -r", tshark_seconds),
     ]:
-        print(f"  {label:<14} {seconds:8.2f} s  {packets / seconds:12,.0f} packets/s")
+        print(f"  {label:<14} {seconds:8.2f} s  {packets / seconds:12,.0f} packets/s", flush=True)
     print(f"  decode alone / tshark: {tshark_seconds / decode_seconds:.1f}x   (target 15x)")
     print(f"  read+decode  / tshark: {tshark_seconds / both_seconds:.1f}x")
 

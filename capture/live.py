@@ -98,6 +98,11 @@ class UdpMirrorSource:
         host, port = self._sock.getsockname()[:2]
         return MirrorListenAddress(host=host, port=port)
 
+    @property
+    def receive_buffer_bytes(self) -> int:
+        """What the kernel granted (Linux reports twice the bytes asked, for its overhead)."""
+        return self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
     def close(self) -> None:
         self._sock.close()
 

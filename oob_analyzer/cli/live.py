@@ -94,6 +94,11 @@ def run_live(source: UdpMirrorSource | InterfaceSource, decoder: PacketDecoder, 
     return summary
 
 
+def _host_port(address: MirrorListenAddress) -> str:
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
+
+
 def finish(summary: RunSummary, stats: bool) -> None:
     click.echo(summary.line())
     if stats:
@@ -136,7 +141,7 @@ def listen(
     vxlan_ports = (bound.port,) if kind == "vxlan" else (DEFAULT_VXLAN_PORT,)
     geneve_ports = (bound.port,) if kind == "geneve" else (DEFAULT_GENEVE_PORT,)
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
-    finish(run_live(source, decoder, db_url, f"listening for {kind} on {bound.host}:{bound.port}"), stats)
+    finish(run_live(source, decoder, db_url, f"listening for {kind} on {_host_port(bound)}"), stats)
 
 
 @click.command()
