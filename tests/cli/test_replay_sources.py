@@ -55,6 +55,14 @@ def test_gzip_from_standard_input(tmp_path: Path) -> None:
     assert replayed(tmp_path, "stdin", "-", input=compressed) == replayed(tmp_path, "file", str(VXLAN))
 
 
+def test_pcapng_from_standard_input_merged_with_a_file(tmp_path: Path) -> None:
+    # stdin cannot seek: the pcapng reader reads front to back, and the merge keeps it open.
+    pcapng = (SAMPLES / "mirror-http.pcapng").read_bytes()
+    db_url = f"sqlite:///{tmp_path / 'merged.db'}"
+    result = run("replay", "-", str(VXLAN), "--db", db_url, input=pcapng)
+    assert result.stdout == "110 packets, 18 requests, 10 hits\n"  # the same traffic twice: plain and tunnelled
+
+
 def test_a_directory_of_rotated_files_merges_back_into_one_capture(tmp_path: Path) -> None:
     packets = list(read_capture(PLAIN))
     rotated = tmp_path / "rotated"
