@@ -22,6 +22,7 @@ __all__ = [
     "TCP",
     "UDP",
     "VXLAN",
+    "VXLAN_FLAG_I",
     "Layer",
     "decode_erspan2",
     "decode_erspan3",
