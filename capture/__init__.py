@@ -8,6 +8,7 @@ from capture.decode import DEFAULT_GENEVE_PORT, DEFAULT_VXLAN_PORT, PacketDecode
 from capture.errors import CaptureError, CaptureFormatError, CaptureTruncatedError
 from capture.files import STDIN, expand_capture_paths, read_capture, read_captures
 from capture.fragments import FragmentReassembler
+from capture.live import InterfaceSource, MirrorListenAddress, UdpMirrorSource
 from capture.packets import LinkType, RawPacket, TcpSegment, TunnelContext
 
 __all__ = [
@@ -18,11 +19,14 @@ __all__ = [
     "CaptureFormatError",
     "CaptureTruncatedError",
     "FragmentReassembler",
+    "InterfaceSource",
     "LinkType",
+    "MirrorListenAddress",
     "PacketDecoder",
     "RawPacket",
     "TcpSegment",
     "TunnelContext",
+    "UdpMirrorSource",
     "expand_capture_paths",
     "read_capture",
     "read_captures",

@@ -17,8 +17,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from capture import DEFAULT_GENEVE_PORT, DEFAULT_VXLAN_PORT, CaptureError, PacketDecoder, RawPacket
-from capture.live import InterfaceSource, MirrorListenAddress, UdpMirrorSource
+from capture import (
+    DEFAULT_GENEVE_PORT,
+    DEFAULT_VXLAN_PORT,
+    CaptureError,
+    InterfaceSource,
+    MirrorListenAddress,
+    PacketDecoder,
+    RawPacket,
+    UdpMirrorSource,
+)
 from oob_analyzer.cli.options import db_option, open_store
 from oob_analyzer.cli.sources import echo_stats, stats_option
 from oob_analyzer.detection import DetectionEngine, default_detectors
