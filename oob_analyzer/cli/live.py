@@ -28,7 +28,7 @@ from capture import (
     UdpMirrorSource,
 )
 from oob_analyzer.cli.options import db_option, open_store
-from oob_analyzer.cli.sources import echo_stats, stats_option
+from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
 from oob_analyzer.detection import DetectionEngine, default_detectors
 from oob_analyzer.pipeline import RunSummary, analyze_packets
 
@@ -155,10 +155,7 @@ def listen(
 @click.command()
 @click.option("--interface", "-i", required=True, metavar="IF", help="Network interface to capture on.")
 @click.option("--bpf", metavar="FILTER", help="Capture filter in tcpdump syntax, e.g. 'tcp port 80'.")
-@click.option("--vxlan-port", "vxlan_ports", type=click.IntRange(1, 65535), multiple=True, default=[DEFAULT_VXLAN_PORT])
-@click.option(
-    "--geneve-port", "geneve_ports", type=click.IntRange(1, 65535), multiple=True, default=[DEFAULT_GENEVE_PORT]
-)
+@decoder_options
 @db_option
 @stats_option
 def capture(
@@ -179,5 +176,4 @@ def capture(
         source = InterfaceSource.open(interface, bpf=bpf)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from exc
-    decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
-    finish(run_live(source, decoder, db_url, f"capturing on {interface}"), stats)
+    finish(run_live(source, make_decoder(vxlan_ports, geneve_ports), db_url, f"capturing on {interface}"), stats)
