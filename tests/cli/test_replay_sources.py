@@ -5,12 +5,15 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
 from capture import read_capture
 from oob_analyzer.cli import main
+from oob_analyzer.detection import AttackHit, DetectionEngine, default_detectors
+from oob_analyzer.pipeline import replay_captures
 from tests.builders import pcap_file
 from tests.paths import SAMPLES
 
@@ -100,3 +103,18 @@ def test_an_unreadable_source_among_good_ones_is_reported(tmp_path: Path) -> Non
     assert result.exit_code == 3
     assert result.stdout == "55 packets, 9 requests, 5 hits\n"
     assert f"warning: {garbage}: not a pcap or pcapng file (starts with b'hell')" in result.stderr
+
+
+class CollectedHits:
+    def __init__(self) -> None:
+        self.hits: list[AttackHit] = []
+
+    def record(self, hits: Sequence[AttackHit]) -> None:
+        self.hits.extend(hits)
+
+
+def test_every_hit_from_the_vxlan_sample_carries_its_tunnel() -> None:
+    sink = CollectedHits()
+    summary = replay_captures([VXLAN], engine=DetectionEngine(default_detectors()), sink=sink)
+    assert summary.hits == 5
+    assert {hit.tunnel for hit in sink.hits} == {"vxlan:198.18.0.5>198.18.0.99:7"}
