@@ -22,7 +22,7 @@ from capture.errors import CaptureError, CaptureFormatError, CaptureTruncatedErr
 from capture.packets import RawPacket
 from capture.pcapng import PCAPNG_MAGIC, ByteStream, read_pcapng
 
-__all__ = ["STDIN", "expand_capture_paths", "read_capture", "read_captures"]
+__all__ = ["STDIN", "expand_capture_paths", "read_capture", "read_captures", "read_stream"]
 
 STDIN = Path("-")
 # draft-ietf-opsawg-pcap section 4: magic -> (byte order, fractional-second divisor)
@@ -130,17 +130,18 @@ def read_capture(path: Path) -> Iterator[RawPacket]:
     """Yield the packets of one pcap or pcapng file (gzipped or not, `-` for stdin), in file order."""
     name = "<stdin>" if path == STDIN else str(path)
     if path == STDIN:
-        yield from _read_stream(sys.stdin.buffer, name)
+        yield from read_stream(sys.stdin.buffer, name)
         return
     try:
         stream = path.open("rb")
     except OSError as exc:
         raise CaptureError(f"{path}: cannot open: {exc.strerror}") from exc
     with stream:
-        yield from _read_stream(stream, name)
+        yield from read_stream(stream, name)
 
 
-def _read_stream(stream: ByteStream, name: str) -> Iterator[RawPacket]:
+def read_stream(stream: ByteStream, name: str) -> Iterator[RawPacket]:
+    """The packets of an open capture stream, compressed or not; `name` goes in errors."""
     magic = stream.read(4)
     if magic[:2] == _GZIP_MAGIC:
         with gzip.GzipFile(fileobj=_Prefixed(magic, stream), mode="rb") as unzipped:

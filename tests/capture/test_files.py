@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -7,6 +8,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from capture import (
     CaptureError,
@@ -18,6 +21,7 @@ from capture import (
     read_capture,
     read_captures,
 )
+from capture.files import read_stream
 from capture.pcapng import read_pcapng
 from tests.builders import (
     ethernet_frame,
@@ -193,3 +197,25 @@ def test_sequential_files_are_opened_one_at_a_time(tmp_path: Path) -> None:
     for _packet in read_captures([tmp_path], on_error=pytest.fail):
         most_open = max(most_open, open_captures())
     assert most_open == 1
+
+
+VALID_CAPTURES = [
+    pcap_file([(1.0, frame(1)), (2.0, frame(2))]),
+    pcapng_section() + pcapng_interface(LinkType.ETHERNET, tsresol=9) + pcapng_packet(0, 5, frame(1)),
+    gzip.compress(pcap_file([(1.0, frame(1))])),
+]
+
+
+@given(
+    st.sampled_from(VALID_CAPTURES),
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=6),
+    st.integers(0, 400),
+)
+def test_damaged_captures_raise_only_capture_errors(capture: bytes, changes: list[tuple[int, int]], cut: int) -> None:
+    damaged = bytearray(capture)
+    for position, value in changes:
+        damaged[position % len(damaged)] = value
+    stream = io.BytesIO(bytes(damaged[: max(cut, 4)]))
+    with contextlib.suppress(CaptureError):
+        for packet in read_stream(stream, "fuzz"):
+            assert len(packet.data) <= packet.wire_length
