@@ -5,7 +5,8 @@ an ordinary UDP socket (no capture privilege needed) and hands each on as the IP
 packet it arrived in, so the decoder unwraps it like a captured one, outer addresses and
 all. `InterfaceSource` reads every frame of an interface through an AF_PACKET socket,
 promiscuous, with an optional BPF filter. Both run until `stop()` says so, waking at least
-every `poll_interval` seconds to ask.
+every `poll_interval` seconds to ask, and yield None when they waited in vain, so that the
+pipeline can record pending hits while the mirror is quiet.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class UdpMirrorSource:
     def close(self) -> None:
         self._sock.close()
 
-    def packets(self, stop: StopCheck) -> Iterator[RawPacket]:
+    def packets(self, stop: StopCheck) -> Iterator[RawPacket | None]:
         buffer = bytearray(_MAX_DATAGRAM)
         family = self._sock.family
         local_host, local_port = self._sock.getsockname()[:2]
@@ -115,7 +116,8 @@ class UdpMirrorSource:
         for _ in _until_stopped_then_drained(self._sock, stop, self._poll_interval):
             try:
                 length, ancillary, _flags, peer = self._sock.recvmsg_into([buffer], ancillary_size)
-            except (TimeoutError, InterruptedError):  # ask `stop` again
+            except (TimeoutError, InterruptedError):  # ask `stop` again; tell the caller time passed
+                yield None
                 continue
             except BlockingIOError:  # stopped, and nothing more was queued
                 return
@@ -213,12 +215,13 @@ class InterfaceSource:
     def close(self) -> None:
         self._sock.close()
 
-    def packets(self, stop: StopCheck) -> Iterator[RawPacket]:
+    def packets(self, stop: StopCheck) -> Iterator[RawPacket | None]:
         buffer = bytearray(_SNAPLEN)
         for _ in _until_stopped_then_drained(self._sock, stop, self._poll_interval):
             try:
                 wire_length, address = self._sock.recvfrom_into(buffer, 0, socket.MSG_TRUNC)
             except (TimeoutError, InterruptedError):
+                yield None
                 continue
             except BlockingIOError:
                 return

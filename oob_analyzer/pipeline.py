@@ -88,7 +88,7 @@ class HitSink(Protocol):
 
 
 def analyze_packets(
-    packets: Iterable[RawPacket],
+    packets: Iterable[RawPacket | None],
     *,
     engine: DetectionEngine,
     sink: HitSink,
@@ -99,7 +99,8 @@ def analyze_packets(
     """Analyze a stream of packets, from any source, and hand every hit to `sink` in batches.
 
     A live source passes `flush_interval` (seconds): pending hits are then also recorded
-    once they have waited that long, checked as each packet arrives.
+    once they have waited that long, checked as each packet arrives and on each None, which
+    a live source yields when it has waited for packets in vain.
     """
     stream = RequestStream(decoder)
     pending: list[AttackHit] = []
@@ -123,7 +124,7 @@ def analyze_packets(
 
     try:
         for packet in packets:
-            handle(stream.feed(packet))
+            handle(stream.feed(packet) if packet is not None else [])
         handle(stream.finish())
     finally:
         flush()  # what was detected before an interruption is recorded too

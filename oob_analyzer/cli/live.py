@@ -75,9 +75,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def counted(packets: Iterable[RawPacket], summary: RunSummary) -> Iterator[RawPacket]:
+def counted(packets: Iterable[RawPacket | None], summary: RunSummary) -> Iterator[RawPacket | None]:
     for packet in packets:
-        summary.packets += 1
+        summary.packets += packet is not None
         yield packet
 
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +70,7 @@ def send(port: int, header: bytes, frames: list[bytes]) -> None:
 
 def listed_hits(db_url: str) -> list[dict[str, object]]:
     result = CliRunner().invoke(main, ["hits", "list", "--format", "json", "--db", db_url])
+    assert result.exit_code == 0, result.output
     hits: list[dict[str, object]] = json.loads(result.output)
     return hits
 
@@ -104,6 +106,17 @@ def test_listen_records_the_attacks_in_mirror_datagrams(kind: str, header_for: o
     ]
     jumbo = [hit for hit in hits if hit["src_ip"] == "10.1.0.5"]
     assert [hit["payload"] for hit in jumbo] == [JUMBO_ATTACK]  # read whole, not cut at 1526 bytes
+
+
+def test_hits_are_recorded_while_running_even_when_the_mirror_goes_quiet(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'live.db'}"
+    with running("listen", "--vxlan", "127.0.0.1:0", "--db", db_url) as (process, line):
+        send(int(line.rsplit(":", 1)[1]), vxlan_header(1), jumbo_connection())
+        deadline = time.monotonic() + 10
+        while not (hits := listed_hits(db_url)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [hit["payload"] for hit in hits] == [JUMBO_ATTACK]  # no further packet was needed
+        stop(process)
 
 
 def test_sigterm_also_flushes_and_exits_cleanly(tmp_path: Path) -> None:
