@@ -41,6 +41,7 @@ _IPV6_SKIPPABLE = frozenset({0, 43, 60, 135, 139, 140})
 _ERSPAN_II, _ERSPAN_III = 0x88BE, 0x22EB
 _MAX_ADDRESSES_CACHED = 1 << 16
 _MAX_TUNNELS_CACHED = 1 << 14
+_UDP_PORT_LENGTH = struct.Struct("!HH")  # RFC 768: destination port and length, at offset 2
 
 Result = TcpSegment | str  # the segment, or the reason the frame has none
 
@@ -68,6 +69,7 @@ class PacketDecoder:
         self._anomalies: Counter[str] = Counter()
         self._addresses: dict[bytes, str] = {}
         self._tunnels: dict[tuple[TunnelContext, str, bytes, bytes, int], TunnelContext] = {}
+        self._vxlan_tunnels: dict[tuple[TunnelContext, bytes, int], TunnelContext] = {}  # the fast path's
         self._ts = 0.0
         self._truncated = False
 
@@ -195,17 +197,22 @@ class PacketDecoder:
     def _decode_vxlan_in_one_go(self, buf: bytes, ip: int, ip_end: int, tunnel: TunnelContext) -> TcpSegment | None:
         """UDP to a VXLAN port, the I flag set, an inner frame of the common shape: or None."""
         vxlan = ip + 28
-        if (
-            vxlan + layers.VXLAN.size > ip_end
-            or ((buf[ip + 22] << 8) | buf[ip + 23]) not in self.vxlan_ports
-            or ((buf[ip + 24] << 8) | buf[ip + 25]) != ip_end - ip - 20  # UDP length: no trailer
-            or not buf[vxlan] & layers.VXLAN_FLAG_I
-        ):
+        if vxlan + layers.VXLAN.size > ip_end:
             return None
-        vni = (buf[vxlan + 4] << 16) | (buf[vxlan + 5] << 8) | buf[vxlan + 6]
-        inner = self._enter(tunnel, "vxlan", buf[ip + 12 : ip + 16], buf[ip + 16 : ip + 20], vni)
-        if isinstance(inner, str):
+        dport, udp_length = _UDP_PORT_LENGTH.unpack_from(buf, ip + 22)
+        flags, vni_word = layers.VXLAN.unpack_from(buf, vxlan)
+        # UDP length equal to the IP payload's: no trailer to leave out
+        if dport not in self.vxlan_ports or udp_length != ip_end - ip - 20 or not flags & layers.VXLAN_FLAG_I:
             return None
+        key = (tunnel, buf[ip + 12 : ip + 20], vni_word)  # outer addresses and VNI
+        inner = self._vxlan_tunnels.get(key)
+        if inner is None:
+            entered = self._enter(tunnel, "vxlan", buf[ip + 12 : ip + 16], buf[ip + 16 : ip + 20], vni_word >> 8)
+            if isinstance(entered, str):
+                return None
+            if len(self._vxlan_tunnels) >= _MAX_TUNNELS_CACHED:
+                self._vxlan_tunnels.clear()
+            inner = self._vxlan_tunnels[key] = entered
         return self._decode_ethernet_ipv4_tcp(buf, vxlan + layers.VXLAN.size, ip_end, inner)
 
     def _decode_ipv4(self, buf: bytes, offset: int, end: int, tunnel: TunnelContext) -> Result:
