@@ -68,6 +68,7 @@ class PacketDecoder:
         self.max_tunnel_depth = max_tunnel_depth
         self._anomalies: Counter[str] = Counter()
         self._addresses: dict[bytes, str] = {}
+        self._address_pairs: dict[bytes, tuple[str, str]] = {}  # the fast path's
         self._tunnels: dict[tuple[TunnelContext, str, bytes, bytes, int], TunnelContext] = {}
         self._vxlan_tunnels: dict[tuple[TunnelContext, bytes, int], TunnelContext] = {}  # the fast path's
         self._ts = 0.0
@@ -178,12 +179,16 @@ class PacketDecoder:
         payload = ip + 20 + (data_offset >> 4) * 4
         if data_offset < 0x50 or payload > ip_end:
             return None
-        src, dst = buf[ip + 12 : ip + 16], buf[ip + 16 : ip + 20]
-        addresses = self._addresses
+        endpoints = buf[ip + 12 : ip + 20]  # source and destination, looked up as one
+        pair = self._address_pairs.get(endpoints)
+        if pair is None:
+            if len(self._address_pairs) >= _MAX_ADDRESSES_CACHED:
+                self._address_pairs.clear()
+            pair = self._address_pairs[endpoints] = (self._address(endpoints[:4]), self._address(endpoints[4:]))
         return TcpSegment(
             ts=self._ts,
-            src=addresses.get(src) or self._address(src),
-            dst=addresses.get(dst) or self._address(dst),
+            src=pair[0],
+            dst=pair[1],
             sport=sport,
             dport=dport,
             seq=seq,
