@@ -39,6 +39,10 @@ _SO_RCVBUFFORCE = 33  # as root, past net.core.rmem_max
 # IP_PKTINFO (struct in_pktinfo: ifindex, spec_dst, addr) and RFC 3542 IPV6_PKTINFO.
 _IP_PKTINFO, _IPV6_PKTINFO = 8, 50
 _DLT_RAW = 12  # libpcap's DLT for raw IP, which its filter compiler takes
+# The kernel's receive time of each packet, as a struct timespec in the ancillary data.
+_SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+_TIMESTAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 # linux/if_arp.h hardware types -> what the frame starts with
 _ARPHRD_LINKTYPE = {
     1: LinkType.ETHERNET,  # ARPHRD_ETHER
@@ -84,6 +88,7 @@ class UdpMirrorSource:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             _enlarge_receive_buffer(sock)
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             if family == socket.AF_INET:
                 sock.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
             else:
@@ -112,7 +117,7 @@ class UdpMirrorSource:
         family = self._sock.family
         local_host, local_port = self._sock.getsockname()[:2]
         bound = socket.inet_pton(family, local_host)
-        ancillary_size = socket.CMSG_SPACE(20)
+        ancillary_size = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(_TIMESPEC.size)
         for _ in _until_stopped_then_drained(self._sock, stop, self._poll_interval):
             try:
                 length, ancillary, _flags, peer = self._sock.recvmsg_into([buffer], ancillary_size)
@@ -132,7 +137,8 @@ class UdpMirrorSource:
             source = socket.inet_pton(self._sock.family, peer[0])
             local = _destination_address(ancillary, family) or bound
             frame = _wrap_in_ip_udp(datagram, source, peer[1], local, local_port)
-            yield RawPacket(ts=time.time(), data=frame, linktype=LinkType.RAW, wire_length=len(frame))
+            ts = _kernel_time(ancillary)
+            yield RawPacket(ts=ts, data=frame, linktype=LinkType.RAW, wire_length=len(frame))
 
 
 def _wrap_in_ip_udp(datagram: bytes, source: bytes, sport: int, destination: bytes, dport: int) -> bytes:
@@ -157,6 +163,15 @@ def _until_stopped_then_drained(sock: socket.socket, stop: StopCheck, poll_inter
     sock.setblocking(False)
     for _ in range(_MAX_DRAINED):
         yield None
+
+
+def _kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """When the kernel received the packet (SO_TIMESTAMPNS), else now."""
+    for level, kind, data in ancillary:
+        if (level, kind) == (socket.SOL_SOCKET, _SO_TIMESTAMPNS) and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return float(seconds + nanoseconds / 1e9)
+    return time.time()
 
 
 def _destination_address(ancillary: list[tuple[int, int, bytes]], family: int) -> bytes | None:
@@ -204,6 +219,7 @@ class InterfaceSource:
             if bpf:
                 _attach_filter(sock, bpf, _interface_linktype(interface))
             _enlarge_receive_buffer(sock)
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             sock.bind((interface, _ETH_P_ALL))
             membership = struct.pack("iHH8s", index, _PACKET_MR_PROMISC, 0, b"")
             sock.setsockopt(_SOL_PACKET, _PACKET_ADD_MEMBERSHIP, membership)
@@ -219,7 +235,9 @@ class InterfaceSource:
         buffer = bytearray(_SNAPLEN)
         for _ in _until_stopped_then_drained(self._sock, stop, self._poll_interval):
             try:
-                wire_length, address = self._sock.recvfrom_into(buffer, 0, socket.MSG_TRUNC)
+                wire_length, ancillary, _flags, address = self._sock.recvmsg_into(
+                    [buffer], _TIMESTAMP_SPACE, socket.MSG_TRUNC
+                )
             except (TimeoutError, InterruptedError):
                 yield None
                 continue
@@ -235,7 +253,11 @@ class InterfaceSource:
             self.stats["frames"] += 1
             data = bytes(buffer[: min(wire_length, _SNAPLEN)])
             yield RawPacket(
-                ts=time.time(), data=data, linktype=linktype, wire_length=wire_length, origin=self.interface
+                ts=_kernel_time(ancillary),
+                data=data,
+                linktype=linktype,
+                wire_length=wire_length,
+                origin=self.interface,
             )
 
 

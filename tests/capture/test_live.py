@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 from capture import PacketDecoder
@@ -32,6 +33,19 @@ def test_datagrams_keep_their_outer_addresses_even_on_a_wildcard_socket() -> Non
         (("vxlan", "127.0.0.2>127.0.0.3", 8),),
     ]
     assert len(packets[1].data) == 20 + 8 + 8 + len(INNER) + 9000  # a jumbo datagram, whole
+
+
+def test_packets_carry_the_kernel_receive_time_not_the_read_time() -> None:
+    source = UdpMirrorSource.open(MirrorListenAddress(host="127.0.0.1", port=0))
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sent = time.time()
+            sender.sendto(vxlan_header(7) + INNER, ("127.0.0.1", source.address.port))
+        time.sleep(0.5)  # read late
+        (packet,) = [packet for packet in source.packets(lambda: True) if packet is not None]
+    finally:
+        source.close()
+    assert sent - 0.05 <= packet.ts < sent + 0.25
 
 
 def test_vni_filter_and_runts_are_counted() -> None:
