@@ -191,3 +191,26 @@ def pcapng_packet(
         order + "IIIII", interface, ticks >> 32, ticks & 0xFFFFFFFF, len(data), wire_length or len(data)
     )
     return pcapng_block(6, header + data, order=order)
+
+
+# A jumbo frame, as inside an AWS VPC.
+
+JUMBO_IP_PACKET = 9001  # the MTU inside an AWS VPC
+JUMBO_ATTACK = "<script>alert(9001)</script>"
+
+
+def jumbo_connection() -> list[bytes]:
+    """A handshake, then one 9001-byte IP packet whose attack sits in its last bytes."""
+    client, server = "10.1.0.5", "10.1.0.80"
+    room = JUMBO_IP_PACKET - 20 - 20
+    head = "POST /comments HTTP/1.1\r\nHost: api.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    form_tail = "&comment=" + JUMBO_ATTACK
+    body_length = room - len(head) - len("Content-Length: 0000\r\n\r\n")
+    padding = "pad=" + "A" * (body_length - len("pad=") - len(form_tail))
+    request = f"{head}Content-Length: {body_length}\r\n\r\n{padding}{form_tail}".encode()
+    assert len(request) == room
+    syn = tcp_header(sport=41000, dport=80, seq=0, flags=0x02)
+    data = tcp_header(sport=41000, dport=80, seq=1, flags=0x18) + request
+    frames = [ethernet_frame(ipv4_packet(segment, src=client, dst=server)) for segment in (syn, data)]
+    assert len(frames[1]) == 14 + JUMBO_IP_PACKET
+    return frames

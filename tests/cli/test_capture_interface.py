@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from oob_analyzer.cli import main
+from tests.builders import JUMBO_ATTACK, jumbo_connection, vxlan_header
 from tests.system import require_command, require_root
 
 COMMAND = [sys.executable, "-c", "from oob_analyzer.cli import main; main()"]
@@ -142,3 +143,34 @@ def test_capture_on_a_missing_interface_is_a_clear_error() -> None:
     result = CliRunner().invoke(main, ["capture", "--interface", "oob3-absent0"])
     assert result.exit_code == 1
     assert "no network interface 'oob3-absent0'" in result.output
+
+
+def test_capture_on_loopback_sees_each_mirror_datagram_once(tmp_path: Path) -> None:
+    """VXLAN mirror traffic arriving on an interface is unwrapped; loopback does not double it."""
+    require_root()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a port nobody uses now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    db_url = f"sqlite:///{tmp_path / 'lo.db'}"
+    args = ["capture", "-i", "lo", "--bpf", f"udp dst port {port}", "--vxlan-port", str(port)]
+    process = subprocess.Popen(
+        [*COMMAND, *args, "--db", db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        assert process.stderr.readline() == "capturing on lo\n"
+        frames = jumbo_connection()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for frame in frames:
+                sender.sendto(vxlan_header(7) + frame, ("127.0.0.1", port))
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert stdout == f"{len(frames)} packets, 1 requests, 1 hits\n"
+    hits = json.loads(CliRunner().invoke(main, ["hits", "list", "--format", "json", "--db", db_url]).output)
+    assert [hit["payload"] for hit in hits] == [JUMBO_ATTACK]
