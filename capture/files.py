@@ -69,7 +69,12 @@ def read_captures(paths: Iterable[Path], *, on_error: ErrorHandler) -> Iterator[
     opened only when the merge reaches their first packet, so a directory of rotated
     captures keeps one or two open at a time.
     """
-    sources = expand_capture_paths(paths)
+    sources: list[Path] = []
+    for path in paths:
+        found = expand_capture_paths([path])
+        if not found:  # only a directory expands to nothing
+            on_error(CaptureError(f"{path}: no capture files in this directory"))
+        sources += found
     if len(sources) == 1:
         yield from _guarded(read_capture(sources[0]), on_error)
         return

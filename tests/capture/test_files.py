@@ -219,3 +219,10 @@ def test_damaged_captures_raise_only_capture_errors(capture: bytes, changes: lis
     with contextlib.suppress(CaptureError):
         for packet in read_stream(stream, "fuzz"):
             assert len(packet.data) <= packet.wire_length
+
+
+def test_a_directory_without_captures_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here")
+    errors: list[CaptureError] = []
+    assert list(read_captures([tmp_path], on_error=errors.append)) == []
+    assert [str(e) for e in errors] == [f"{tmp_path}: no capture files in this directory"]
