@@ -48,15 +48,19 @@ def expand_capture_paths(paths: Iterable[Path]) -> list[Path]:
 
     A file in a directory counts as a capture when it starts like one (pcap, pcapng or
     gzip), whatever its name: rotated captures are often named `trace.pcap0`, `trace.1`.
+    Raises `CaptureError` when a directory cannot be listed.
     """
     expanded: list[Path] = []
     for path in paths:
         if path != STDIN and path.is_dir():
-            expanded += [
-                found
-                for found in sorted(path.rglob("*"))
-                if found.is_file() and not found.name.startswith(".") and _starts_like_a_capture(found)
-            ]
+            try:
+                expanded += [
+                    found
+                    for found in sorted(path.rglob("*"))
+                    if found.is_file() and not found.name.startswith(".") and _starts_like_a_capture(found)
+                ]
+            except OSError as exc:
+                raise CaptureError(f"{path}: cannot list the directory: {exc.strerror or exc}") from exc
         else:
             expanded.append(path)
     return expanded
@@ -71,7 +75,11 @@ def read_captures(paths: Iterable[Path], *, on_error: ErrorHandler) -> Iterator[
     """
     sources: list[Path] = []
     for path in paths:
-        found = expand_capture_paths([path])
+        try:
+            found = expand_capture_paths([path])
+        except CaptureError as exc:
+            on_error(exc)
+            continue
         if not found:  # only a directory expands to nothing
             on_error(CaptureError(f"{path}: no capture files in this directory"))
         sources += found
