@@ -41,6 +41,7 @@ _IPV6_SKIPPABLE = frozenset({0, 43, 60, 135, 139, 140})
 _ERSPAN_II, _ERSPAN_III = 0x88BE, 0x22EB
 _MAX_ADDRESSES_CACHED = 1 << 16
 _MAX_TUNNELS_CACHED = 1 << 14
+_LINKTYPE_ETHERNET = LinkType.ETHERNET
 _UDP_PORT_LENGTH = struct.Struct("!HH")  # RFC 768: destination port and length, at offset 2
 
 Result = TcpSegment | str  # the segment, or the reason the frame has none
@@ -79,10 +80,11 @@ class PacketDecoder:
         return self._anomalies + self.fragments.anomalies
 
     def decode(self, packet: RawPacket) -> TcpSegment | None:
-        if packet.linktype == LinkType.ETHERNET:  # the common case first, without the dispatch
+        if packet.linktype == _LINKTYPE_ETHERNET:  # the common case first, without the dispatch
             buf = packet.data
-            self._ts, self._truncated = packet.ts, packet.wire_length > len(buf)
-            segment = self._decode_ethernet_ipv4_tcp(buf, 0, len(buf), ())
+            end = len(buf)
+            self._ts, self._truncated = packet.ts, packet.wire_length > end
+            segment = self._decode_ethernet_ipv4_tcp(buf, 0, end, ())
             if segment is not None:
                 return segment
         decoded = self._decode_frame(packet)
