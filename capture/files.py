@@ -1,25 +1,30 @@
 """Capture files: the I/O edge that turns pcap and pcapng files into `RawPacket`s.
 
-Classic pcap is read here (its record header carries the wire length, which tells a
-snaplen-cut frame, and a cut record must be reported, not silently shortened); dpkt reads
-pcapng. A damaged file raises a `CaptureError` that names the file and the place, after
-every packet before the damage has been yielded.
+Sources: a pcap (micro- or nanosecond, either byte order) or pcapng file, gzip-compressed
+or not, `-` for standard input, a directory (every capture in it, recursively), and several
+of these merged in timestamp order. Classic pcap is read here (its record header carries
+the wire length, which tells a snaplen-cut frame, and a cut record must be reported, not
+silently shortened); pcapng in `capture.pcapng`. A damaged file raises a `CaptureError`
+that names the file and the place, after every packet before the damage has been yielded.
 """
 
 from __future__ import annotations
 
+import gzip
+import heapq
 import struct
-from collections.abc import Iterator
+import sys
+import zlib
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
-
-import dpkt
 
 from capture.errors import CaptureError, CaptureFormatError, CaptureTruncatedError
 from capture.packets import RawPacket
+from capture.pcapng import PCAPNG_MAGIC, ByteStream, read_pcapng
 
-__all__ = ["read_capture", "read_captures"]
+__all__ = ["STDIN", "expand_capture_paths", "read_capture", "read_captures", "read_stream"]
 
+STDIN = Path("-")
 # draft-ietf-opsawg-pcap section 4: magic -> (byte order, fractional-second divisor)
 _PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e6),
@@ -27,42 +32,170 @@ _PCAP_MAGICS = {
     b"\x4d\x3c\xb2\xa1": ("<", 1e9),
     b"\xa1\xb2\x3c\x4d": (">", 1e9),
 }
+_GZIP_MAGIC = b"\x1f\x8b"  # RFC 1952 section 2.3.1
+_CAPTURE_MAGICS = (*_PCAP_MAGICS, PCAPNG_MAGIC, _GZIP_MAGIC)
 # section 4: magic, major, minor, reserved1, reserved2, snaplen, linktype (+ FCS bits)
 _PCAP_FILE_HEADER = "IHHIIII"
 # section 5: seconds, fraction, captured length, original (wire) length
 _PCAP_RECORD_HEADER = "IIII"
 _MAX_RECORD_BYTES = 1 << 28  # larger than any link's frame: a record claiming more is corrupt
-_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"  # section header block type
+
+ErrorHandler = Callable[[CaptureError], None]
 
 
-def read_captures(paths: list[Path]) -> Iterator[RawPacket]:
-    """Yield the packets of each file in turn."""
+def expand_capture_paths(paths: Iterable[Path]) -> list[Path]:
+    """Each path as given; a directory becomes the captures in it, recursively, by name.
+
+    A file in a directory counts as a capture when it starts like one (pcap, pcapng or
+    gzip), whatever its name: rotated captures are often named `trace.pcap0`, `trace.1`.
+    Raises `CaptureError` when a directory cannot be listed.
+    """
+    expanded: list[Path] = []
     for path in paths:
-        yield from read_capture(path)
+        if path != STDIN and path.is_dir():
+            try:
+                expanded += [
+                    found
+                    for found in sorted(path.rglob("*"))
+                    if found.is_file() and not found.name.startswith(".") and _starts_like_a_capture(found)
+                ]
+            except OSError as exc:
+                raise CaptureError(f"{path}: cannot list the directory: {exc.strerror or exc}") from exc
+        else:
+            expanded.append(path)
+    return expanded
+
+
+def read_captures(paths: Iterable[Path], *, on_error: ErrorHandler) -> Iterator[RawPacket]:
+    """The packets of every source merged in timestamp order (each file's own order kept).
+
+    A source that cannot be read is handed to `on_error` and the others go on. Files are
+    opened only when the merge reaches their first packet, so a directory of rotated
+    captures keeps one or two open at a time.
+    """
+    sources: list[Path] = []
+    for path in paths:
+        try:
+            found = expand_capture_paths([path])
+        except CaptureError as exc:
+            on_error(exc)
+            continue
+        if not found:  # only a directory expands to nothing
+            on_error(CaptureError(f"{path}: no capture files in this directory"))
+        sources += found
+    if len(sources) == 1:
+        yield from _guarded(read_capture(sources[0]), on_error)
+        return
+    # (first ts, position on the command line, path, its open iterator when it must be kept)
+    waiting: list[tuple[float, int, Path, Iterator[RawPacket] | None]] = []
+    for position, path in enumerate(sources):
+        packets = _guarded(read_capture(path), on_error)
+        first = next(packets, None)
+        if first is None:
+            continue
+        if path == STDIN:  # cannot be read twice: keep it open
+            waiting.append((first.ts, position, path, _prepend(first, packets)))
+        else:
+            packets.close()
+            waiting.append((first.ts, position, path, None))
+    waiting.sort(key=lambda entry: (entry[0], entry[1]))
+    yield from _merge(waiting, on_error)
+
+
+def _merge(
+    waiting: list[tuple[float, int, Path, Iterator[RawPacket] | None]], on_error: ErrorHandler
+) -> Iterator[RawPacket]:
+    heap: list[tuple[float, int, RawPacket, Iterator[RawPacket]]] = []
+    next_waiting = 0
+    while heap or next_waiting < len(waiting):
+        # Open the next file once the merge has reached its first packet.
+        while next_waiting < len(waiting) and (not heap or waiting[next_waiting][0] <= heap[0][0]):
+            _ts, position, path, kept = waiting[next_waiting]
+            next_waiting += 1
+            packets = kept if kept is not None else _guarded(read_capture(path), on_error)
+            first = next(packets, None)
+            if first is not None:
+                heapq.heappush(heap, (first.ts, position, first, packets))
+        if not heap:
+            continue
+        _ts, position, packet, packets = heap[0]
+        yield packet
+        following = next(packets, None)
+        if following is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (following.ts, position, following, packets))
+
+
+def _prepend(first: RawPacket, rest: Iterator[RawPacket]) -> Iterator[RawPacket]:
+    yield first
+    yield from rest
+
+
+def _guarded(packets: Iterator[RawPacket], on_error: ErrorHandler) -> Generator[RawPacket, None, None]:
+    try:
+        yield from packets
+    except CaptureError as exc:
+        on_error(exc)
 
 
 def read_capture(path: Path) -> Iterator[RawPacket]:
-    """Yield the packets of one pcap or pcapng file, in file order."""
+    """Yield the packets of one pcap or pcapng file (gzipped or not, `-` for stdin), in file order."""
+    name = "<stdin>" if path == STDIN else str(path)
+    if path == STDIN:
+        yield from read_stream(sys.stdin.buffer, name)
+        return
     try:
         stream = path.open("rb")
     except OSError as exc:
         raise CaptureError(f"{path}: cannot open: {exc.strerror}") from exc
     with stream:
-        yield from _read_stream(stream, str(path))
+        yield from read_stream(stream, name)
 
 
-def _read_stream(stream: BinaryIO, name: str) -> Iterator[RawPacket]:
+def read_stream(stream: ByteStream, name: str) -> Iterator[RawPacket]:
+    """The packets of an open capture stream, compressed or not; `name` goes in errors."""
     magic = stream.read(4)
+    if magic[:2] == _GZIP_MAGIC:
+        with gzip.GzipFile(fileobj=_Prefixed(magic, stream), mode="rb") as unzipped:
+            try:
+                yield from _read_uncompressed(unzipped, unzipped.read(4), f"{name} (gzip)")
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise CaptureTruncatedError(f"{name}: compressed data is cut or corrupt: {exc}") from exc
+    else:
+        yield from _read_uncompressed(stream, magic, name)
+
+
+def _read_uncompressed(stream: ByteStream, magic: bytes, name: str) -> Iterator[RawPacket]:
     if magic in _PCAP_MAGICS:
         yield from _read_pcap(stream, name, magic)
-    elif magic == _PCAPNG_MAGIC:
-        stream.seek(0)
-        yield from _read_pcapng(stream, name)
+    elif magic == PCAPNG_MAGIC:
+        yield from read_pcapng(stream, name, magic)
     else:
         raise CaptureFormatError(f"{name}: not a pcap or pcapng file (starts with {magic!r})")
 
 
-def _read_pcap(stream: BinaryIO, name: str, magic: bytes) -> Iterator[RawPacket]:
+class _Prefixed:
+    """A stream whose first bytes were already read: hands them back first (stdin cannot seek)."""
+
+    def __init__(self, prefix: bytes, stream: ByteStream) -> None:
+        self._prefix = prefix
+        self._stream = stream
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._prefix:
+            return self._stream.read(size)
+        if size < 0:
+            data, self._prefix = self._prefix + self._stream.read(), b""
+            return data
+        data, self._prefix = self._prefix[:size], self._prefix[size:]
+        return data
+
+    def seek(self, offset: int, /) -> int:
+        raise OSError("a capture stream is read once, front to back")
+
+
+def _read_pcap(stream: ByteStream, name: str, magic: bytes) -> Iterator[RawPacket]:
     byte_order, divisor = _PCAP_MAGICS[magic]
     file_header = struct.Struct(byte_order + _PCAP_FILE_HEADER)
     record_header = struct.Struct(byte_order + _PCAP_RECORD_HEADER)
@@ -71,31 +204,33 @@ def _read_pcap(stream: BinaryIO, name: str, magic: bytes) -> Iterator[RawPacket]
         raise CaptureTruncatedError(f"{name}: capture ends inside its file header")
     linktype = file_header.unpack(magic + rest)[6] & 0x0FFFFFFF
     count = 0
-    while header := stream.read(record_header.size):
-        if len(header) < record_header.size:
+    read = stream.read
+    unpack = record_header.unpack
+    header_size = record_header.size
+    while header := read(header_size):
+        if len(header) < header_size:
             raise CaptureTruncatedError(f"{name}: capture ends inside a record after packet {count}")
-        seconds, fraction, captured, wire_length = record_header.unpack(header)
+        seconds, fraction, captured, wire_length = unpack(header)
         if captured > _MAX_RECORD_BYTES:
             raise CaptureFormatError(f"{name}: record {count + 1} claims {captured} bytes: the file is corrupt")
-        data = stream.read(captured)
+        data = read(captured)
         count += 1
-        ts = seconds + fraction / divisor
         # A record cut short still goes on, marked by its wire length, before the error.
-        yield RawPacket(ts=ts, data=data, linktype=linktype, wire_length=max(wire_length, captured), origin=name)
+        yield RawPacket(
+            ts=seconds + fraction / divisor,
+            data=data,
+            linktype=linktype,
+            wire_length=max(wire_length, captured),
+            origin=name,
+        )
         if len(data) < captured:
             raise CaptureTruncatedError(f"{name}: capture ends inside packet {count}")
 
 
-def _read_pcapng(stream: BinaryIO, name: str) -> Iterator[RawPacket]:
+def _starts_like_a_capture(path: Path) -> bool:
     try:
-        reader = dpkt.pcapng.Reader(stream)
-    except (ValueError, dpkt.UnpackError, struct.error) as exc:
-        raise CaptureFormatError(f"{name}: unreadable pcapng header: {exc}") from exc
-    linktype = reader.datalink()
-    count = 0
-    try:
-        for ts, data in reader:
-            count += 1
-            yield RawPacket(ts=float(ts), data=data, linktype=linktype, wire_length=len(data), origin=name)
-    except (dpkt.NeedData, dpkt.UnpackError, struct.error) as exc:
-        raise CaptureTruncatedError(f"{name}: capture ends inside a block after packet {count}") from exc
+        with path.open("rb") as stream:
+            head = stream.read(4)
+    except OSError:
+        return True  # let the reader report why it cannot be opened
+    return head[:2] == _GZIP_MAGIC or head in _CAPTURE_MAGICS

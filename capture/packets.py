@@ -21,10 +21,16 @@ class LinkType:
     LINUX_SLL = 113
     IPV4 = 228
     IPV6 = 229
+    NFLOG = 239
     LINUX_SLL2 = 276
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# RawPacket and TcpSegment are made once per packet: they are slotted dataclasses but not
+# frozen, because a frozen dataclass's __init__ sets each field through object.__setattr__
+# and costs four times as much (benchmarks/capture_decode.py). Treat them as immutable.
+
+
+@dataclass(slots=True, kw_only=True)
 class RawPacket:
     """One frame as it came off a file or a socket.
 
@@ -40,12 +46,13 @@ class RawPacket:
 
 
 # The tunnel context: the outer layers an inner packet arrived through, outermost first,
-# e.g. (("vxlan", "10.0.0.5>10.0.0.9", 42),). Part of every flow key, so the same inner
+# e.g. (("vxlan", "10.0.0.5>10.0.0.9", 42),): kind, outer source>destination, and the VNI,
+# GRE key or ERSPAN session id (0 when the layer has none). Part of every flow key, so the same inner
 # 5-tuple from two mirror sessions never mixes.
 TunnelContext = tuple[tuple[str, str, int], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class TcpSegment:
     """A decoded TCP segment: what reassembly consumes."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from capture import CaptureError, PacketDecoder, RawPacket, read_capture
+from capture import CaptureError, PacketDecoder, RawPacket, read_captures
 from oob_analyzer.detection import AttackHit, DetectionEngine
 from reassembly import Anomaly, ConnectionTracker, HttpRequest, ReassemblyEvent, ReassemblyLimits
 from storage.batches import AnomalySighting
@@ -37,8 +37,9 @@ class RunSummary:
     packets: int = 0
     requests: int = 0
     hits: int = 0
-    anomalies: int = 0
+    anomalies: int = 0  # anomalies recorded (on requests and connections)
     drops: Counter[str] = field(default_factory=Counter)
+    decode_anomalies: Counter[str] = field(default_factory=Counter)  # odd but decoded (capture stage)
     errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -50,8 +51,8 @@ class RunSummary:
 class RequestStream:
     """Packets in, reassembly events out: the capture decoder and the connection tracker."""
 
-    def __init__(self, limits: ReassemblyLimits | None = None) -> None:
-        self.decoder = PacketDecoder()
+    def __init__(self, decoder: PacketDecoder | None = None, limits: ReassemblyLimits | None = None) -> None:
+        self.decoder = decoder or PacketDecoder()
         self.tracker = ConnectionTracker(limits)
 
     def feed(self, packet: RawPacket) -> list[ReassemblyEvent]:
@@ -68,17 +69,18 @@ class RequestStream:
 
 
 def iter_packets(paths: Iterable[Path], summary: RunSummary) -> Iterator[RawPacket]:
-    """The packets of every file in turn; a file that cannot be read is noted and skipped.
+    """The packets of every source (files, directories, `-`), merged in timestamp order.
 
-    Packets before the damage in a damaged file are still yielded.
+    A source that cannot be read is noted and skipped; packets before the damage in a
+    damaged file are still yielded.
     """
-    for path in paths:
-        try:
-            for packet in read_capture(path):
-                summary.packets += 1
-                yield packet
-        except CaptureError as exc:
-            summary.errors.append(str(exc))
+
+    def note(exc: CaptureError) -> None:
+        summary.errors.append(str(exc))
+
+    for packet in read_captures(paths, on_error=note):
+        summary.packets += 1
+        yield packet
 
 
 class HitSink(Protocol):
@@ -90,15 +92,21 @@ class HitSink(Protocol):
 
 
 def analyze_packets(
-    packets: Iterable[RawPacket], *, engine: DetectionEngine, sink: HitSink, summary: RunSummary
+    packets: Iterable[RawPacket | None],
+    *,
+    engine: DetectionEngine,
+    sink: HitSink,
+    summary: RunSummary,
+    decoder: PacketDecoder | None = None,
 ) -> None:
     """Analyze a stream of packets, from any source, and hand every hit and anomaly to `sink`.
 
     Hits go to the sink as soon as they are detected; batching is the sink's business (the
     storage writer batches, and flushes what has waited too long, so a quiet live capture
-    does not sit on its hits).
+    does not sit on its hits). A live source yields None when it has waited for packets in
+    vain: nothing to feed, but the loop goes round.
     """
-    stream = RequestStream()
+    stream = RequestStream(decoder)
 
     def handle(events: list[ReassemblyEvent]) -> None:
         hits: list[AttackHit] = []
@@ -120,29 +128,36 @@ def analyze_packets(
 
     try:
         for packet in packets:
-            handle(stream.feed(packet))
+            handle(stream.feed(packet) if packet is not None else [])
         handle(stream.finish())
     finally:
         summary.drops = stream.drops()
+        summary.decode_anomalies = stream.decoder.anomalies
 
 
-def replay_captures(paths: Iterable[Path], *, engine: DetectionEngine, sink: HitSink) -> RunSummary:
+def replay_captures(
+    paths: Iterable[Path], *, engine: DetectionEngine, sink: HitSink, decoder: PacketDecoder | None = None
+) -> RunSummary:
     """Analyze capture files and record every hit."""
     summary = RunSummary()
-    analyze_packets(iter_packets(paths, summary), engine=engine, sink=sink, summary=summary)
+    analyze_packets(iter_packets(paths, summary), engine=engine, sink=sink, summary=summary, decoder=decoder)
     return summary
 
 
-def extract_requests(paths: Iterable[Path], summary: RunSummary) -> Iterator[HttpRequest]:
+def extract_requests(
+    paths: Iterable[Path], summary: RunSummary, decoder: PacketDecoder | None = None
+) -> Iterator[HttpRequest]:
     """Every HTTP request in the capture files, in the order they complete."""
-    for event in extract_events(paths, summary):
+    for event in extract_events(paths, summary, decoder):
         if isinstance(event, HttpRequest):
             yield event
 
 
-def extract_events(paths: Iterable[Path], summary: RunSummary) -> Iterator[ReassemblyEvent]:
+def extract_events(
+    paths: Iterable[Path], summary: RunSummary, decoder: PacketDecoder | None = None
+) -> Iterator[ReassemblyEvent]:
     """Every reassembly event (requests, responses, anomalies) in the capture files, in order."""
-    stream = RequestStream()
+    stream = RequestStream(decoder)
     for packet in iter_packets(paths, summary):
         for event in stream.feed(packet):
             summary.requests += isinstance(event, HttpRequest)
@@ -151,3 +166,4 @@ def extract_events(paths: Iterable[Path], summary: RunSummary) -> Iterator[Reass
         summary.requests += isinstance(event, HttpRequest)
         yield event
     summary.drops = stream.drops()
+    summary.decode_anomalies = stream.decoder.anomalies

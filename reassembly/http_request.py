@@ -60,8 +60,11 @@ class HttpRequestParser(HttpMessageParser[HttpRequest]):
         if parsed is None:
             return None
         method, target, version, anomalies = parsed
-        if self._resyncing and (version is None or anomalies):
-            return None  # after garbage or a gap, only an unmistakable request line will do
+        # After garbage or a gap, only an unmistakable request line will do: a method and a
+        # well-formed version. Spaces inside the target still count (scanners and botnets send
+        # them: "GET /shell?cd+/tmp;wget+ http://... HTTP/1.1"); other oddities do not.
+        if self._resyncing and (version is None or set(anomalies) - {"space_in_target"}):
+            return None
         request = HttpRequest(
             ts=0.0,
             flow=self.flow,

@@ -95,3 +95,123 @@ def http_request(
         body=body,
         body_length=len(body),
     )
+
+
+# Link layers and tunnels (capture decoding), each with the RFC its layout follows.
+
+
+def udp_datagram(payload: bytes, *, sport: int = 50000, dport: int = 4789) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload  # RFC 768
+
+
+def vxlan_header(vni: int, *, flags: int = 0x08) -> bytes:
+    return struct.pack("!B3xI", flags, vni << 8)  # RFC 7348 section 5
+
+
+def geneve_header(vni: int, *, protocol: int = 0x6558, options: bytes = b"") -> bytes:
+    return struct.pack("!BBHI", len(options) // 4, 0, protocol, vni << 8) + options  # RFC 8926 section 3.4
+
+
+def gre_header(protocol: int, *, key: int | None = None, sequence: int | None = None, checksum: bool = False) -> bytes:
+    flags = (0x8000 if checksum else 0) | (0x2000 if key is not None else 0) | (0x1000 if sequence is not None else 0)
+    header = struct.pack("!HH", flags, protocol)  # RFC 2784, RFC 2890
+    if checksum:
+        header += b"\x00" * 4
+    if key is not None:
+        header += struct.pack("!I", key)
+    if sequence is not None:
+        header += struct.pack("!I", sequence)
+    return header
+
+
+def erspan2_header(session: int) -> bytes:
+    return struct.pack("!HHI", 1 << 12, session, 0)  # draft-foschiano-erspan section 4.1
+
+
+def erspan3_header(session: int, *, frame_type: int = 0, subheader: bool = False) -> bytes:
+    last = (frame_type << 10) | (1 if subheader else 0)
+    header = struct.pack("!HHIHH", 2 << 12, session, 0, 0, last)  # draft-foschiano-erspan section 4.2
+    return header + (b"\x00" * 8 if subheader else b"")
+
+
+def outer_ipv4_udp(inner: bytes, *, dport: int = 4789, src: str = "198.18.0.5", dst: str = "198.18.0.99") -> bytes:
+    """An Ethernet frame carrying `inner` in UDP, as a mirror session sends it."""
+    return ethernet_frame(ipv4_packet(udp_datagram(inner, dport=dport), src=src, dst=dst, proto=17))
+
+
+def ipv4_fragments(packet: bytes, *, size: int, ident: int = 7, order: tuple[int, ...] | None = None) -> list[bytes]:
+    """Split an IPv4 packet built by `ipv4_packet` into fragments carrying `size` bytes each."""
+    header, payload = packet[:20], packet[20:]
+    pieces = [payload[start : start + size] for start in range(0, len(payload), size)]
+    fragments = []
+    for index, piece in enumerate(pieces):
+        more = 0x2000 if index < len(pieces) - 1 else 0
+        fragment_field = more | (index * size // 8)
+        fragments.append(header[:2] + struct.pack("!HHH", 20 + len(piece), ident, fragment_field) + header[8:] + piece)
+    return [fragments[i] for i in order] if order is not None else fragments
+
+
+def ipv6_fragment(payload: bytes, *, offset: int, more: bool, ident: int = 9, next_header: int = 6) -> bytes:
+    header = struct.pack("!BBHI", next_header, 0, (offset // 8) << 3 | int(more), ident)  # RFC 8200 section 4.5
+    return ipv6_packet(header + payload, next_header=44)
+
+
+# Capture files.
+
+
+def pcap_file(packets: list[tuple[float, bytes]], *, linktype: int = LinkType.ETHERNET) -> bytes:
+    """A little-endian microsecond pcap (draft-ietf-opsawg-pcap sections 4 and 5)."""
+    out = [struct.pack("<IHHIIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)]
+    for ts, data in packets:
+        seconds = int(ts)
+        out.append(struct.pack("<IIII", seconds, round((ts - seconds) * 1e6), len(data), len(data)) + data)
+    return b"".join(out)
+
+
+def pcapng_block(block_type: int, body: bytes, *, order: str = "<") -> bytes:
+    body += b"\x00" * (-len(body) % 4)
+    length = 12 + len(body)
+    return struct.pack(order + "II", block_type, length) + body + struct.pack(order + "I", length)
+
+
+def pcapng_section(*, order: str = "<") -> bytes:
+    return pcapng_block(0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1), order=order)
+
+
+def pcapng_interface(linktype: int, *, tsresol: int | None = None, order: str = "<") -> bytes:
+    options = b""
+    if tsresol is not None:
+        options = struct.pack(order + "HH", 9, 1) + bytes([tsresol, 0, 0, 0]) + struct.pack(order + "HH", 0, 0)
+    return pcapng_block(1, struct.pack(order + "HHI", linktype, 0, 0) + options, order=order)
+
+
+def pcapng_packet(
+    interface: int, ticks: int, data: bytes, *, wire_length: int | None = None, order: str = "<"
+) -> bytes:
+    header = struct.pack(
+        order + "IIIII", interface, ticks >> 32, ticks & 0xFFFFFFFF, len(data), wire_length or len(data)
+    )
+    return pcapng_block(6, header + data, order=order)
+
+
+# A jumbo frame, as inside an AWS VPC.
+
+JUMBO_IP_PACKET = 9001  # the MTU inside an AWS VPC
+JUMBO_ATTACK = "<script>alert(9001)</script>"
+
+
+def jumbo_connection() -> list[bytes]:
+    """A handshake, then one 9001-byte IP packet whose attack sits in its last bytes."""
+    client, server = "10.1.0.5", "10.1.0.80"
+    room = JUMBO_IP_PACKET - 20 - 20
+    head = "POST /comments HTTP/1.1\r\nHost: api.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    form_tail = "&comment=" + JUMBO_ATTACK
+    body_length = room - len(head) - len("Content-Length: 0000\r\n\r\n")
+    padding = "pad=" + "A" * (body_length - len("pad=") - len(form_tail))
+    request = f"{head}Content-Length: {body_length}\r\n\r\n{padding}{form_tail}".encode()
+    assert len(request) == room
+    syn = tcp_header(sport=41000, dport=80, seq=0, flags=0x02)
+    data = tcp_header(sport=41000, dport=80, seq=1, flags=0x18) + request
+    frames = [ethernet_frame(ipv4_packet(segment, src=client, dst=server)) for segment in (syn, data)]
+    assert len(frames[1]) == 14 + JUMBO_IP_PACKET
+    return frames

@@ -9,6 +9,7 @@ from oob_analyzer.cli.db import db
 from oob_analyzer.cli.detect import detect
 from oob_analyzer.cli.export import export
 from oob_analyzer.cli.extract import extract
+from oob_analyzer.cli.live import capture, listen
 from oob_analyzer.cli.mirror import mirror_server
 from oob_analyzer.cli.query import attacks, hits
 from oob_analyzer.cli.replay import replay
@@ -35,3 +36,5 @@ main.add_command(export)
 main.add_command(db)
 main.add_command(anomalies)
 main.add_command(detect)
+main.add_command(listen)
+main.add_command(capture)

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from oob_analyzer.cli.exit_codes import ExitCode
+from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, sources_argument, stats_option
 from oob_analyzer.pipeline import RunSummary, extract_events
 from reassembly import Anomaly, FlowKey, HttpRequest, HttpResponse, ReassemblyEvent
 
@@ -23,7 +24,7 @@ MAX_ANOMALIES_PER_REQUEST = 100
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@sources_argument
 @click.option(
     "--format",
     "output_format",
@@ -32,20 +33,35 @@ MAX_ANOMALIES_PER_REQUEST = 100
     show_default=True,
     help="jsonl: one JSON object per request.",
 )
-def extract(files: tuple[Path, ...], output_format: str) -> None:
-    """Print every HTTP request found in pcap/pcapng FILES, without detection.
+@decoder_options
+@stats_option
+def extract(
+    sources: tuple[Path, ...],
+    output_format: str,
+    vxlan_ports: tuple[int, ...],
+    geneve_ports: tuple[int, ...],
+    stats: bool,
+) -> None:
+    """Print every HTTP request found in captures, without detection.
+
+    SOURCE is what `replay` reads: pcap/pcapng files (gzipped or not), directories, -.
 
     Fields: ts, src, sport, dst, dport, method, host, target, version, headers (list of
     [name, value]), body_length, complete, anomalies (the request's own, then those of its
     connection since the previous request, e.g. tcp_gap, overlap_conflict), response
-    ({status, reason, headers, body_length, body_start} or null when none was seen).
-    A request is printed once its response arrived, or at the end.
+    ({status, reason, headers, body_length, body_start} or null when none was seen), and
+    tunnel (only for tunnelled traffic: a list of [kind, outer source>destination,
+    VNI/key/session id], outermost first). A request is printed once its response arrived,
+    or at the end. For checking reassembly against other dissectors.
     """
     summary = RunSummary()
-    for record in request_records(extract_events(files, summary)):
+    events = extract_events(sources, summary, make_decoder(vxlan_ports, geneve_ports))
+    for record in request_records(events):
         click.echo(json.dumps(record, ensure_ascii=False))
     for error in summary.errors:
         click.echo(f"warning: {error}", err=True)
+    if stats:
+        echo_stats(summary)
     if summary.errors:
         raise SystemExit(ExitCode.INPUT_DAMAGED)
 
@@ -106,7 +122,7 @@ def _request_record(request: HttpRequest, connection_anomalies: list[str]) -> di
         "complete": request.complete,
         "anomalies": [*request.anomalies, *connection_anomalies],
         "response": None,
-    }
+    } | ({"tunnel": [list(layer) for layer in request.flow.tunnel]} if request.flow.tunnel else {})
 
 
 def _response_record(response: HttpResponse) -> dict[str, Any]:

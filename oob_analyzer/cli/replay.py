@@ -1,4 +1,4 @@
-"""`oob-analyzer replay`: analyze capture files and record the attacks found."""
+"""`oob-analyzer replay`: analyze captures and record the attacks found."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from oob_analyzer.cli.exit_codes import ExitCode
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.recording import recording_run, writer_options
+from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, sources_argument, stats_option
 from oob_analyzer.detection import DetectionEngine, default_detectors
 from oob_analyzer.pipeline import analyze_packets, iter_packets
 
@@ -16,23 +17,41 @@ __all__ = ["replay"]
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@sources_argument
 @db_option
 @writer_options
+@decoder_options
+@stats_option
 def replay(
-    files: tuple[Path, ...], db_url: str, journal: Path | None, sample_identical: int | None, flush_interval: float
+    *,
+    sources: tuple[Path, ...],
+    db_url: str,
+    journal: Path | None,
+    sample_identical: int | None,
+    flush_interval: float,
+    vxlan_ports: tuple[int, ...],
+    geneve_ports: tuple[int, ...],
+    stats: bool,
 ) -> None:
-    """Analyze pcap/pcapng FILES and record every attack found in the database.
+    """Analyze captures and record every attack found in the database.
+
+    A SOURCE is a pcap or pcapng file (gzip-compressed or not), a directory (every capture
+    in it, recursively), or - for standard input. Several sources are merged in timestamp
+    order. Mirror tunnels (VXLAN, GENEVE, GRE, ERSPAN) are unwrapped on the way.
 
     Prints a one-line summary: packets read, HTTP requests parsed, hits recorded.
-    Exits 3 when a file could not be read whole (what could be read is still analyzed),
+    Exits 3 when a source could not be read whole (what could be read is still analyzed),
     130 when interrupted (SIGINT, SIGTERM): what was detected until then is written first.
     """
-    source = "replay " + " ".join(str(path) for path in files)
+    decoder = make_decoder(vxlan_ports, geneve_ports)
+    source = "replay " + " ".join(str(path) for path in sources)
     with recording_run(
         db_url, source=source, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
     ) as run:
         engine = DetectionEngine(default_detectors())
-        analyze_packets(iter_packets(files, run.summary), engine=engine, sink=run.writer, summary=run.summary)
+        packets = iter_packets(sources, run.summary)
+        analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder)
+    if stats:
+        echo_stats(run.summary)
     if run.summary.errors:
         raise SystemExit(ExitCode.INPUT_DAMAGED)

