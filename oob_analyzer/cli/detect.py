@@ -9,10 +9,9 @@ from typing import BinaryIO
 
 import click
 
+from oob_analyzer.cli.detection_options import config_option, detection_engine
 from oob_analyzer.cli.tables import render_table
-from oob_analyzer.detection import AttackHit, DetectionEngine, DetectionPolicy, PolicyError, default_detectors
-from oob_analyzer.detection import load_policy as load_detection_policy
-from oob_analyzer.detection.detectors import known_names
+from oob_analyzer.detection import AttackHit, DetectionEngine
 from reassembly import HttpRequestParser
 from reassembly.events import FlowKey, HttpRequest
 
@@ -61,12 +60,7 @@ def analyze_raw_request(data: bytes, engine: DetectionEngine) -> list[AttackHit]
     show_default=True,
     help="table for people, json (one array) for programs.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="YAML config file; its `detection:` section (allow-lists, disabled types) applies.",
-)
+@config_option
 def detect(source: BinaryIO, output_format: str, config_path: Path | None) -> None:
     """Analyze one raw HTTP request from SOURCE (a file, or - for stdin) and print its hits.
 
@@ -77,22 +71,12 @@ def detect(source: BinaryIO, output_format: str, config_path: Path | None) -> No
     data = source.read(MAX_REQUEST_BYTES + 1)
     if len(data) > MAX_REQUEST_BYTES:
         raise click.ClickException(f"the request is larger than {MAX_REQUEST_BYTES} bytes")
-    detectors = default_detectors()
-    engine = DetectionEngine(detectors, policy=_policy(config_path, known_names(detectors)))
+    engine = detection_engine(config_path)
     try:
         hits = analyze_raw_request(data, engine)
     except RawRequestError as exc:
         raise click.ClickException(str(exc)) from exc
     _print_hits(hits, output_format)
-
-
-def _policy(config_path: Path | None, known: frozenset[str]) -> DetectionPolicy:
-    if config_path is None:
-        return DetectionPolicy()
-    try:
-        return load_detection_policy(config_path, known=known)
-    except PolicyError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _print_hits(hits: list[AttackHit], output_format: str) -> None:

@@ -28,10 +28,11 @@ from capture import (
     RawPacket,
     UdpMirrorSource,
 )
+from oob_analyzer.cli.detection_options import config_option, detection_engine
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
-from oob_analyzer.detection import DetectionEngine, default_detectors
+from oob_analyzer.detection import DetectionEngine
 from oob_analyzer.pipeline import RunSummary, analyze_packets
 
 __all__ = ["capture", "listen"]
@@ -91,10 +92,15 @@ def counted(packets: Iterable[RawPacket | None], summary: RunSummary) -> Iterato
 
 
 def run_live(
-    source: UdpMirrorSource | InterfaceSource, decoder: PacketDecoder, *, banner: str, stats: bool, recording: Recording
+    source: UdpMirrorSource | InterfaceSource,
+    decoder: PacketDecoder,
+    *,
+    engine: DetectionEngine,
+    banner: str,
+    stats: bool,
+    recording: Recording,
 ) -> None:
     """Analyze the source until SIGINT or SIGTERM, record through the writer, print the summary."""
-    engine = DetectionEngine(default_detectors())
     try:
         with recording_run(source=banner, **recording) as run, stop_on_signals() as stop:
             click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
@@ -120,11 +126,13 @@ def _host_port(address: MirrorListenAddress) -> str:
 )
 @db_option
 @writer_options
+@config_option
 @stats_option
 def listen(
     vxlan_address: MirrorListenAddress | None,
     geneve_address: MirrorListenAddress | None,
     vnis: tuple[int, ...],
+    config_path: Path | None,
     stats: bool,
     **recording: Unpack[Recording],
 ) -> None:
@@ -140,6 +148,7 @@ def listen(
     kind = "vxlan" if vxlan_address is not None else "geneve"
     address = vxlan_address or geneve_address
     assert address is not None
+    engine = detection_engine(config_path)  # a bad config file is refused before the socket opens
     try:
         source = UdpMirrorSource.open(address, vnis=frozenset(vnis))
     except CaptureError as exc:
@@ -149,7 +158,8 @@ def listen(
     vxlan_ports = (bound.port,) if kind == "vxlan" else (DEFAULT_VXLAN_PORT,)
     geneve_ports = (bound.port,) if kind == "geneve" else (DEFAULT_GENEVE_PORT,)
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
-    run_live(source, decoder, banner=f"listening for {kind} on {_host_port(bound)}", stats=stats, recording=recording)
+    banner = f"listening for {kind} on {_host_port(bound)}"
+    run_live(source, decoder, engine=engine, banner=banner, stats=stats, recording=recording)
 
 
 @click.command()
@@ -158,6 +168,7 @@ def listen(
 @decoder_options
 @db_option
 @writer_options
+@config_option
 @stats_option
 def capture(
     *,
@@ -165,6 +176,7 @@ def capture(
     bpf: str | None,
     vxlan_ports: tuple[int, ...],
     geneve_ports: tuple[int, ...],
+    config_path: Path | None,
     stats: bool,
     **recording: Unpack[Recording],
 ) -> None:
@@ -173,9 +185,10 @@ def capture(
     Needs root or CAP_NET_RAW. Mirror tunnels arriving on the interface are unwrapped.
     Runs until interrupted (Ctrl-C, SIGTERM), then records what was found and exits 0.
     """
+    engine = detection_engine(config_path)  # a bad config file is refused before capture starts
     try:
         source = InterfaceSource.open(interface, bpf=bpf)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from exc
     decoder = make_decoder(vxlan_ports, geneve_ports)
-    run_live(source, decoder, banner=f"capturing on {interface}", stats=stats, recording=recording)
+    run_live(source, decoder, engine=engine, banner=f"capturing on {interface}", stats=stats, recording=recording)

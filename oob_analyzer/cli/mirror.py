@@ -12,9 +12,9 @@ import click
 
 from capture.http_mirror import DEFAULT_MAX_CONNECTIONS, ReceiverSettings
 from capture.mirror_origin import IpNetwork
+from oob_analyzer.cli.detection_options import config_option, detection_engine
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.recording import recording_run, writer_options
-from oob_analyzer.detection import DetectionEngine, default_detectors
 from oob_analyzer.mirror_pipeline import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, MirrorService, MirrorSettings
 
 __all__ = ["ListenAddress", "Network", "mirror_server"]
@@ -97,6 +97,7 @@ class Network(click.ParamType[IpNetwork]):
 )
 @db_option
 @writer_options
+@config_option
 def mirror_server(
     *,
     listen: tuple[str, int],
@@ -109,6 +110,7 @@ def mirror_server(
     journal: Path | None,
     sample_identical: int | None,
     flush_interval: float,
+    config_path: Path | None,
 ) -> None:
     """Receive requests mirrored by NGINX, Envoy, Istio or Traefik and record the attacks.
 
@@ -118,6 +120,7 @@ def mirror_server(
     is queued and prints a summary. See docs/mirroring.md.
     """
     host, port = listen
+    engine = detection_engine(config_path)
     settings = MirrorSettings(
         receiver=ReceiverSettings(host=host, port=port, allow=allow, max_connections=max_connections),
         trusted=trusted,
@@ -128,7 +131,7 @@ def mirror_server(
     with recording_run(
         db_url, source=source, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
     ) as run:
-        service = MirrorService(settings, engine=DetectionEngine(default_detectors()), sink=run.writer)
+        service = MirrorService(settings, engine=engine, sink=run.writer)
         try:
             summary = service.run(on_ready=_announce)
         except OSError as exc:

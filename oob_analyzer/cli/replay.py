@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
+from oob_analyzer.cli.detection_options import config_option, detection_engine
 from oob_analyzer.cli.exit_codes import ExitCode
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, sources_argument, stats_option
-from oob_analyzer.detection import DetectionEngine, default_detectors
 from oob_analyzer.pipeline import analyze_packets, iter_packets
 
 __all__ = ["replay"]
@@ -21,6 +21,7 @@ __all__ = ["replay"]
 @db_option
 @writer_options
 @decoder_options
+@config_option
 @stats_option
 def replay(
     *,
@@ -31,6 +32,7 @@ def replay(
     flush_interval: float,
     vxlan_ports: tuple[int, ...],
     geneve_ports: tuple[int, ...],
+    config_path: Path | None,
     stats: bool,
 ) -> None:
     """Analyze captures and record every attack found in the database.
@@ -44,11 +46,11 @@ def replay(
     130 when interrupted (SIGINT, SIGTERM): what was detected until then is written first.
     """
     decoder = make_decoder(vxlan_ports, geneve_ports)
+    engine = detection_engine(config_path)
     source = "replay " + " ".join(str(path) for path in sources)
     with recording_run(
         db_url, source=source, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
     ) as run:
-        engine = DetectionEngine(default_detectors())
         packets = iter_packets(sources, run.summary)
         analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder)
     if stats:
