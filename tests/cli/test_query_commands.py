@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,17 +14,7 @@ from click.testing import CliRunner
 from oob_analyzer.cli import main
 from storage import AnomalySighting, AttackStore
 from tests.paths import SAMPLES
-from tests.storage.conftest import postgres_schema
 from tests.storage.hits import T0, hit
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cli.db'}"
-        return
-    with postgres_schema() as url:
-        yield url
 
 
 @pytest.fixture

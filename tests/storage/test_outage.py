@@ -22,7 +22,7 @@ from oob_analyzer.detection import DetectionEngine, default_detectors
 from oob_analyzer.pipeline import RunSummary, analyze_packets
 from storage import Attack, AttackStore, BatchedWriter, Hit, Journal
 from tests.builders import ethernet_frame, ipv4_packet, raw_packet, tcp_header
-from tests.storage.conftest import postgres_schema
+from tests.databases import postgres_schema
 from tests.storage.hits import hit
 from tests.storage.tcp_proxy import CuttableTcpProxy
 from tests.storage.throwaway_postgres import throwaway_postgres
