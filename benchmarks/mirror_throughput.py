@@ -205,7 +205,8 @@ def main() -> None:
         print(f"1. {cores}, {args.connections} connections, {args.seconds}s")
         with mirror_server(tmp / "throughput.db") as (port, output):
             ours = run_wrk(port, args.seconds, args.connections, script)
-        summary = summary_numbers(output[-1])
+        # The receiver's own line (answered, dropped, analyzed, hits), before the run's summary line.
+        summary = summary_numbers(next(line for line in reversed(output) if "requests answered" in line))
         analyzed_per_second = summary["analyzed"] / args.seconds
         with nginx_204(nginx, tmp / "nginx-204") as port:
             peer = run_wrk(port, args.seconds, args.connections, script)
