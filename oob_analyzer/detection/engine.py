@@ -96,12 +96,12 @@ class DetectionEngine:
         variants = decoded_variants(point.value)
         if len(variants) == 1 and point.kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(point.value):
             return  # a bare word or number: no detector can match it
+        kind = point.kind
+        detectors = [detector for detector in self.detectors if detector.kinds is None or kind in detector.kinds]
         for variant in variants:
             normalized = normalize_for_matching(variant)
-            shown = RequestPoint(name=point.name, value=normalized, kind=point.kind)
-            for detector in self.detectors:
-                if detector.kinds is not None and point.kind not in detector.kinds:
-                    continue
+            shown = RequestPoint(name=point.name, value=normalized, kind=kind)
+            for detector in detectors:
                 # Every finding, not the first per type: a policy that allows one rule
                 # must not hide another rule of the same type on the same point.
                 for finding in detector.inspect(shown):
