@@ -54,8 +54,11 @@ class HttpMessage(ReassemblyEvent):
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""
         wanted = name.lower()
+        # Lengths first: most fields are not the one wanted, and lower() builds a string.
+        # (Only U+0130 changes length when lower-cased, and not into ASCII: exact for ASCII names.)
+        size = len(wanted) if wanted.isascii() else -1
         for key, value in self.headers:
-            if key.lower() == wanted:
+            if (size < 0 or len(key) == size) and key.lower() == wanted:
                 return value
         return None
 

@@ -121,8 +121,10 @@ class SignatureDetector:
             rule = self.rules[index]
             if (rule.kinds is not None and point.kind not in rule.kinds) or point.kind in rule.skip_kinds:
                 continue
-            match = self._regexes[index].search(point.value)
-            span = match.span() if match else None
+            span = None
+            if len(point.value) > MAX_PAYLOAD_CHARS:  # a short value is its own payload: no span needed
+                match = self._regexes[index].search(point.value)
+                span = match.span() if match else None
             yield finding(rule.attack_type, point, rule=rule.rule_id, reason=rule.reason, span=span)
 
     def _matching_rules(self, value: str) -> list[int]:

@@ -47,7 +47,8 @@ class DetectionEngine:
         self._header_verdicts: dict[tuple[str, str], tuple[Finding, ...]] = {}
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
-        scope = self.policy.scope_for(application=application, host=request.host, path=request.target)
+        host = request.host  # a scan of the headers: once per request, not once per hit
+        scope = self.policy.scope_for(application=application, host=host, path=request.target)
         found: dict[str, Finding] = {}
         for findings in self._request_findings(request):
             for finding in findings:
@@ -60,7 +61,7 @@ class DetectionEngine:
         if not found:
             return []
         excerpt = request_excerpt(request)
-        return [_hit(request, finding, application, excerpt) for finding in found.values()]
+        return [_hit(request, finding, application, excerpt, host) for finding in found.values()]
 
     def _request_findings(self, request: HttpRequest) -> Iterator[tuple[Finding, ...]]:
         for point in extract_points(request, headers=False):
@@ -96,25 +97,26 @@ class DetectionEngine:
         variants = decoded_variants(point.value)
         if len(variants) == 1 and point.kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(point.value):
             return  # a bare word or number: no detector can match it
+        kind = point.kind
+        detectors = [detector for detector in self.detectors if detector.kinds is None or kind in detector.kinds]
         for variant in variants:
             normalized = normalize_for_matching(variant)
-            shown = RequestPoint(name=point.name, value=normalized, kind=point.kind)
-            for detector in self.detectors:
-                if detector.kinds is not None and point.kind not in detector.kinds:
-                    continue
+            shown = RequestPoint(name=point.name, value=normalized, kind=kind)
+            # Decided once per variant, not per finding: payloads are re-cased only when
+            # lower-casing changed the text and kept every offset.
+            original = variant.replace("\x00", "")
+            recase = original != normalized and len(original) == len(normalized)
+            for detector in detectors:
                 # Every finding, not the first per type: a policy that allows one rule
                 # must not hide another rule of the same type on the same point.
                 for finding in detector.inspect(shown):
-                    yield _in_original_case(finding, normalized, variant)
+                    yield _in_original_case(finding, normalized, original) if recase else finding
 
 
-def _in_original_case(finding: Finding, normalized: str, variant: str) -> Finding:
-    """Report the payload as it was written, not lower-cased, when the two align."""
-    original = variant.replace("\x00", "")
-    if original == normalized:
-        return finding
+def _in_original_case(finding: Finding, normalized: str, original: str) -> Finding:
+    """Report the payload as it was written (`original`, offset for offset with `normalized`)."""
     start = normalized.find(finding.payload)
-    if start < 0 or len(original) != len(normalized):
+    if start < 0:
         return finding
     return Finding(
         attack_type=finding.attack_type,
@@ -125,7 +127,7 @@ def _in_original_case(finding: Finding, normalized: str, variant: str) -> Findin
     )
 
 
-def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str) -> AttackHit:
+def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str, host: str) -> AttackHit:
     flow = request.flow
     return AttackHit(
         ts=request.ts,
@@ -133,7 +135,7 @@ def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str)
         src_port=flow.client_port,
         dst_ip=flow.server,
         dst_port=flow.server_port,
-        host=request.host,
+        host=host,
         method=request.method,
         target=request.target,
         attack_type=finding.attack_type,
