@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TypedDict, Unpack
+from typing import TypedDict, Unpack
 
 import click
 
@@ -30,12 +30,16 @@ from capture import (
 )
 from oob_analyzer.cli.detection_options import config_option, detection_engine
 from oob_analyzer.cli.options import db_option
+from oob_analyzer.cli.params import ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
 from oob_analyzer.detection import DetectionEngine
 from oob_analyzer.pipeline import RunSummary, analyze_packets
 
 __all__ = ["capture", "listen"]
+
+# A mirror target usually listens on every address: a bare port will do; so will a host name.
+_LISTEN_ADDRESS = ListenAddressType(port_alone=True, ip_only=False)
 
 
 class Recording(TypedDict):
@@ -45,28 +49,6 @@ class Recording(TypedDict):
     journal: Path | None
     sample_identical: int | None
     flush_interval: float
-
-
-if TYPE_CHECKING:  # generic from click 8.2 on; setup.cfg allows 8.1
-    _AddressParamType = click.ParamType[MirrorListenAddress, object]
-else:
-    _AddressParamType = click.ParamType
-
-
-class ListenAddressType(_AddressParamType):
-    """[ADDR:]PORT, ADDR an IPv4 address or a bracketed IPv6 one; ADDR defaults to 0.0.0.0."""
-
-    name = "[ADDR:]PORT"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> MirrorListenAddress:
-        if isinstance(value, MirrorListenAddress):
-            return value
-        text = str(value)
-        host, _, port_text = text.rpartition(":")
-        host = host.strip("[]") or "0.0.0.0"  # a mirror target listens on every address
-        if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-            self.fail(f"{text!r} is not [ADDR:]PORT with PORT from 0 to 65535", param, ctx)
-        return MirrorListenAddress(host=host, port=int(port_text))
 
 
 @contextmanager
@@ -119,8 +101,8 @@ def _host_port(address: MirrorListenAddress) -> str:
 
 
 @click.command()
-@click.option("--vxlan", "vxlan_address", type=ListenAddressType(), help="Receive VXLAN datagrams here.")
-@click.option("--geneve", "geneve_address", type=ListenAddressType(), help="Receive GENEVE datagrams here.")
+@click.option("--vxlan", "vxlan_address", type=_LISTEN_ADDRESS, help="Receive VXLAN datagrams here.")
+@click.option("--geneve", "geneve_address", type=_LISTEN_ADDRESS, help="Receive GENEVE datagrams here.")
 @click.option(
     "--vni", "vnis", type=click.IntRange(0, (1 << 24) - 1), multiple=True, help="Keep only this VNI (repeatable)."
 )
@@ -129,8 +111,8 @@ def _host_port(address: MirrorListenAddress) -> str:
 @config_option
 @stats_option
 def listen(
-    vxlan_address: MirrorListenAddress | None,
-    geneve_address: MirrorListenAddress | None,
+    vxlan_address: tuple[str, int] | None,
+    geneve_address: tuple[str, int] | None,
     vnis: tuple[int, ...],
     config_path: Path | None,
     stats: bool,
@@ -146,8 +128,9 @@ def listen(
     if (vxlan_address is None) == (geneve_address is None):
         raise click.UsageError("give exactly one of --vxlan [ADDR:]PORT and --geneve [ADDR:]PORT")
     kind = "vxlan" if vxlan_address is not None else "geneve"
-    address = vxlan_address or geneve_address
-    assert address is not None
+    host_port = vxlan_address or geneve_address
+    assert host_port is not None
+    address = MirrorListenAddress(host=host_port[0], port=host_port[1])
     engine = detection_engine(config_path)  # a bad config file is refused before the socket opens
     try:
         source = UdpMirrorSource.open(address, vnis=frozenset(vnis))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import os
 from pathlib import Path
@@ -14,63 +13,33 @@ from capture.http_mirror import DEFAULT_MAX_CONNECTIONS, ReceiverSettings
 from capture.mirror_origin import IpNetwork
 from oob_analyzer.cli.detection_options import config_option, detection_engine
 from oob_analyzer.cli.options import db_option
+from oob_analyzer.cli.params import NETWORK, ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.mirror_pipeline import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, MirrorService, MirrorSettings
 
-__all__ = ["ListenAddress", "Network", "mirror_server"]
+__all__ = ["LISTEN_ADDRESS", "mirror_server"]
 
-
-class ListenAddress(click.ParamType[tuple[str, int]]):
-    """`ADDR:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 addresses); port 0 picks a free one."""
-
-    name = "ADDR:PORT"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
-        if isinstance(value, tuple):
-            return value
-        text = str(value)
-        host, colon, port_text = text.rpartition(":")
-        if not colon or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-            self.fail(f"{text!r} is not ADDR:PORT (e.g. 0.0.0.0:8445 or [::]:8445)", param, ctx)
-        host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            self.fail(f"{host!r} is not an IP address to listen on", param, ctx)
-        return host, int(port_text)
-
-
-class Network(click.ParamType[IpNetwork]):
-    """A CIDR such as `10.0.0.0/8`; a bare address means that one host."""
-
-    name = "CIDR"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> IpNetwork:
-        if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
-            return value
-        try:
-            return ipaddress.ip_network(str(value), strict=False)
-        except ValueError:
-            self.fail(f"{value!r} is not a network (e.g. 10.0.0.0/8 or 2001:db8::/32)", param, ctx)
+# An IP address and a port, always both: the mirror target is named in a proxy config.
+LISTEN_ADDRESS = ListenAddressType(port_alone=False, ip_only=True)
 
 
 @click.command("mirror-server")
 @click.option(
     "--listen",
-    type=ListenAddress(),
+    type=LISTEN_ADDRESS,
     default="0.0.0.0:8445",
     show_default=True,
     help="Where to receive mirrored requests.",
 )
 @click.option(
     "--trusted",
-    type=Network(),
+    type=NETWORK,
     multiple=True,
     help="Proxy network whose X-Forwarded-For / X-Real-IP / X-Server-* headers are believed. Repeatable.",
 )
 @click.option(
     "--allow",
-    type=Network(),
+    type=NETWORK,
     multiple=True,
     help="Accept connections only from these networks (default: from anyone). Repeatable.",
 )

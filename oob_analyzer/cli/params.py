@@ -1,4 +1,4 @@
-"""click parameter types for the query commands: times, durations and address blocks.
+"""click parameter types: times, durations, address blocks and addresses to listen on.
 
 Each validates at the edge and raises `BadParameter` with the accepted forms, so a typo is
 a usage error (exit 2) that says how to fix it, never a traceback or an empty result.
@@ -12,7 +12,15 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-__all__ = ["DURATION", "NETWORK", "POINT_IN_TIME", "DurationType", "NetworkType", "PointInTimeType"]
+__all__ = [
+    "DURATION",
+    "NETWORK",
+    "POINT_IN_TIME",
+    "DurationType",
+    "ListenAddressType",
+    "NetworkType",
+    "PointInTimeType",
+]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d{1,9})([smhdw])")
@@ -76,7 +84,46 @@ class NetworkType(click.ParamType[ipaddress.IPv4Network | ipaddress.IPv6Network]
         try:
             return ipaddress.ip_network(str(value).strip(), strict=False)
         except ValueError:
-            self.fail(f"{value!r} is not an IP address or CIDR block (e.g. 192.0.2.7, 192.0.2.0/24, 2001:db8::/32)")
+            self.fail(
+                f"{value!r} is not an IP address or CIDR block (e.g. 192.0.2.7, 192.0.2.0/24, 2001:db8::/32)",
+                param,
+                ctx,
+            )
+
+
+class ListenAddressType(click.ParamType[tuple[str, int]]):
+    """Where to listen: `ADDR:PORT`, `[IPv6]:PORT` or `:PORT` (every IPv4 address); port 0 picks a free one.
+
+    `port_alone` accepts a bare `PORT` too; `ip_only` wants ADDR as an IP address (otherwise a
+    host name, which the socket resolves, will do).
+    """
+
+    def __init__(self, *, port_alone: bool, ip_only: bool) -> None:
+        self.port_alone = port_alone
+        self.ip_only = ip_only
+        self.name = "[ADDR:]PORT" if port_alone else "ADDR:PORT"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value)
+        host, colon, port_text = text.rpartition(":")
+        # isascii: str.isdigit() is true of "²", which int() refuses.
+        if (
+            not (colon or self.port_alone)
+            or not (port_text.isascii() and port_text.isdigit())
+            or int(port_text) > 65535
+        ):
+            self.fail(
+                f"{text!r} is not {self.name} with PORT from 0 to 65535 (e.g. 0.0.0.0:8445 or [::]:8445)", param, ctx
+            )
+        host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"
+        if self.ip_only:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                self.fail(f"{host!r} is not an IP address to listen on", param, ctx)
+        return host, int(port_text)
 
 
 DURATION = DurationType()

@@ -115,6 +115,9 @@ def test_listen_needs_exactly_one_tunnel_and_a_usable_address() -> None:
     assert neither.exit_code == 2 and "give exactly one of --vxlan" in neither.output
     bad = runner.invoke(main, ["listen", "--vxlan", "localhost:http"])
     assert bad.exit_code == 2 and "is not [ADDR:]PORT" in bad.output
+    for port in ("127.0.0.1:\u00b2", "70000"):  # "²" passes str.isdigit() but not int()
+        wrong = runner.invoke(main, ["listen", "--vxlan", port])
+        assert wrong.exit_code == 2 and "is not [ADDR:]PORT with PORT from 0 to 65535" in wrong.output
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         busy = runner.invoke(main, ["listen", "--vxlan", f"127.0.0.1:{taken.getsockname()[1]}"])

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from oob_analyzer.cli import main
 from oob_analyzer.cli.exit_codes import ExitCode
-from oob_analyzer.cli.mirror import ListenAddress
+from oob_analyzer.cli.mirror import LISTEN_ADDRESS
 
 
 @pytest.mark.parametrize(
@@ -19,8 +19,8 @@ from oob_analyzer.cli.mirror import ListenAddress
         (["--listen", "127.0.0.1:99999"], "is not ADDR:PORT"),
         (["--listen", "127.0.0.1:\u00b2"], "is not ADDR:PORT"),
         (["--listen", "localhost:8445"], "is not an IP address"),
-        (["--trusted", "10.0.0.0/33"], "is not a network"),
-        (["--allow", "nope"], "is not a network"),
+        (["--trusted", "10.0.0.0/33"], "'10.0.0.0/33' is not an IP address or CIDR block"),
+        (["--allow", "nope"], "'nope' is not an IP address or CIDR block"),
         (["--queue-size", "0"], "--queue-size"),
     ],
 )
@@ -41,6 +41,6 @@ def test_an_address_in_use_is_a_clear_error(sqlite_url: str) -> None:
 
 
 def test_listen_accepts_ipv6_and_bare_port() -> None:
-    assert ListenAddress().convert("[::1]:8445", None, None) == ("::1", 8445)
-    assert ListenAddress().convert(":8445", None, None) == ("0.0.0.0", 8445)
-    assert ListenAddress().convert("0.0.0.0:0", None, None) == ("0.0.0.0", 0)
+    assert LISTEN_ADDRESS.convert("[::1]:8445", None, None) == ("::1", 8445)
+    assert LISTEN_ADDRESS.convert(":8445", None, None) == ("0.0.0.0", 8445)
+    assert LISTEN_ADDRESS.convert("0.0.0.0:0", None, None) == ("0.0.0.0", 0)
