@@ -83,10 +83,17 @@ class UdpMirrorSource:
         self.stats: Counter[str] = Counter()
 
     @classmethod
-    def open(cls, address: MirrorListenAddress, *, vnis: frozenset[int] = frozenset()) -> UdpMirrorSource:
+    def open(
+        cls, address: MirrorListenAddress, *, vnis: frozenset[int] = frozenset(), reuse_port: bool = False
+    ) -> UdpMirrorSource:
+        """Bind a UDP socket to `address`. With `reuse_port` (SO_REUSEPORT) other sockets of the
+        same user may bind the same address too, and Linux hands each datagram to one of them
+        by a hash of its source and destination address and port: one outer flow, one socket."""
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             _enlarge_receive_buffer(sock)
             sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             if family == socket.AF_INET:

@@ -215,3 +215,38 @@ def jumbo_connection() -> list[bytes]:
     frames = [ethernet_frame(ipv4_packet(segment, src=client, dst=server)) for segment in (syn, data)]
     assert len(frames[1]) == 14 + JUMBO_IP_PACKET
     return frames
+
+
+# A keep-alive HTTP/1.1 connection, both directions, as a mirror sees it.
+
+
+def keep_alive_connection(
+    exchanges: list[tuple[bytes, bytes]], *, client: str, client_port: int, server: str, server_port: int = 80
+) -> list[bytes]:
+    """Ethernet frames of one connection: handshake, each (request, response) in 1460-byte
+    segments with the right sequence and acknowledgement numbers, then FINs from both ends."""
+    c_seq, s_seq = 1000, 9000
+    out: list[bytes] = []
+
+    def emit(from_client: bool, seq: int, ack: int, flags: int, payload: bytes = b"") -> None:
+        if from_client:
+            tcp = tcp_header(sport=client_port, dport=server_port, seq=seq, ack=ack, flags=flags)
+            out.append(ethernet_frame(ipv4_packet(tcp + payload, src=client, dst=server)))
+        else:
+            tcp = tcp_header(sport=server_port, dport=client_port, seq=seq, ack=ack, flags=flags)
+            out.append(ethernet_frame(ipv4_packet(tcp + payload, src=server, dst=client)))
+
+    emit(True, c_seq, 0, 0x02)
+    emit(False, s_seq, c_seq + 1, 0x12)
+    c_seq, s_seq = c_seq + 1, s_seq + 1
+    emit(True, c_seq, s_seq, 0x10)
+    for request, response in exchanges:
+        for offset in range(0, len(request), 1460):
+            emit(True, c_seq + offset, s_seq, 0x18, request[offset : offset + 1460])
+        c_seq += len(request)
+        for offset in range(0, len(response), 1460):
+            emit(False, s_seq + offset, c_seq, 0x18, response[offset : offset + 1460])
+        s_seq += len(response)
+    emit(True, c_seq, s_seq, 0x11)
+    emit(False, s_seq, c_seq + 1, 0x11)
+    return out

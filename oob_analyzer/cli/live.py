@@ -106,14 +106,22 @@ def _host_port(address: MirrorListenAddress) -> str:
 @click.option(
     "--vni", "vnis", type=click.IntRange(0, (1 << 24) - 1), multiple=True, help="Keep only this VNI (repeatable)."
 )
+@click.option(
+    "--reuse-port",
+    is_flag=True,
+    help="Share the port with other listen processes (SO_REUSEPORT): Linux gives each outer "
+    "flow (source and destination address and port) to one of them. See docs/scale-out.md.",
+)
 @db_option
 @writer_options
 @config_option
 @stats_option
 def listen(
+    *,
     vxlan_address: tuple[str, int] | None,
     geneve_address: tuple[str, int] | None,
     vnis: tuple[int, ...],
+    reuse_port: bool,
     config_path: Path | None,
     stats: bool,
     **recording: Unpack[Recording],
@@ -133,7 +141,7 @@ def listen(
     address = MirrorListenAddress(host=host_port[0], port=host_port[1])
     engine = detection_engine(config_path)  # a bad config file is refused before the socket opens
     try:
-        source = UdpMirrorSource.open(address, vnis=frozenset(vnis))
+        source = UdpMirrorSource.open(address, vnis=frozenset(vnis), reuse_port=reuse_port)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from exc
     bound = source.address
