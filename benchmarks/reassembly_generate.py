@@ -20,7 +20,7 @@ import json
 import random
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,11 @@ PACKET_SPACING = 0.00005
 _ETHERNET = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
 SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
 _FILLER = b"<p>lorem ipsum dolor sit amet</p>\n" * 200
+
+# (rng, index in the connection) -> (request bytes, method, target, body length)
+RequestMaker = Callable[[random.Random, int], tuple[bytes, str, str, int]] | None
+# rng -> (response bytes, status)
+ResponseMaker = Callable[[random.Random], tuple[bytes, int]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +93,21 @@ def make_response(rng: random.Random) -> tuple[bytes, int]:
 class Connection:
     """One connection's packets as (ts, frame) in time order, and its ground truth."""
 
-    def __init__(self, number: int, start: float, requests: int, impairments: Impairments, rng: random.Random) -> None:
+    def __init__(
+        self,
+        number: int,
+        start: float,
+        requests: int,
+        impairments: Impairments,
+        rng: random.Random,
+        *,
+        request_maker: RequestMaker = None,
+        response_maker: ResponseMaker = None,
+    ) -> None:
+        """`request_maker(rng, index)` and `response_maker(rng)` default to this module's
+        `make_request` and `make_response`; the full-pipeline benchmark passes its own."""
+        request_maker = request_maker or make_request
+        response_maker = response_maker or make_response
         self.client = f"10.{(number >> 16) & 255}.{(number >> 8) & 255}.{number & 255 or 1}"
         self.sport = 1024 + number % 60000
         self.rng = rng
@@ -102,10 +121,10 @@ class Connection:
         cseq, sseq = cseq + 1, sseq + 1
         self._control(True, cseq, sseq, ACK)
         for index in range(requests):
-            request, method, target, body_length = make_request(rng, index)
+            request, method, target, body_length = request_maker(rng, index)
             request_lost = self._send(True, cseq, sseq, request)
             cseq += len(request)
-            response, status = make_response(rng)
+            response, status = response_maker(rng)
             response_lost = self._send(False, sseq, cseq, response)
             sseq += len(response)
             self.truth.append(
@@ -161,16 +180,31 @@ def packets(
     connections: int, requests: int, impairments: Impairments, seed: int, truth_out: Path
 ) -> Iterator[tuple[float, bytes]]:
     rng = random.Random(seed)
-    streams = []
     with truth_out.open("w") as truth:
-        for number in range(connections):
-            connection = Connection(number, 1_700_000_000 + number * 0.0004, requests, impairments, rng)
-            for record in connection.truth:
-                truth.write(json.dumps(record) + "\n")
-            streams.append(connection.packets)
-            if len(streams) == 64:  # connections overlap in time; merge a window at a time
-                yield from heapq.merge(*streams, key=lambda packet: packet[0])
-                streams = []
+
+        def generated() -> Iterator[Connection]:
+            for number in range(connections):
+                connection = Connection(number, start_of(number), requests, impairments, rng)
+                for record in connection.truth:
+                    truth.write(json.dumps(record) + "\n")
+                yield connection
+
+        yield from merged(generated())
+
+
+def start_of(number: int) -> float:
+    """When connection `number` starts: connections overlap in time."""
+    return 1_700_000_000 + number * 0.0004
+
+
+def merged(connections: Iterable[Connection]) -> Iterator[tuple[float, bytes]]:
+    """The connections' packets in time order, merging a window of 64 connections at a time."""
+    streams = []
+    for connection in connections:
+        streams.append(connection.packets)
+        if len(streams) == 64:
+            yield from heapq.merge(*streams, key=lambda packet: packet[0])
+            streams = []
     yield from heapq.merge(*streams, key=lambda packet: packet[0])
 
 
