@@ -3,7 +3,7 @@ capture of realistic HTTP/1.1 traffic, against tshark on the same file in the sa
 
     python benchmarks/full_pipeline.py [--connections 12000] [--attack-share 0.03] [--workers N]
     python benchmarks/full_pipeline.py --connections 60000       # a bigger capture
-    python benchmarks/full_pipeline.py --keep DIR                # keep the capture and its truth
+    python benchmarks/full_pipeline.py --keep DIR                # keep the capture, truth and hits.db
 
 The capture (written with `reassembly_generate.Connection`): keep-alive connections in both
 directions, each request answered (HTML or JSON, Content-Length or chunked). Benign requests
@@ -67,15 +67,14 @@ def plan_connection(
     """The requests of one connection. A corpus request always comes last: some say
     `Connection: close`, and each connection holds at most one, so (client, port, method,
     target) names one request."""
-    mean_requests = 4.0
-    # An attack connection holds 1 + (0..2) requests, mean 2: attack connections are drawn
-    # often enough that attacks make `attack_share` of all requests.
-    attack_connection_share = attack_share * mean_requests / 2.0
+    # An attack connection holds one attack in 2 requests on average, a benign one 4: with a
+    # share `a` of attack connections, attacks are a / (2a + 4(1 - a)) of all requests.
+    attack_connection_share = 4 * attack_share / (1 + 2 * attack_share)
     if rng.random() < attack_connection_share:
         return [Planned()] * rng.randrange(0, 3) + [Planned(rng.choice(attacks))]
     benign = [Planned()] * rng.randrange(1, 8)  # mean 4
-    if rng.random() < 0.02:
-        benign.append(Planned(rng.choice(lookalikes)))
+    if rng.random() < 0.02:  # a look-alike instead of the last generated request
+        benign[-1] = Planned(rng.choice(lookalikes))
     return benign
 
 
@@ -175,7 +174,7 @@ def flagged_requests(database: Path) -> dict[RequestKey, list[str]]:
     try:
         flagged: dict[RequestKey, list[str]] = {}
         for hit in HitQueries(store.engine).list_hits(HitFilter(), limit=None):
-            described = f"{hit.type} {hit.point} {hit.rule} {hit.payload[:60]!r}"
+            described = f"{hit.type} {hit.rule} at {hit.point}, e.g. {hit.payload[:50]!r}"
             flagged.setdefault((hit.src_ip, hit.src_port, hit.method, hit.target), []).append(described)
         return flagged
     finally:
@@ -191,7 +190,7 @@ class Score:
     generated_benign: int
     generated_flagged: int
     missed_by_category: Counter[str]
-    benign_hits: Counter[str]  # `type point rule` of the hits on benign requests
+    benign_hits: Counter[str]  # benign requests flagged, by `type rule at point`
 
     @property
     def found_share(self) -> float:
@@ -217,7 +216,7 @@ def score(truth: list[dict[str, object]], flagged: dict[RequestKey, list[str]]) 
         else:
             benign += 1
             benign_flagged += hit
-            benign_hits.update(flagged.get(key, ()))
+            benign_hits.update({hit.split(", e.g. ")[0] for hit in flagged.get(key, ())})
             if record["origin"] == "generated":
                 generated += 1
                 generated_flagged += hit
@@ -230,7 +229,7 @@ def main() -> None:
     parser.add_argument("--attack-share", type=float, default=0.03, help="share of requests that are attacks")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", help="passed to `replay --workers` (when replay has that option)")
-    parser.add_argument("--keep", type=Path, help="write the capture and its truth here and keep them")
+    parser.add_argument("--keep", type=Path, help="write the capture, its truth and the hits database here and keep them")
     args = parser.parse_args()
     if shutil.which("tshark") is None:
         raise SystemExit("tshark is needed: it is the peer this benchmark measures against")
@@ -242,9 +241,11 @@ def main() -> None:
             pcap, truth_path, connections=args.connections, attack_share=args.attack_share, seed=args.seed
         )
         print(f"generated {pcap}: {count} packets, {pcap.stat().st_size / 2**20:.0f} MiB, {len(truth)} requests")
-        ours, ours_cpu, summary = run_replay(pcap, Path(scratch) / "hits.db", args.workers)
+        database = where / "hits.db"
+        database.unlink(missing_ok=True)
+        ours, ours_cpu, summary = run_replay(pcap, database, args.workers)
         peers = [(label, run_tshark(pcap, args_)) for label, args_ in TSHARK_COMMANDS]
-        flagged = flagged_requests(Path(scratch) / "hits.db")
+        flagged = flagged_requests(database)
     result = score(truth, flagged)
     report(
         args,
@@ -291,8 +292,8 @@ def report(
             "attacks missed by category: " + ", ".join(f"{k} {v}" for k, v in result.missed_by_category.most_common())
         )
     print("hits by type: " + ", ".join(f"{k} {v}" for k, v in by_type.most_common()))
-    for described, count in result.benign_hits.most_common(8):
-        print(f"  on benign requests: {count:5d} x {described}")
+    for described, count in result.benign_hits.most_common(10):
+        print(f"  benign requests flagged by {described}: {count}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ RECEIVE_BUFFER_BYTES = 32 << 20  # bursts of jumbo frames queue here while we wo
 _SNAPLEN = 65535
 _ETH_P_ALL = 0x0003
 _SOL_PACKET, _PACKET_ADD_MEMBERSHIP, _PACKET_MR_PROMISC = 263, 1, 1
+# linux/if_packet.h: struct tpacket_stats {tp_packets, tp_drops}, both reset by each read.
+_PACKET_STATISTICS = 6
+_TPACKET_STATS = struct.Struct("@II")
 _PACKET_OUTGOING = 4
 _SO_ATTACH_FILTER = 26
 _SO_RCVBUFFORCE = 33  # as root, past net.core.rmem_max
@@ -202,7 +205,9 @@ class InterfaceSource:
 
     Frames are read whole up to the snap length; a longer one (a GRO-merged burst) is
     passed on cut, with its wire length. On the loopback interface each frame is seen
-    once, not once leaving and once arriving.
+    once, not once leaving and once arriving. `stats["kernel_drops"]` counts the frames
+    the kernel dropped because the receive buffer was full (PACKET_STATISTICS): frames
+    we never saw because we were too slow.
     """
 
     def __init__(self, sock: socket.socket, interface: str, *, poll_interval: float = 0.2) -> None:
@@ -238,7 +243,26 @@ class InterfaceSource:
     def close(self) -> None:
         self._sock.close()
 
+    def read_kernel_drops(self) -> int:
+        """Add the kernel's drops since the last read to `stats`; returns the total so far.
+        The kernel resets its counters on each read: `packets` reads them at every quiet
+        poll and at the end."""
+        try:
+            raw = self._sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, _TPACKET_STATS.size)
+        except OSError:  # closed, or not an AF_PACKET socket
+            return self.stats["kernel_drops"]
+        _packets, drops = _TPACKET_STATS.unpack(raw)
+        if drops:
+            self.stats["kernel_drops"] += drops
+        return self.stats["kernel_drops"]
+
     def packets(self, stop: StopCheck) -> Iterator[RawPacket | None]:
+        try:
+            yield from self._frames(stop)
+        finally:
+            self.read_kernel_drops()
+
+    def _frames(self, stop: StopCheck) -> Iterator[RawPacket | None]:
         buffer = bytearray(_SNAPLEN)
         for _ in _until_stopped_then_drained(self._sock, stop, self._poll_interval):
             try:
@@ -246,6 +270,7 @@ class InterfaceSource:
                     [buffer], _TIMESTAMP_SPACE, socket.MSG_TRUNC
                 )
             except (TimeoutError, InterruptedError):
+                self.read_kernel_drops()
                 yield None
                 continue
             except BlockingIOError:

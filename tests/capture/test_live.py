@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from capture import PacketDecoder
-from capture.live import RECEIVE_BUFFER_BYTES, MirrorListenAddress, UdpMirrorSource
+from capture.live import RECEIVE_BUFFER_BYTES, InterfaceSource, MirrorListenAddress, UdpMirrorSource
 from tests.builders import ethernet_frame, ipv4_packet, tcp_header, vxlan_header
+from tests.system import require_root
 
 INNER = ethernet_frame(ipv4_packet(tcp_header() + b"GET / HTTP/1.1\r\n\r\n"))
 
@@ -72,3 +73,26 @@ def test_the_receive_buffer_is_as_big_as_allowed() -> None:
     else:
         allowed = int(Path("/proc/sys/net/core/rmem_max").read_text())
         assert granted >= min(RECEIVE_BUFFER_BYTES, allowed)
+
+
+def test_frames_the_kernel_dropped_for_a_full_buffer_are_counted() -> None:
+    """A capture too slow for its interface: the kernel drops, and we say how many."""
+    require_root()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = InterfaceSource.open("lo", bpf=f"udp dst port {port}")
+    try:
+        source._sock.setsockopt(socket.SOL_SOCKET, 33, 4096)  # SO_RCVBUFFORCE: room for a few frames only
+        sent = 500
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(sent):
+                sender.sendto(b"x" * 1000, ("127.0.0.1", port))
+        packets = [packet for packet in source.packets(lambda: True) if packet is not None]
+    finally:
+        source.close()
+    drops = source.stats["kernel_drops"]
+    assert 0 < len(packets) < sent
+    # Loopback shows the socket each frame twice (leaving, arriving); only arrivals are kept.
+    assert sent <= len(packets) + drops <= 2 * sent
+    assert source.read_kernel_drops() == drops  # closed: the total stays

@@ -11,9 +11,11 @@ sensor's run recorded, and the work really spread.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 from collections import defaultdict
@@ -25,7 +27,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.builders import keep_alive_connection, vxlan_header
+from tests.builders import geneve_header, ipv4_packet, keep_alive_connection, udp_datagram, vxlan_header
 from tests.databases import postgres_schema
 
 COMMAND = [sys.executable, "-c", "from oob_analyzer.cli import main; main()"]
@@ -232,3 +234,55 @@ def test_without_reuse_port_a_second_listen_on_the_port_is_refused(tmp_path: Pat
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)
+
+
+def aws_geneve_options() -> bytes:
+    """The three TLVs a Gateway Load Balancer adds, in AWS's option class 0x0108 (RFC 8926
+    section 3.5: class, type, length in 4-byte words): endpoint id, attachment id, flow cookie."""
+    return (
+        struct.pack("!HBB", 0x0108, 1, 2)
+        + b"vpce-123"
+        + struct.pack("!HBB", 0x0108, 2, 2)
+        + b"attach-1"
+        + struct.pack("!HBB", 0x0108, 3, 1)
+        + b"\x12\x34\x56\x78"
+    )
+
+
+def test_mirrored_copies_through_a_gateway_load_balancer_are_unwrapped_twice(tmp_path: Path) -> None:
+    """Traffic Mirroring to a GWLB endpoint: GENEVE (from the GWLB) around VXLAN (from the
+    mirror session) around the original frame, as docs/scale-out.md describes."""
+    port = free_udp_port()
+    db_url = f"sqlite:///{tmp_path / 'gwlb.db'}"
+    connection = mirrored_connection(7)
+    sensor = subprocess.Popen(
+        [*COMMAND, "listen", "--geneve", f"127.0.0.1:{port}", "--reuse-port", "--db", db_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sensor.stderr is not None
+        assert sensor.stderr.readline() == f"listening for geneve on 127.0.0.1:{port}\n"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gwlb:
+            for frame in connection.frames:
+                mirrored = udp_datagram(vxlan_header(42) + frame, sport=51234, dport=4789)
+                outer = ipv4_packet(mirrored, src="10.0.1.15", dst="10.0.2.9", proto=17)  # ENI -> GWLB endpoint
+                gwlb.sendto(
+                    geneve_header(0, protocol=0x0800, options=aws_geneve_options()) + outer, ("127.0.0.1", port)
+                )
+        (stdout,) = stop_sensors([sensor])
+    finally:
+        if sensor.poll() is None:
+            sensor.kill()
+            sensor.wait()
+    assert stdout == f"{len(connection.frames)} packets, 4 requests, 2 hits\n"
+    listed = subprocess.run(
+        [*COMMAND, "hits", "list", "--format", "json", "--db", db_url], capture_output=True, text=True, check=True
+    )
+    hits = json.loads(listed.stdout)
+    assert {(hit["type"], hit["target"]) for hit in hits} == set(connection.attacks)
+    for hit in hits:
+        kinds = [layer.split(":", 1)[0] for layer in hit["tunnel"].split("/")]
+        assert kinds == ["geneve", "vxlan"], hit["tunnel"]
+        assert "10.0.1.15>10.0.2.9" in hit["tunnel"]
