@@ -229,7 +229,9 @@ def main() -> None:
     parser.add_argument("--attack-share", type=float, default=0.03, help="share of requests that are attacks")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", help="passed to `replay --workers` (when replay has that option)")
-    parser.add_argument("--keep", type=Path, help="write the capture, its truth and the hits database here and keep them")
+    parser.add_argument(
+        "--keep", type=Path, help="write the capture, its truth and the hits database here and keep them"
+    )
     args = parser.parse_args()
     if shutil.which("tshark") is None:
         raise SystemExit("tshark is needed: it is the peer this benchmark measures against")
