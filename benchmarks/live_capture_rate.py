@@ -16,7 +16,11 @@ passes when:
 - every reassembly counter equals the offline run's times the loops (no gap, no eviction,
   nothing picked up midway: our own drops).
 The rate doubles until one fails, then two bisection steps narrow the edge. Prints a table
-and the highest passing rate, as asked and as tcpreplay achieved it. The machine is shared:
+and the highest passing rate, as asked and as tcpreplay achieved it. `behind` is how long
+the capture still worked after the last frame was sent (stopping included, about a
+second): the capture's 32 MiB receive buffer absorbs a burst, so a rate can pass for
+`--seconds` while the capture falls behind; a large `behind` says so, and a longer
+`--seconds` finds the sustained rate. The machine is shared:
 tcpreplay and the capture compete for the same cores as everything else, so the edge moves
 from run to run; repeat it before quoting it.
 """
@@ -133,6 +137,7 @@ class Step:
     hits: int = 0
     kernel_drops: int = 0
     our_drops: dict[str, int] = field(default_factory=dict)
+    behind: float = 0.0  # seconds the capture still worked after the last frame was sent
 
     @property
     def passed(self) -> bool:
@@ -180,9 +185,11 @@ def run_step(pair: VethPair, pcap: Path, reference: Reference, *, rate: float, u
                 text=True,
                 check=True,
             )
+            sent_at = time.monotonic()
             time.sleep(0.5)  # the last frames cross the pair
             capture.send_signal(signal.SIGINT)  # stops, then reads what the kernel queued
             stdout, stderr = capture.communicate(timeout=600)
+            step.behind = time.monotonic() - sent_at
         finally:
             if capture.poll() is None:
                 capture.kill()
@@ -212,7 +219,7 @@ def print_step(step: Step, unit: str) -> None:
     print(
         f"{step.rate:>9g} {unit:4} {step.actual_pps:>9.0f} {step.actual_mbps:>8.1f} {step.loops:>5} "
         f"{step.sent:>8} {step.packets:>8} {step.kernel_drops:>7} {step.requests:>7}/{step.expected_requests:<7} "
-        f"{verdict}  {ours}",
+        f"{step.behind:>6.1f} {verdict}  {ours}",
         flush=True,
     )
 
@@ -266,7 +273,7 @@ def main() -> None:
         )
         print(
             f"{'asked':>14} {'sent pps':>9} {'Mbps':>8} {'loops':>5} {'sent':>8} {'captured':>8} "
-            f"{'k.drops':>7} {'requests':>15} verdict  our drops (counter: difference)"
+            f"{'k.drops':>7} {'requests':>15} {'behind':>6} verdict  our drops (counter: difference)"
         )
         with veth_pair() as pair:
             steps = search(pair, pcap, reference, args)
