@@ -193,11 +193,11 @@ def _destination_address(ancillary: list[tuple[int, int, bytes]], family: int) -
     return None
 
 
-def _enlarge_receive_buffer(sock: socket.socket) -> None:
+def _enlarge_receive_buffer(sock: socket.socket, size: int = RECEIVE_BUFFER_BYTES) -> None:
     try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, RECEIVE_BUFFER_BYTES)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
     except OSError:  # not root: as much as net.core.rmem_max allows
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 class InterfaceSource:
@@ -217,7 +217,9 @@ class InterfaceSource:
         self.stats: Counter[str] = Counter()
 
     @classmethod
-    def open(cls, interface: str, *, bpf: str | None = None) -> InterfaceSource:
+    def open(
+        cls, interface: str, *, bpf: str | None = None, receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES
+    ) -> InterfaceSource:
         try:
             index = socket.if_nametoindex(interface)
         except OSError as exc:
@@ -230,7 +232,7 @@ class InterfaceSource:
         try:
             if bpf:
                 _attach_filter(sock, bpf, _interface_linktype(interface))
-            _enlarge_receive_buffer(sock)
+            _enlarge_receive_buffer(sock, receive_buffer_bytes)
             sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             sock.bind((interface, _ETH_P_ALL))
             membership = struct.pack("iHH8s", index, _PACKET_MR_PROMISC, 0, b"")

@@ -81,9 +81,8 @@ def test_frames_the_kernel_dropped_for_a_full_buffer_are_counted() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    source = InterfaceSource.open("lo", bpf=f"udp dst port {port}")
+    source = InterfaceSource.open("lo", bpf=f"udp dst port {port}", receive_buffer_bytes=4096)  # a few frames
     try:
-        source._sock.setsockopt(socket.SOL_SOCKET, 33, 4096)  # SO_RCVBUFFORCE: room for a few frames only
         sent = 500
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             for _ in range(sent):
