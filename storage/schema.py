@@ -10,9 +10,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, text
 
 __all__ = ["UnversionedDatabaseError", "current_revision", "head_revision", "upgrade_schema"]
+
+
+# Held while migrations are applied (any number shared by every oob-analyzer: "oob-anal" in ASCII).
+_UPGRADE_LOCK_KEY = 0x6F6F622D616E616C
 
 
 class UnversionedDatabaseError(Exception):
@@ -36,15 +40,33 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade_schema(engine: Engine) -> bool:
-    """Bring the database to the newest schema; True when something had to be applied."""
-    current = current_revision(engine)
-    if current == head_revision():
+    """Bring the database to the newest schema; True when something had to be applied.
+
+    Several sensors may start at once against one new database: on PostgreSQL the first
+    to take the lock (an advisory lock on PostgreSQL, the write lock on SQLite) applies the
+    migrations; the others wait for it, then find nothing left to do.
+    """
+    head = head_revision()
+    if current_revision(engine) == head:
         return False
-    if current is None and inspect(engine).has_table("hits"):
-        raise UnversionedDatabaseError(
-            "it holds hits but no schema version (made by the 0.1.0 skeleton, before migrations): "
-            "use a new database, or export what it holds first"
-        )
     with engine.begin() as connection:
+        _exclude_other_upgraders(connection)
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current == head:
+            return False
+        if current is None and inspect(connection).has_table("hits"):
+            raise UnversionedDatabaseError(
+                "it holds hits but no schema version (made by the 0.1.0 skeleton, before migrations): "
+                "use a new database, or export what it holds first"
+            )
         command.upgrade(_alembic_config(connection), "head")
     return True
+
+
+def _exclude_other_upgraders(connection: Connection) -> None:
+    """Hold, until the transaction ends, a lock that every other upgrader of this database waits for."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})
+    elif connection.dialect.name == "sqlite":
+        # pysqlite opens no transaction before DDL by itself: take the write lock now.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -52,3 +54,16 @@ def test_a_database_from_before_versioning_is_refused_with_what_to_do(tmp_path: 
     engine.dispose()
     with pytest.raises(StorageError, match="holds hits but no schema version .* use a new database"):
         AttackStore.open(url)
+
+
+def test_sensors_starting_together_on_an_empty_database_all_open_it(db_url: str) -> None:
+    """Several sensors started at once race to create the schema; none may fail for it."""
+    opener = "import sys; from storage import AttackStore; AttackStore.open(sys.argv[1]).close()"
+    sensors = [subprocess.Popen([sys.executable, "-c", opener, db_url], stderr=subprocess.PIPE) for _ in range(4)]
+    outcomes = [(sensor.wait(timeout=60), sensor.communicate()[1].decode()) for sensor in sensors]
+    assert [stderr for status, stderr in outcomes if status != 0] == []
+    engine = create_engine(db_url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
