@@ -151,10 +151,14 @@ class _SectionReader:
             )
             for pattern in application.hosts:
                 other = claimed.setdefault(pattern.text, app_id)
-                if other != app_id:
+                if other == app_id:
+                    continue
+                if "hosts" not in fields or pattern.any_host:
                     raise self.reader.fail(
-                        fields.get("hosts", item), f"{what}: host {pattern.text!r} is already application {other!r}'s"
+                        fields.get("hosts", item),
+                        f"{what} takes every host, like application {other!r}: only one application may",
                     )
+                raise self.reader.fail(fields["hosts"], f"{what}: host {pattern.text!r} is also application {other!r}")
             applications.append(application)
         return ApplicationMap(applications=tuple(applications))
 
