@@ -157,31 +157,57 @@ class ApplicationMap:
     """host + request target -> (application id, mode); a host no application claims: ("", monitoring)."""
 
     applications: tuple[Application, ...] = ()
-    # Every host pattern with its application, best-ranked first (filled from `applications`).
-    _by_rank: tuple[tuple[HostPattern, Application], ...] = field(default=(), init=False, repr=False, compare=False)
+    # Lookups built from `applications`, as NGINX builds its server_name hashes.
+    _exact: dict[str, Application] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _suffixes: dict[str, Application] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _bare: dict[str, Application] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _prefixes: tuple[tuple[str, Application], ...] = field(default=(), init=False, repr=False, compare=False)
+    _any: Application | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        ranked = sorted(
-            ((pattern, app) for app in self.applications for pattern in app.hosts),
-            key=lambda pair: pair[0].rank,
-            reverse=True,
-        )
-        object.__setattr__(self, "_by_rank", tuple(ranked))
+        prefixes: list[tuple[str, Application]] = []
+        for application in self.applications:
+            for pattern in application.hosts:
+                if pattern.exact is not None:
+                    self._exact.setdefault(pattern.exact, application)
+                elif pattern.suffix is not None:
+                    self._suffixes.setdefault(pattern.suffix, application)
+                    if pattern.also_bare:
+                        self._bare.setdefault(pattern.suffix[1:], application)
+                elif pattern.prefix is not None:
+                    prefixes.append((pattern.prefix, application))
+                elif self._any is None:
+                    object.__setattr__(self, "_any", application)
+        prefixes.sort(key=lambda pair: len(pair[0]), reverse=True)
+        object.__setattr__(self, "_prefixes", tuple(prefixes))
 
     def __bool__(self) -> bool:
         return bool(self.applications)
 
     def application_for(self, host: str) -> Application | None:
+        """Exact name, then the longest leading wildcard, the longest trailing one, then `*`."""
         name = normalize_host(host)
-        for pattern, application in self._by_rank:
-            if pattern.matches(name):
+        found = self._exact.get(name) or self._bare.get(name)
+        if found is not None:
+            return found
+        if self._suffixes:
+            dot = name.find(".", 1)
+            while dot > 0:  # ".b.example.com", then ".example.com", ...: longest first
+                found = self._suffixes.get(name[dot:])
+                if found is not None:
+                    return found
+                dot = name.find(".", dot + 1)
+        for prefix, application in self._prefixes:
+            if name.startswith(prefix) and len(name) > len(prefix):
                 return application
-        return None
+        return self._any
 
     def resolve(self, host: str, target: str) -> Resolution:
         application = self.application_for(host)
         if application is None:
             return _UNKNOWN
+        if not application.locations:
+            return Resolution(application=application.id, mode=application.mode)
         return Resolution(application=application.id, mode=application.mode_for(normalize_path(target)))
 
 
@@ -225,6 +251,8 @@ def normalize_path(target: str) -> str:
             slash = target.find("/", scheme_end + 3)
             target = target[slash:] if slash >= 0 else "/"
     path = target.split("?", 1)[0].split("#", 1)[0]
+    if "%" not in path and "/." not in path and "//" not in path:
+        return path if path.startswith("/") else "/" + path  # already normal: the common case
     path = unquote(path, errors="surrogateescape")
     segments: list[str] = []
     for segment in path.split("/"):

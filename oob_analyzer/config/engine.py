@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from capture.mirror_origin import OriginResolver, parse_ip
 from oob_analyzer.config.applications import ApplicationMap, RouteMode
@@ -27,6 +27,7 @@ __all__ = ["HOST_NOT_ALLOWED", "NOT_MONITORED", "SensorEngine", "build_engine"]
 
 NOT_MONITORED = "requests_not_monitored"  # their route's mode is `off`
 HOST_NOT_ALLOWED = "requests_host_not_allowed"  # their host is not in allowed_hosts
+_TRUSTED_PEERS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class _Judgement:
     applications: ApplicationMap
     allowed_hosts: AllowedHosts
     resolver: OriginResolver | None  # None: the client is the TCP peer (or resolved upstream)
+    # Whether a peer address is a trusted proxy, by its text: a sensor sees few peers, often.
+    trusted_peers: dict[str, bool] = field(default_factory=dict)
 
 
 class SensorEngine:
@@ -60,18 +63,19 @@ class SensorEngine:
 
     def analyze(self, request: HttpRequest) -> list[AttackHit]:
         judgement = self._judgement  # one read: a reload between two lines changes nothing here
-        host = request.host
-        if judgement.allowed_hosts and not judgement.allowed_hosts.allows(host):
-            self.counters[HOST_NOT_ALLOWED] += 1
-            return []
         application = ""
-        if judgement.applications:
-            resolution = judgement.applications.resolve(host, request.target)
-            if resolution.mode is RouteMode.OFF:
-                self.counters[NOT_MONITORED] += 1
+        if judgement.allowed_hosts or judgement.applications:  # else no Host to look up
+            host = request.host
+            if judgement.allowed_hosts and not judgement.allowed_hosts.allows(host):
+                self.counters[HOST_NOT_ALLOWED] += 1
                 return []
-            application = resolution.application
-        if judgement.resolver is not None:
+            if judgement.applications:
+                resolution = judgement.applications.resolve(host, request.target)
+                if resolution.mode is RouteMode.OFF:
+                    self.counters[NOT_MONITORED] += 1
+                    return []
+                application = resolution.application
+        if judgement.resolver is not None and _is_trusted(request.flow.client, judgement):
             request = _with_forwarded_client(request, judgement.resolver)
         return judgement.detection.analyze(request, application=application)
 
@@ -94,11 +98,20 @@ def build_engine(config: SensorConfig, *, resolve_clients: bool = True) -> Senso
     return SensorEngine(config, resolve_clients=resolve_clients)
 
 
+def _is_trusted(peer: str, judgement: _Judgement) -> bool:
+    trusted = judgement.trusted_peers.get(peer)
+    if trusted is None:
+        address = parse_ip(peer)
+        assert judgement.resolver is not None
+        trusted = address is not None and judgement.resolver.is_trusted(address)
+        if len(judgement.trusted_peers) >= _TRUSTED_PEERS_KEPT:
+            judgement.trusted_peers.clear()  # bounded memory; the busy peers come back at once
+        judgement.trusted_peers[peer] = trusted
+    return trusted
+
+
 def _with_forwarded_client(request: HttpRequest, resolver: OriginResolver) -> HttpRequest:
-    """`request` with the client its trusted proxy names; unchanged when the peer is not trusted."""
-    peer = parse_ip(request.flow.client)
-    if peer is None or not resolver.is_trusted(peer):
-        return request
+    """`request` (from a trusted proxy) with the client the proxy names."""
     origin = resolver.origin(request)
     if origin.client == request.flow.client and origin.client_port == request.flow.client_port:
         return request
