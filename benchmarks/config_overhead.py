@@ -3,15 +3,17 @@
 The peer, measured in the same run: the bare `DetectionEngine` (no config). Ours: the
 `SensorEngine` built from a config with ten applications (host wildcards, prefix, exact
 and regex locations), allowed hosts and trusted proxies, every route `monitoring` so both
-judge the same requests. Both engines are warmed by one pass, then timed over three
-alternating passes; the figure is the ratio of the total CPU times (thread clock). The
-machine is shared: repeat it and read the ratio, not the microseconds.
+judge the same requests. Both engines are warmed by one pass, then timed over seven
+alternating passes (CPU time, thread clock); the figure is the median of the seven
+per-pass ratios, with their range. The machine is shared: read the ratio, not the
+microseconds.
 
     .venv/bin/python benchmarks/config_overhead.py [CORPUS.jsonl]
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +25,8 @@ from benchmarks.detection_corpus import CORPUS, load_corpus
 from oob_analyzer.config import build_engine, parse_config
 from oob_analyzer.detection import DetectionEngine, default_detectors
 from reassembly.events import HttpRequest
+
+PASSES = 7
 
 
 def config_text() -> str:
@@ -56,15 +60,20 @@ def main(argv: Sequence[str]) -> None:
     configured = build_engine(parse_config(config_text()))
     for engine in (bare, configured):
         total_micros(requests, engine.analyze)  # warm the verdict caches alike
-    peer = ours = 0.0
-    for _ in range(3):
-        peer += total_micros(requests, bare.analyze)
-        ours += total_micros(requests, configured.analyze)
-    count = 3 * len(requests)
-    print(f"corpus: {corpus} ({len(requests)} requests), 3 warm passes each, CPU time per request")
-    print(f"peer, DetectionEngine alone:          {peer / count:8.1f} us")
-    print(f"ours, SensorEngine (config judging):  {ours / count:8.1f} us")
-    print(f"ratio ours / peer: {ours / peer:.3f}  (config judging adds {100 * (ours / peer - 1):+.1f} %)")
+    peers: list[float] = []
+    ours: list[float] = []
+    for _ in range(PASSES):
+        peers.append(total_micros(requests, bare.analyze))
+        ours.append(total_micros(requests, configured.analyze))
+    ratios = sorted(mine / peer for mine, peer in zip(ours, peers, strict=True))
+    count = len(requests)
+    print(f"corpus: {corpus} ({count} requests), {PASSES} warm passes each, median CPU time per request")
+    print(f"peer, DetectionEngine alone:          {statistics.median(peers) / count:8.1f} us")
+    print(f"ours, SensorEngine (config judging):  {statistics.median(ours) / count:8.1f} us")
+    median = statistics.median(ratios)
+    print(
+        f"ratio ours / peer: median {median:.3f} (passes {ratios[0]:.3f}-{ratios[-1]:.3f}), {100 * (median - 1):+.1f} %"
+    )
 
 
 if __name__ == "__main__":

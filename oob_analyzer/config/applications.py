@@ -139,8 +139,13 @@ class Application:
     mode: RouteMode = RouteMode.MONITORING  # where no location matches
 
     def mode_for(self, path: str) -> RouteMode:
+        """The mode of the location chosen for the normalized `path`."""
         location = find_location(self.locations, path)
         return location.mode if location is not None else self.mode
+
+    def mode_of_target(self, target: str) -> RouteMode:
+        """The mode for a request target as sent (normalized here when there are routes)."""
+        return self.mode_for(normalize_path(target)) if self.locations else self.mode
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,9 +211,7 @@ class ApplicationMap:
         application = self.application_for(host)
         if application is None:
             return _UNKNOWN
-        if not application.locations:
-            return Resolution(application=application.id, mode=application.mode)
-        return Resolution(application=application.id, mode=application.mode_for(normalize_path(target)))
+        return Resolution(application=application.id, mode=application.mode_of_target(target))
 
 
 def find_location(locations: tuple[Location, ...], path: str) -> Location | None:

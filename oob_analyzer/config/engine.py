@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from capture.mirror_origin import OriginResolver, parse_ip
-from oob_analyzer.config.applications import ApplicationMap, RouteMode
+from oob_analyzer.config.applications import Application, ApplicationMap, RouteMode
 from oob_analyzer.config.schema import AllowedHosts, SensorConfig
 from oob_analyzer.detection import AttackHit, DetectionEngine, Detector, default_detectors
 from reassembly import HttpRequest
@@ -27,7 +27,7 @@ __all__ = ["HOST_NOT_ALLOWED", "NOT_MONITORED", "SensorEngine", "build_engine"]
 
 NOT_MONITORED = "requests_not_monitored"  # their route's mode is `off`
 HOST_NOT_ALLOWED = "requests_host_not_allowed"  # their host is not in allowed_hosts
-_TRUSTED_PEERS_KEPT = 4096
+_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,8 @@ class _Judgement:
     resolver: OriginResolver | None  # None: the client is the TCP peer (or resolved upstream)
     # Whether a peer address is a trusted proxy, by its text: a sensor sees few peers, often.
     trusted_peers: dict[str, bool] = field(default_factory=dict)
+    # Per Host header as sent: (allowed, its application). Hosts repeat request after request.
+    hosts: dict[str, tuple[bool, Application | None]] = field(default_factory=dict)
 
 
 class SensorEngine:
@@ -65,16 +67,15 @@ class SensorEngine:
         judgement = self._judgement  # one read: a reload between two lines changes nothing here
         application = ""
         if judgement.allowed_hosts or judgement.applications:  # else no Host to look up
-            host = request.host
-            if judgement.allowed_hosts and not judgement.allowed_hosts.allows(host):
+            allowed, app = _host_verdict(request.host, judgement)
+            if not allowed:
                 self.counters[HOST_NOT_ALLOWED] += 1
                 return []
-            if judgement.applications:
-                resolution = judgement.applications.resolve(host, request.target)
-                if resolution.mode is RouteMode.OFF:
+            if app is not None:
+                if app.mode_of_target(request.target) is RouteMode.OFF:
                     self.counters[NOT_MONITORED] += 1
                     return []
-                application = resolution.application
+                application = app.id
         if judgement.resolver is not None and _is_trusted(request.flow.client, judgement):
             request = _with_forwarded_client(request, judgement.resolver)
         return judgement.detection.analyze(request, application=application)
@@ -98,13 +99,24 @@ def build_engine(config: SensorConfig, *, resolve_clients: bool = True) -> Senso
     return SensorEngine(config, resolve_clients=resolve_clients)
 
 
+def _host_verdict(host: str, judgement: _Judgement) -> tuple[bool, Application | None]:
+    verdict = judgement.hosts.get(host)
+    if verdict is None:
+        allowed = not judgement.allowed_hosts or judgement.allowed_hosts.allows(host)
+        verdict = (allowed, judgement.applications.application_for(host) if allowed else None)
+        if len(judgement.hosts) >= _KEPT:
+            judgement.hosts.clear()  # bounded memory: a flood of made-up hosts costs a lookup each
+        judgement.hosts[host] = verdict
+    return verdict
+
+
 def _is_trusted(peer: str, judgement: _Judgement) -> bool:
     trusted = judgement.trusted_peers.get(peer)
     if trusted is None:
         address = parse_ip(peer)
         assert judgement.resolver is not None
         trusted = address is not None and judgement.resolver.is_trusted(address)
-        if len(judgement.trusted_peers) >= _TRUSTED_PEERS_KEPT:
+        if len(judgement.trusted_peers) >= _KEPT:
             judgement.trusted_peers.clear()  # bounded memory; the busy peers come back at once
         judgement.trusted_peers[peer] = trusted
     return trusted
