@@ -45,7 +45,8 @@ def config_option(function: F) -> F:
         envvar="OOB_ANALYZER_CONFIG",
         show_envvar=True,
         metavar="FILE",
-        help="YAML config file (docs/configuration.md). Command-line options win over it.",
+        help="YAML config file (docs/configuration.md). Options given on the command line win over it; "
+        "it wins over the defaults shown here.",
     )(function)
 
 

@@ -121,10 +121,18 @@ def _host_port(address: MirrorListenAddress) -> str:
 
 
 @click.command()
-@click.option("--vxlan", "vxlan_address", type=_LISTEN_ADDRESS, help="Receive VXLAN datagrams here.")
-@click.option("--geneve", "geneve_address", type=_LISTEN_ADDRESS, help="Receive GENEVE datagrams here.")
 @click.option(
-    "--vni", "vnis", type=click.IntRange(0, (1 << 24) - 1), multiple=True, help="Keep only this VNI (repeatable)."
+    "--vxlan", "vxlan_address", type=_LISTEN_ADDRESS, help="Receive VXLAN datagrams here (default: sources.vxlan)."
+)
+@click.option(
+    "--geneve", "geneve_address", type=_LISTEN_ADDRESS, help="Receive GENEVE datagrams here (default: sources.geneve)."
+)
+@click.option(
+    "--vni",
+    "vnis",
+    type=click.IntRange(0, (1 << 24) - 1),
+    multiple=True,
+    help="Keep only this VNI (repeatable; default: sources.vni, else every VNI).",
 )
 @db_option
 @writer_options
@@ -174,7 +182,9 @@ def listen(
 
 @click.command()
 @click.option("--interface", "-i", metavar="IF", help="Network interface to capture on (default: sources.interface).")
-@click.option("--bpf", metavar="FILTER", help="Capture filter in tcpdump syntax, e.g. 'tcp port 80'.")
+@click.option(
+    "--bpf", metavar="FILTER", help="Capture filter in tcpdump syntax, e.g. 'tcp port 80' (default: sources.bpf)."
+)
 @decoder_options
 @db_option
 @writer_options
