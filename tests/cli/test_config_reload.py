@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from tests.builders import tcp_connection_frames, vxlan_header
 from tests.cli.test_listen import COMMAND, listed_hits, send
+from tests.system import require_root
 
 CONFIG = """\
 applications:
@@ -35,13 +37,11 @@ def connection(number: int, *, split: int | None = None) -> list[bytes]:
     )
 
 
-class Listener:
-    """`listen` in a subprocess; its stderr read line by line by a thread, so a test can wait for a line."""
+class Sensor:
+    """A command in a subprocess; its stderr read line by line by a thread, so a test can wait for a line."""
 
     def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [*COMMAND, "listen", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        self.process = subprocess.Popen([*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -93,7 +93,7 @@ def test_sighup_reloads_the_config_between_two_attacks_and_keeps_what_is_running
     db_url = f"sqlite:///{tmp_path / 'live.db'}"
     config = tmp_path / "oob.yaml"
     config.write_text(CONFIG.format(app="api-v1", mode="monitoring"))
-    listener = Listener("--vxlan", "127.0.0.1:0", "--db", db_url, "--config", str(config), "--stats")
+    listener = Sensor("listen", "--vxlan", "127.0.0.1:0", "--db", db_url, "--config", str(config), "--stats")
     try:
         port = int(listener.next_line().rsplit(":", 1)[1])
         send(port, vxlan_header(1), connection(1))
@@ -132,3 +132,29 @@ def test_sighup_reloads_the_config_between_two_attacks_and_keeps_what_is_running
     assert f"  {'requests_not_monitored':<40} {1:>10}\n" in listener.stderr
     assert len(listed_hits(db_url)) == 3
     assert not (tmp_path / "other.db").exists()  # storage is not switched while running
+
+
+def test_capture_takes_its_interface_from_the_config_and_reloads_on_sighup(tmp_path: Path) -> None:
+    require_root()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a port nobody uses now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    db_url = f"sqlite:///{tmp_path / 'capture.db'}"
+    config = tmp_path / "oob.yaml"
+    sources = f"sources:\n  interface: lo\n  bpf: udp dst port {port}\n"
+    config.write_text(sources + CONFIG.format(app="api-v1", mode="monitoring"))
+    sensor = Sensor("capture", "--vxlan-port", str(port), "--db", db_url, "--config", str(config))
+    try:
+        assert sensor.next_line() == "capturing on lo\n"
+        send(port, vxlan_header(7), connection(1))
+        assert applications(wait_for_hits(db_url, 1)) == [("<script>alert(1)</script>", "api-v1")]
+        config.write_text(sources.replace("lo", "eth0") + CONFIG.format(app="api-v2", mode="monitoring"))
+        sensor.process.send_signal(signal.SIGHUP)
+        assert sensor.next_line() == f"config reloaded from {config}\n"
+        assert sensor.next_line() == f"{config}: sources changed: applied only after a restart\n"
+        send(port, vxlan_header(7), connection(2))
+        assert applications(wait_for_hits(db_url, 2))[1] == ("<script>alert(2)</script>", "api-v2")
+        stdout = sensor.stop()
+    finally:
+        sensor.kill()
+    assert stdout == "4 packets, 2 requests, 2 hits\n"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oob_analyzer.config import RouteMode, normalize_path, parse_config
 
@@ -108,3 +110,13 @@ def test_a_host_no_application_claims_is_monitored_without_an_application() -> N
 )
 def test_paths_are_normalized_before_matching(target: str, path: str) -> None:
     assert normalize_path(target) == path
+
+
+@given(st.text(alphabet="/.%2aFfE?#x", max_size=40))
+def test_a_normalized_path_is_absolute_normal_and_stays_as_it_is(target: str) -> None:
+    path = normalize_path("/" + target)
+    assert path.startswith("/")
+    assert "//" not in path and "/./" not in path and "/../" not in path
+    assert not path.endswith(("/.", "/.."))
+    if "%" not in path:  # a decoded "%" could start a new escape: NGINX decodes once, so do we
+        assert normalize_path(path) == path
