@@ -102,17 +102,6 @@ class HostPattern:
             return host.startswith(self.prefix) and len(host) > len(self.prefix)
         return self.any_host
 
-    @property
-    def rank(self) -> tuple[int, int]:
-        """Higher wins: exact, then the longest leading wildcard, the longest trailing one, `*`."""
-        if self.exact is not None:
-            return (3, len(self.exact))
-        if self.suffix is not None:
-            return (2, len(self.suffix))
-        if self.prefix is not None:
-            return (1, len(self.prefix))
-        return (0, 0)
-
 
 def parse_host_pattern(text: str) -> HostPattern:
     host = text.strip().lower().rstrip(".")
