@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from capture.http_mirror import HttpMirrorReceiver, MirrorReceiverStats, ReceiverSettings
 from capture.mirror_origin import IpNetwork, OriginResolver
-from oob_analyzer.detection import AttackHit, DetectionEngine
-from oob_analyzer.pipeline import HitSink
+from oob_analyzer.detection import AttackHit
+from oob_analyzer.pipeline import HitSink, RequestAnalyzer
 from reassembly import HttpRequest
 from storage.batches import AnomalySighting
 
@@ -70,7 +70,7 @@ class MirrorAnalysis:
         self,
         *,
         resolver: OriginResolver,
-        engine: DetectionEngine,
+        engine: RequestAnalyzer,
         sink: HitSink,
         queue_size: int,
         queue_bytes: int = DEFAULT_QUEUE_BYTES,
@@ -162,7 +162,7 @@ def _request_bytes(request: HttpRequest) -> int:
 class MirrorService:
     """The receiver and the analysis thread, run until a signal or `request_stop()`."""
 
-    def __init__(self, settings: MirrorSettings, *, engine: DetectionEngine, sink: HitSink) -> None:
+    def __init__(self, settings: MirrorSettings, *, engine: RequestAnalyzer, sink: HitSink) -> None:
         self.settings = settings
         self._engine = engine
         self._sink = sink

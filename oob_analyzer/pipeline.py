@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Protocol
 
 from capture import CaptureError, PacketDecoder, RawPacket, read_captures
-from oob_analyzer.detection import AttackHit, DetectionEngine
+from oob_analyzer.detection import AttackHit
 from reassembly import Anomaly, ConnectionTracker, HttpRequest, ReassemblyEvent, ReassemblyLimits
 from storage.batches import AnomalySighting
 
 __all__ = [
     "HitSink",
+    "RequestAnalyzer",
     "RequestStream",
     "RunSummary",
     "analyze_packets",
@@ -83,6 +84,12 @@ def iter_packets(paths: Iterable[Path], summary: RunSummary) -> Iterator[RawPack
         yield packet
 
 
+class RequestAnalyzer(Protocol):
+    """What judges a request: a `DetectionEngine`, or the config's `SensorEngine` around one."""
+
+    def analyze(self, request: HttpRequest) -> list[AttackHit]: ...
+
+
 class HitSink(Protocol):
     """Where hits and anomalies go: the store itself, or a writer in front of it (which batches)."""
 
@@ -94,10 +101,11 @@ class HitSink(Protocol):
 def analyze_packets(
     packets: Iterable[RawPacket | None],
     *,
-    engine: DetectionEngine,
+    engine: RequestAnalyzer,
     sink: HitSink,
     summary: RunSummary,
     decoder: PacketDecoder | None = None,
+    limits: ReassemblyLimits | None = None,
 ) -> None:
     """Analyze a stream of packets, from any source, and hand every hit and anomaly to `sink`.
 
@@ -106,7 +114,7 @@ def analyze_packets(
     does not sit on its hits). A live source yields None when it has waited for packets in
     vain: nothing to feed, but the loop goes round.
     """
-    stream = RequestStream(decoder)
+    stream = RequestStream(decoder, limits)
 
     def handle(events: list[ReassemblyEvent]) -> None:
         hits: list[AttackHit] = []
@@ -136,7 +144,7 @@ def analyze_packets(
 
 
 def replay_captures(
-    paths: Iterable[Path], *, engine: DetectionEngine, sink: HitSink, decoder: PacketDecoder | None = None
+    paths: Iterable[Path], *, engine: RequestAnalyzer, sink: HitSink, decoder: PacketDecoder | None = None
 ) -> RunSummary:
     """Analyze capture files and record every hit."""
     summary = RunSummary()
@@ -154,10 +162,13 @@ def extract_requests(
 
 
 def extract_events(
-    paths: Iterable[Path], summary: RunSummary, decoder: PacketDecoder | None = None
+    paths: Iterable[Path],
+    summary: RunSummary,
+    decoder: PacketDecoder | None = None,
+    limits: ReassemblyLimits | None = None,
 ) -> Iterator[ReassemblyEvent]:
     """Every reassembly event (requests, responses, anomalies) in the capture files, in order."""
-    stream = RequestStream(decoder)
+    stream = RequestStream(decoder, limits)
     for packet in iter_packets(paths, summary):
         for event in stream.feed(packet):
             summary.requests += isinstance(event, HttpRequest)

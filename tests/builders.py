@@ -250,3 +250,19 @@ def keep_alive_connection(
     emit(True, c_seq, s_seq, 0x11)
     emit(False, s_seq, c_seq + 1, 0x11)
     return out
+
+
+def tcp_connection_frames(
+    request: bytes, *, client: str, server: str, sport: int, dport: int = 80, split: int | None = None
+) -> list[bytes]:
+    """Ethernet frames of a client's SYN, then `request` (in two segments when `split` is given)."""
+    parts = [request] if split is None else [request[:split], request[split:]]
+    frames = [
+        ethernet_frame(ipv4_packet(tcp_header(sport=sport, dport=dport, seq=0, flags=0x02), src=client, dst=server))
+    ]
+    seq = 1
+    for part in parts:
+        data = tcp_header(sport=sport, dport=dport, seq=seq, flags=0x18) + part
+        frames.append(ethernet_frame(ipv4_packet(data, src=client, dst=server)))
+        seq += len(part)
+    return frames

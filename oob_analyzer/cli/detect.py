@@ -9,9 +9,11 @@ from typing import BinaryIO
 
 import click
 
-from oob_analyzer.cli.detection_options import config_option, detection_engine
+from oob_analyzer.cli.config_options import config_option, sensor_config
 from oob_analyzer.cli.tables import render_table
-from oob_analyzer.detection import AttackHit, DetectionEngine
+from oob_analyzer.config import build_engine
+from oob_analyzer.detection import AttackHit
+from oob_analyzer.pipeline import RequestAnalyzer
 from reassembly import HttpRequestParser
 from reassembly.events import FlowKey, HttpRequest
 
@@ -46,7 +48,7 @@ def parse_raw_request(data: bytes) -> HttpRequest:
     raise RawRequestError(f"no HTTP request found in the input (starts {shown!r})")
 
 
-def analyze_raw_request(data: bytes, engine: DetectionEngine) -> list[AttackHit]:
+def analyze_raw_request(data: bytes, engine: RequestAnalyzer) -> list[AttackHit]:
     return engine.analyze(parse_raw_request(data))
 
 
@@ -66,16 +68,20 @@ def detect(source: BinaryIO, output_format: str, config_path: Path | None) -> No
 
     The request is read as sent on the wire (request line, headers, blank line, body); a
     body pasted without its Content-Length is taken whole. Hits are printed one per attack
-    type with the point, the rule and the payload that matched.
+    type with the point, the rule and the payload that matched. With --config, the request
+    is judged as the sensor would: detection policy, applications (a route with mode off
+    prints no hit), allowed hosts.
     """
+    engine = build_engine(sensor_config(config_path))  # before reading: a bad file is refused at once
     data = source.read(MAX_REQUEST_BYTES + 1)
     if len(data) > MAX_REQUEST_BYTES:
         raise click.ClickException(f"the request is larger than {MAX_REQUEST_BYTES} bytes")
-    engine = detection_engine(config_path)
     try:
         hits = analyze_raw_request(data, engine)
     except RawRequestError as exc:
         raise click.ClickException(str(exc)) from exc
+    for reason in engine.counters:  # the config says not to judge it: say why, not "no attack"
+        click.echo(f"not judged: {reason.replace('_', ' ')}", err=True)
     _print_hits(hits, output_format)
 
 

@@ -10,8 +10,16 @@ from typing import Any
 
 import click
 
+from oob_analyzer.cli.config_options import config_option, sensor_config
 from oob_analyzer.cli.exit_codes import ExitCode
-from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, sources_argument, stats_option
+from oob_analyzer.cli.sources import (
+    decoder_options,
+    echo_stats,
+    given_sources,
+    make_decoder,
+    sources_argument,
+    stats_option,
+)
 from oob_analyzer.pipeline import RunSummary, extract_events
 from reassembly import Anomaly, FlowKey, HttpRequest, HttpResponse, ReassemblyEvent
 
@@ -34,17 +42,22 @@ MAX_ANOMALIES_PER_REQUEST = 100
     help="jsonl: one JSON object per request.",
 )
 @decoder_options
+@config_option
 @stats_option
 def extract(
+    *,
     sources: tuple[Path, ...],
     output_format: str,
     vxlan_ports: tuple[int, ...],
     geneve_ports: tuple[int, ...],
+    config_path: Path | None,
     stats: bool,
 ) -> None:
     """Print every HTTP request found in captures, without detection.
 
-    SOURCE is what `replay` reads: pcap/pcapng files (gzipped or not), directories, -.
+    SOURCE is what `replay` reads: pcap/pcapng files (gzipped or not), directories, -;
+    without one, the --config file's sources.files. Of the config file, only sources and
+    the reassembly limits apply here.
 
     Fields: ts, src, sport, dst, dport, method, host, target, version, headers (list of
     [name, value]), body_length, complete, anomalies (the request's own, then those of its
@@ -54,8 +67,10 @@ def extract(
     VNI/key/session id], outermost first). A request is printed once its response arrived,
     or at the end. For checking reassembly against other dissectors.
     """
+    config = sensor_config(config_path)
+    sources = given_sources(sources, config.sources.files)
     summary = RunSummary()
-    events = extract_events(sources, summary, make_decoder(vxlan_ports, geneve_ports))
+    events = extract_events(sources, summary, make_decoder(vxlan_ports, geneve_ports), config.reassembly)
     for record in request_records(events):
         click.echo(json.dumps(record, ensure_ascii=False))
     for error in summary.errors:

@@ -28,12 +28,13 @@ from capture import (
     RawPacket,
     UdpMirrorSource,
 )
-from oob_analyzer.cli.detection_options import config_option, detection_engine
+from oob_analyzer.cli.config_options import config_option, from_config, recording_settings, sensor_config
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
-from oob_analyzer.detection import DetectionEngine
+from oob_analyzer.config import ConfigReloader, SensorEngine, build_engine
+from oob_analyzer.config.reload import reload_on_sighup
 from oob_analyzer.pipeline import RunSummary, analyze_packets
 
 __all__ = ["capture", "listen"]
@@ -73,22 +74,41 @@ def counted(packets: Iterable[RawPacket | None], summary: RunSummary) -> Iterato
         yield packet
 
 
+def reloading(packets: Iterable[RawPacket | None], reloader: ConfigReloader) -> Iterator[RawPacket | None]:
+    """The packets; between two of them (or idle waits), a reload SIGHUP asked for is done."""
+    for packet in packets:
+        reloader.poll()
+        yield packet
+
+
 def run_live(
     source: UdpMirrorSource | InterfaceSource,
     decoder: PacketDecoder,
     *,
-    engine: DetectionEngine,
+    engine: SensorEngine,
     banner: str,
     stats: bool,
     recording: Recording,
 ) -> None:
-    """Analyze the source until SIGINT or SIGTERM, record through the writer, print the summary."""
+    """Analyze the source until SIGINT or SIGTERM, record through the writer, print the summary.
+
+    SIGHUP reloads the config file (`ConfigReloader`) without stopping.
+    """
+    reloader = ConfigReloader(engine, say=lambda message: click.echo(message, err=True))
     try:
-        with recording_run(source=banner, **recording) as run, stop_on_signals() as stop:
+        with (
+            recording_run(source=banner, **recording) as run,
+            stop_on_signals() as stop,
+            reload_on_sighup(reloader),
+        ):
             click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
-            packets = counted(source.packets(stop.is_set), run.summary)
-            analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder)
+            packets = reloading(counted(source.packets(stop.is_set), run.summary), reloader)
+            limits = engine.config.reassembly
+            analyze_packets(
+                packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder, limits=limits
+            )
             run.summary.drops += source.stats
+            run.summary.drops.update(engine.counters)  # requests not judged, by reason
     finally:
         source.close()
     if stats:
@@ -101,10 +121,18 @@ def _host_port(address: MirrorListenAddress) -> str:
 
 
 @click.command()
-@click.option("--vxlan", "vxlan_address", type=_LISTEN_ADDRESS, help="Receive VXLAN datagrams here.")
-@click.option("--geneve", "geneve_address", type=_LISTEN_ADDRESS, help="Receive GENEVE datagrams here.")
 @click.option(
-    "--vni", "vnis", type=click.IntRange(0, (1 << 24) - 1), multiple=True, help="Keep only this VNI (repeatable)."
+    "--vxlan", "vxlan_address", type=_LISTEN_ADDRESS, help="Receive VXLAN datagrams here (default: sources.vxlan)."
+)
+@click.option(
+    "--geneve", "geneve_address", type=_LISTEN_ADDRESS, help="Receive GENEVE datagrams here (default: sources.geneve)."
+)
+@click.option(
+    "--vni",
+    "vnis",
+    type=click.IntRange(0, (1 << 24) - 1),
+    multiple=True,
+    help="Keep only this VNI (repeatable; default: sources.vni, else every VNI).",
 )
 @click.option(
     "--reuse-port",
@@ -131,15 +159,21 @@ def listen(
     Give --vxlan [ADDR:]PORT (AWS VPC Traffic Mirroring and Azure vTAP send to 4789) or
     --geneve [ADDR:]PORT (AWS Gateway Load Balancer sends to 6081). An ordinary UDP socket:
     no capture privilege is needed, and datagrams up to 64 KiB (jumbo frames) are read whole.
-    Runs until interrupted (Ctrl-C, SIGTERM), then records what was found and exits 0.
+    Without either, the --config file's sources.vxlan or sources.geneve. Runs until
+    interrupted (Ctrl-C, SIGTERM), then records what was found and exits 0; SIGHUP reloads
+    the config file.
     """
+    config = sensor_config(config_path)  # a bad config file is refused before the socket opens
+    if vxlan_address is None and geneve_address is None:
+        vxlan_address, geneve_address = config.sources.vxlan, config.sources.geneve
+    vnis = vnis or config.sources.vnis
     if (vxlan_address is None) == (geneve_address is None):
         raise click.UsageError("give exactly one of --vxlan [ADDR:]PORT and --geneve [ADDR:]PORT")
     kind = "vxlan" if vxlan_address is not None else "geneve"
     host_port = vxlan_address or geneve_address
     assert host_port is not None
     address = MirrorListenAddress(host=host_port[0], port=host_port[1])
-    engine = detection_engine(config_path)  # a bad config file is refused before the socket opens
+    engine = build_engine(config)
     try:
         source = UdpMirrorSource.open(address, vnis=frozenset(vnis), reuse_port=reuse_port)
     except CaptureError as exc:
@@ -150,12 +184,15 @@ def listen(
     geneve_ports = (bound.port,) if kind == "geneve" else (DEFAULT_GENEVE_PORT,)
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
     banner = f"listening for {kind} on {_host_port(bound)}"
-    run_live(source, decoder, engine=engine, banner=banner, stats=stats, recording=recording)
+    writing = recording_settings(config, **recording)
+    run_live(source, decoder, engine=engine, banner=banner, stats=stats, recording=writing)
 
 
 @click.command()
-@click.option("--interface", "-i", required=True, metavar="IF", help="Network interface to capture on.")
-@click.option("--bpf", metavar="FILTER", help="Capture filter in tcpdump syntax, e.g. 'tcp port 80'.")
+@click.option("--interface", "-i", metavar="IF", help="Network interface to capture on (default: sources.interface).")
+@click.option(
+    "--bpf", metavar="FILTER", help="Capture filter in tcpdump syntax, e.g. 'tcp port 80' (default: sources.bpf)."
+)
 @decoder_options
 @db_option
 @writer_options
@@ -163,7 +200,7 @@ def listen(
 @stats_option
 def capture(
     *,
-    interface: str,
+    interface: str | None,
     bpf: str | None,
     vxlan_ports: tuple[int, ...],
     geneve_ports: tuple[int, ...],
@@ -174,12 +211,19 @@ def capture(
     """Capture on a network interface (promiscuous) and record the attacks seen.
 
     Needs root or CAP_NET_RAW. Mirror tunnels arriving on the interface are unwrapped.
-    Runs until interrupted (Ctrl-C, SIGTERM), then records what was found and exits 0.
+    Runs until interrupted (Ctrl-C, SIGTERM), then records what was found and exits 0;
+    SIGHUP reloads the config file.
     """
-    engine = detection_engine(config_path)  # a bad config file is refused before capture starts
+    config = sensor_config(config_path)  # a bad config file is refused before capture starts
+    interface = interface or config.sources.interface
+    if interface is None:
+        raise click.UsageError("give --interface IF (or sources.interface in the --config file)")
+    bpf = from_config("bpf", bpf, config.sources.bpf)
+    engine = build_engine(config)
     try:
         source = InterfaceSource.open(interface, bpf=bpf)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from exc
     decoder = make_decoder(vxlan_ports, geneve_ports)
-    run_live(source, decoder, engine=engine, banner=f"capturing on {interface}", stats=stats, recording=recording)
+    writing = recording_settings(config, **recording)
+    run_live(source, decoder, engine=engine, banner=f"capturing on {interface}", stats=stats, recording=writing)

@@ -11,11 +11,15 @@ import click
 
 from capture.http_mirror import DEFAULT_MAX_CONNECTIONS, ReceiverSettings
 from capture.mirror_origin import IpNetwork
-from oob_analyzer.cli.detection_options import config_option, detection_engine
+from oob_analyzer.cli.config_options import config_option, recording_settings, sensor_config
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import NETWORK, ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
+from oob_analyzer.config import ConfigReloader, SensorEngine, build_engine
+from oob_analyzer.config.reload import reload_on_sighup
+from oob_analyzer.detection import AttackHit
 from oob_analyzer.mirror_pipeline import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, MirrorService, MirrorSettings
+from reassembly import HttpRequest
 
 __all__ = ["LISTEN_ADDRESS", "mirror_server"]
 
@@ -35,7 +39,8 @@ LISTEN_ADDRESS = ListenAddressType(port_alone=False, ip_only=True)
     "--trusted",
     type=NETWORK,
     multiple=True,
-    help="Proxy network whose X-Forwarded-For / X-Real-IP / X-Server-* headers are believed. Repeatable.",
+    help="Proxy network whose X-Forwarded-For / X-Real-IP / X-Server-* headers are believed. Repeatable. "
+    "Default: the config file's trusted_proxies.",
 )
 @click.option(
     "--allow",
@@ -86,21 +91,28 @@ def mirror_server(
     Every request is answered 204 at once, then analyzed. The client is taken from
     X-Forwarded-For / X-Real-IP only when the connecting proxy is --trusted; the Host loses
     Envoy's and Istio's "-shadow" suffix. Runs until SIGINT or SIGTERM, then records what
-    is queued and prints a summary. See docs/mirroring.md.
+    is queued and prints a summary; SIGHUP reloads the config file (its trusted_proxies
+    only at a restart). See docs/mirroring.md.
     """
     host, port = listen
-    engine = detection_engine(config_path)
+    config = sensor_config(config_path)
+    # The receiver resolves the client with the trusted proxies; the engine must not again.
+    engine = build_engine(config, resolve_clients=False)
+    reloader = ConfigReloader(
+        engine, say=lambda message: click.echo(message, err=True), restart_only=("trusted_proxies",)
+    )
     settings = MirrorSettings(
         receiver=ReceiverSettings(host=host, port=port, allow=allow, max_connections=max_connections),
-        trusted=trusted,
+        trusted=trusted or config.trusted_proxies,
         queue_size=queue_size,
         queue_bytes=queue_mib * 1024 * 1024,
     )
     source = f"mirror-server {host}:{port}"
-    with recording_run(
-        db_url, source=source, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
-    ) as run:
-        service = MirrorService(settings, engine=engine, sink=run.writer)
+    writing = recording_settings(
+        config, db_url=db_url, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
+    )
+    with recording_run(source=source, **writing) as run, reload_on_sighup(reloader):
+        service = MirrorService(settings, engine=_Reloading(engine, reloader), sink=run.writer)
         try:
             summary = service.run(on_ready=_announce)
         except OSError as exc:
@@ -108,12 +120,25 @@ def mirror_server(
             raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from exc
         run.summary.requests, run.summary.hits = summary.analyzed, summary.hits
         run.summary.drops.update(dropped_queue_full=summary.receiver.dropped, refused=summary.receiver.refused)
+        run.summary.drops.update(engine.counters)
         click.echo(summary.line())
     if summary.error:
         # What was detected but could not be stored goes to stderr, one JSON object per hit.
         for hit in summary.unrecorded:
             click.echo(json.dumps(dataclasses.asdict(hit), ensure_ascii=False), err=True)
         raise click.ClickException(summary.error)
+
+
+class _Reloading:
+    """The engine, reloaded (when SIGHUP asked) by the analysis thread before its next request."""
+
+    def __init__(self, engine: SensorEngine, reloader: ConfigReloader) -> None:
+        self._engine = engine
+        self._reloader = reloader
+
+    def analyze(self, request: HttpRequest) -> list[AttackHit]:
+        self._reloader.poll()
+        return self._engine.analyze(request)
 
 
 def _announce(host: str, port: int) -> None:

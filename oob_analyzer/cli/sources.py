@@ -16,7 +16,7 @@ import click
 from capture import DEFAULT_GENEVE_PORT, DEFAULT_VXLAN_PORT, PacketDecoder
 from oob_analyzer.pipeline import RunSummary
 
-__all__ = ["decoder_options", "echo_stats", "make_decoder", "sources_argument", "stats_option"]
+__all__ = ["decoder_options", "echo_stats", "given_sources", "make_decoder", "sources_argument", "stats_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PORT = click.IntRange(1, 65535)
@@ -26,10 +26,16 @@ def sources_argument(function: F) -> F:
     return click.argument(
         "sources",
         nargs=-1,
-        required=True,
         type=click.Path(path_type=Path, allow_dash=True),
-        metavar="SOURCE...",
+        metavar="[SOURCE]...",
     )(function)
+
+
+def given_sources(sources: tuple[Path, ...], configured: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The SOURCEs on the command line, else the config file's `sources.files`."""
+    if sources or configured:
+        return sources or configured
+    raise click.UsageError("give at least one SOURCE (or sources.files in the --config file)")
 
 
 def decoder_options(function: F) -> F:

@@ -13,26 +13,26 @@ from oob_analyzer.detection.detectors import (
 from oob_analyzer.detection.engine import DetectionEngine
 from oob_analyzer.detection.events import AttackHit, Finding
 from oob_analyzer.detection.points import extract_points
-from oob_analyzer.detection.policy import DetectionPolicy, PolicyError, load_policy, parse_policy
+from oob_analyzer.detection.policy import AllowRule, DetectionPolicy, PolicyScope, ScopedPolicy
 from oob_analyzer.detection.request_point import RequestPoint
 
 __all__ = [
+    "AllowRule",
     "AttackHit",
     "DetectionEngine",
     "DetectionPolicy",
     "Detector",
     "Finding",
     "Log4ShellDetector",
-    "PolicyError",
+    "PolicyScope",
     "ProtocolAnomalyDetector",
     "RequestPoint",
+    "ScopedPolicy",
     "SignatureDetector",
     "SqlInjectionDetector",
     "XssDetector",
     "decoded_variants",
     "default_detectors",
     "extract_points",
-    "load_policy",
-    "parse_policy",
     "percent_decode",
 ]

@@ -43,7 +43,7 @@ def test_detect_applies_the_config_and_refuses_a_bad_one(tmp_path: Path) -> None
     assert json.loads(result.output) == []
     config.write_text("detection:\n  disable: [sqli]\n")
     result = CliRunner().invoke(main, ["detect", "--config", str(config)], input=ATTACK)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, like a bad option
     assert "oob.yaml:2: unknown key 'disable'" in result.output
 
 

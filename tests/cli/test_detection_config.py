@@ -38,7 +38,7 @@ def test_a_bad_policy_is_refused_before_anything_is_read(tmp_path: Path, sqlite_
     config.write_text("detection:\n  disabled: [sqli]\n  alow: []\n")
     for command in (["replay", str(SAMPLES / "mirror-http.pcap")], ["listen", "--vxlan", "127.0.0.1:0"]):
         result = CliRunner().invoke(main, [*command, "--db", sqlite_url, "--config", str(config)])
-        assert result.exit_code == 1, result.output
+        assert result.exit_code == 2, result.output
         assert (
             result.output
             == f"Error: {config}:3: unknown key 'alow' in detection (expected one of: allow, disabled, scopes)\n"

@@ -1,16 +1,17 @@
+"""The detection policy's matching: disabled types and allow-lists, everywhere and per scope.
+
+The policy is written as in the config file and read by its loader (`oob_analyzer.config`);
+the loader's errors are tested in tests/config/test_loader.py.
+"""
+
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from oob_analyzer.detection import DetectionEngine, PolicyError, default_detectors, load_policy, parse_policy
+from oob_analyzer.config import parse_config
+from oob_analyzer.detection import DetectionEngine, default_detectors
 from oob_analyzer.detection.detectors import known_names
 from tests.builders import http_request
 
 CONFIG = """\
-mirror:            # another stage's section: left alone
-  interface: eth1
 detection:
   disabled: [scanner]
   allow:
@@ -28,7 +29,7 @@ detection:
 
 
 def hit_types(policy_text: str, target: str, *, host: str = "shop.example.com", application: str = "") -> set[str]:
-    engine = DetectionEngine(default_detectors(), policy=parse_policy(policy_text))
+    engine = DetectionEngine(default_detectors(), policy=parse_config(policy_text).detection)
     request = http_request(target, headers=(("Host", host), ("User-Agent", "sqlmap/1.7")))
     return {hit.attack_type for hit in engine.analyze(request, application=application)}
 
@@ -47,36 +48,6 @@ def test_allowed_rule_still_leaves_other_rules_of_the_type() -> None:
     assert hit_types(CONFIG, "/p?f=..%2F..%2Fnotes.txt", application="docs") == set()
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("detection:\n  disabled: [xss]\n  allowlist: []\n", "<config>:3: unknown key 'allowlist' in detection"),
-        ("detection:\n  scopes:\n    - hots: x\n", "<config>:3: unknown key 'hots' in detection.scopes entry"),
-        ("detection:\n  scopes:\n    - disabled: [xss]\n", "<config>:3: detection.scopes entry must select requests"),
-        ("detection:\n  allow:\n    - value: '(['\n", "<config>:3: detection.allow entry.value is not a valid regular"),
-        ("detection:\n  disabled: xss\n", "<config>:2: detection.disabled must be a list"),
-        ("detection: [1, 2\n", "<config>: not valid YAML"),
-    ],
-)
-def test_invalid_config_is_refused_with_line_and_reason(text: str, message: str) -> None:
-    with pytest.raises(PolicyError) as raised:
-        parse_policy(text)
-    assert str(raised.value).startswith(message)
-
-
-def test_unknown_attack_type_or_rule_is_refused_when_names_are_known() -> None:
+def test_the_names_a_policy_may_use_are_the_detectors_types_and_rules() -> None:
     known = known_names(default_detectors())
     assert "sqli" in known and "lfi-dot-dot" in known and "libinjection-xss" in known
-    with pytest.raises(PolicyError, match=r"<config>:2: .*'sqlii' is neither an attack type nor a rule id"):
-        parse_policy("detection:\n  disabled: [sqlii]\n", known=known)
-    with pytest.raises(PolicyError, match=r"<config>:4: .*'xs' is neither"):
-        parse_policy("detection:\n  allow:\n    - point: q\n      attack_type: xs\n", known=known)
-
-
-def test_policy_file_errors_name_the_file(tmp_path: Path) -> None:
-    config = tmp_path / "oob.yaml"
-    config.write_text("detection:\n  disabld: []\n")
-    with pytest.raises(PolicyError, match=r"oob\.yaml:2: unknown key 'disabld'"):
-        load_policy(config)
-    with pytest.raises(PolicyError, match="cannot read"):
-        load_policy(tmp_path / "missing.yaml")
