@@ -29,12 +29,14 @@ from capture import (
     UdpMirrorSource,
 )
 from oob_analyzer.cli.detection_options import config_option, detection_engine
+from oob_analyzer.cli.monitoring import metrics_option, serving_metrics
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
 from oob_analyzer.detection import DetectionEngine
-from oob_analyzer.pipeline import RunSummary, analyze_packets
+from oob_analyzer.metrics import PipelineMetrics
+from oob_analyzer.pipeline import RequestStream, RunSummary, analyze_packets
 
 __all__ = ["capture", "listen"]
 
@@ -69,7 +71,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 def counted(packets: Iterable[RawPacket | None], summary: RunSummary) -> Iterator[RawPacket | None]:
     for packet in packets:
-        summary.packets += packet is not None
+        if packet is not None:
+            summary.packets += 1
+            summary.bytes += len(packet.data)
         yield packet
 
 
@@ -81,13 +85,19 @@ def run_live(
     banner: str,
     stats: bool,
     recording: Recording,
+    metrics_address: tuple[str, int] | None = None,
 ) -> None:
     """Analyze the source until SIGINT or SIGTERM, record through the writer, print the summary."""
+    stream = RequestStream(decoder)
     try:
         with recording_run(source=banner, **recording) as run, stop_on_signals() as stop:
-            click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
-            packets = counted(source.packets(stop.is_set), run.summary)
-            analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder)
+            metrics = PipelineMetrics(summary=run.summary, stream=stream, writer=run.writer, source_stats=source.stats)
+            with serving_metrics(metrics_address, metrics) as health:
+                click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
+                health.source_opened()
+                with health.running():
+                    packets = counted(source.packets(stop.is_set), run.summary)
+                    analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, stream=stream)
             run.summary.drops += source.stats
     finally:
         source.close()
@@ -110,12 +120,15 @@ def _host_port(address: MirrorListenAddress) -> str:
 @writer_options
 @config_option
 @stats_option
+@metrics_option
 def listen(
+    *,
     vxlan_address: tuple[str, int] | None,
     geneve_address: tuple[str, int] | None,
     vnis: tuple[int, ...],
     config_path: Path | None,
     stats: bool,
+    metrics_address: tuple[str, int] | None,
     **recording: Unpack[Recording],
 ) -> None:
     """Receive mirrored traffic as VXLAN or GENEVE datagrams and record the attacks in it.
@@ -142,7 +155,9 @@ def listen(
     geneve_ports = (bound.port,) if kind == "geneve" else (DEFAULT_GENEVE_PORT,)
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
     banner = f"listening for {kind} on {_host_port(bound)}"
-    run_live(source, decoder, engine=engine, banner=banner, stats=stats, recording=recording)
+    run_live(
+        source, decoder, engine=engine, banner=banner, stats=stats, recording=recording, metrics_address=metrics_address
+    )
 
 
 @click.command()
@@ -153,6 +168,7 @@ def listen(
 @writer_options
 @config_option
 @stats_option
+@metrics_option
 def capture(
     *,
     interface: str,
@@ -161,6 +177,7 @@ def capture(
     geneve_ports: tuple[int, ...],
     config_path: Path | None,
     stats: bool,
+    metrics_address: tuple[str, int] | None,
     **recording: Unpack[Recording],
 ) -> None:
     """Capture on a network interface (promiscuous) and record the attacks seen.
@@ -174,4 +191,7 @@ def capture(
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from exc
     decoder = make_decoder(vxlan_ports, geneve_ports)
-    run_live(source, decoder, engine=engine, banner=f"capturing on {interface}", stats=stats, recording=recording)
+    banner = f"capturing on {interface}"
+    run_live(
+        source, decoder, engine=engine, banner=banner, stats=stats, recording=recording, metrics_address=metrics_address
+    )

@@ -12,9 +12,11 @@ import click
 from capture.http_mirror import DEFAULT_MAX_CONNECTIONS, ReceiverSettings
 from capture.mirror_origin import IpNetwork
 from oob_analyzer.cli.detection_options import config_option, detection_engine
+from oob_analyzer.cli.monitoring import metrics_option, serving_metrics
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import NETWORK, ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
+from oob_analyzer.metrics import PipelineMetrics
 from oob_analyzer.mirror_pipeline import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, MirrorService, MirrorSettings
 
 __all__ = ["LISTEN_ADDRESS", "mirror_server"]
@@ -67,6 +69,7 @@ LISTEN_ADDRESS = ListenAddressType(port_alone=False, ip_only=True)
 @db_option
 @writer_options
 @config_option
+@metrics_option
 def mirror_server(
     *,
     listen: tuple[str, int],
@@ -80,6 +83,7 @@ def mirror_server(
     sample_identical: int | None,
     flush_interval: float,
     config_path: Path | None,
+    metrics_address: tuple[str, int] | None,
 ) -> None:
     """Receive requests mirrored by NGINX, Envoy, Istio or Traefik and record the attacks.
 
@@ -101,8 +105,15 @@ def mirror_server(
         db_url, source=source, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
     ) as run:
         service = MirrorService(settings, engine=engine, sink=run.writer)
+        metrics = PipelineMetrics(writer=run.writer, mirror=service)
         try:
-            summary = service.run(on_ready=_announce)
+            with serving_metrics(metrics_address, metrics) as health, health.running():
+
+                def ready(host: str, port: int) -> None:
+                    health.source_opened()
+                    _announce(host, port)
+
+                summary = service.run(on_ready=ready)
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from exc

@@ -7,39 +7,10 @@ from hypothesis import strategies as st
 
 from capture import TcpSegment
 from reassembly import CaptureLoss, ConnectionTracker
-from tests.builders import segment
+from tests.builders import conversation, segment
 
 SYN, ACK, PSH, FIN = TcpSegment.SYN, TcpSegment.ACK, TcpSegment.PSH, TcpSegment.FIN
 CLIENT_ISN, SERVER_ISN = 1000, 5000
-
-
-def conversation(requests: int = 4) -> list[TcpSegment]:
-    """A keep-alive connection: handshake, `requests` exchanges each acknowledged, FINs."""
-    client_seq, server_seq, ts = CLIENT_ISN + 1, SERVER_ISN + 1, 1.0
-    segments = [
-        segment(seq=CLIENT_ISN, flags=SYN, ts=ts),
-        segment(seq=SERVER_ISN, ack=client_seq, flags=SYN | ACK, from_client=False, ts=ts),
-        segment(seq=client_seq, ack=server_seq, flags=ACK, ts=ts),
-    ]
-    for index in range(requests):
-        request = f"POST /item/{index} HTTP/1.1\r\nHost: h\r\nContent-Length: 300\r\n\r\n".encode() + b"x" * 300
-        response = b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n" + b"y" * 500
-        for half in (request[:150], request[150:]):
-            ts += 0.01
-            segments.append(segment(half, seq=client_seq, ack=server_seq, flags=ACK | PSH, ts=ts))
-            client_seq += len(half)
-        segments.append(segment(seq=server_seq, ack=client_seq, flags=ACK, from_client=False, ts=ts))
-        for half in (response[:270], response[270:]):
-            ts += 0.01
-            segments.append(segment(half, seq=server_seq, ack=client_seq, from_client=False, ts=ts))
-            server_seq += len(half)
-        segments.append(segment(seq=client_seq, ack=server_seq, flags=ACK, ts=ts))
-    segments += [
-        segment(seq=client_seq, ack=server_seq, flags=FIN | ACK, ts=ts + 0.1),
-        segment(seq=server_seq, ack=client_seq + 1, flags=FIN | ACK, from_client=False, ts=ts + 0.1),
-        segment(seq=client_seq + 1, ack=server_seq + 1, flags=ACK, ts=ts + 0.1),
-    ]
-    return segments
 
 
 def loss_of(segments: list[TcpSegment]) -> CaptureLoss:
