@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
+from capture import capture_size
 from oob_analyzer.cli.detection_options import config_option, detection_engine
 from oob_analyzer.cli.exit_codes import ExitCode
+from oob_analyzer.cli.monitoring import metrics_option, serving_metrics
 from oob_analyzer.cli.options import db_option
+from oob_analyzer.cli.progress import progress_bar, summary_table
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, sources_argument, stats_option
-from oob_analyzer.pipeline import analyze_packets, iter_packets
+from oob_analyzer.metrics import PipelineMetrics
+from oob_analyzer.pipeline import RequestStream, RunSummary, analyze_packets, iter_packets
 
 __all__ = ["replay"]
 
@@ -23,6 +31,13 @@ __all__ = ["replay"]
 @decoder_options
 @config_option
 @stats_option
+@metrics_option
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show the progress bar on stderr (only ever drawn when stderr is a terminal).",
+)
 def replay(
     *,
     sources: tuple[Path, ...],
@@ -34,6 +49,8 @@ def replay(
     geneve_ports: tuple[int, ...],
     config_path: Path | None,
     stats: bool,
+    metrics_address: tuple[str, int] | None,
+    progress: bool,
 ) -> None:
     """Analyze captures and record every attack found in the database.
 
@@ -41,19 +58,44 @@ def replay(
     in it, recursively), or - for standard input. Several sources are merged in timestamp
     order. Mirror tunnels (VXLAN, GENEVE, GRE, ERSPAN) are unwrapped on the way.
 
-    Prints a one-line summary: packets read, HTTP requests parsed, hits recorded.
+    On a terminal, a progress bar (packets, MB/s, requests, hits, ETA) runs on stderr and
+    a table of the run's counts ends it. Otherwise it prints only a one-line summary:
+    packets read, HTTP requests parsed, hits recorded.
     Exits 3 when a source could not be read whole (what could be read is still analyzed),
     130 when interrupted (SIGINT, SIGTERM): what was detected until then is written first.
     """
-    decoder = make_decoder(vxlan_ports, geneve_ports)
+    started = time.monotonic()
+    stream = RequestStream(make_decoder(vxlan_ports, geneve_ports))
     engine = detection_engine(config_path)
     source = "replay " + " ".join(str(path) for path in sources)
     with recording_run(
-        db_url, source=source, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
+        db_url,
+        source=source,
+        journal=journal,
+        sample_identical=sample_identical,
+        flush_interval=flush_interval,
+        summary_text=_summary_text(started),
     ) as run:
-        packets = iter_packets(sources, run.summary)
-        analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder)
+        metrics = PipelineMetrics(summary=run.summary, stream=stream, writer=run.writer)
+        with serving_metrics(metrics_address, metrics) as health, ExitStack() as bar:
+            if progress and sys.stderr.isatty():
+                bar.enter_context(progress_bar(run.summary, total_bytes=capture_size(sources), stream=sys.stderr))
+            health.source_opened()  # files open as the merge reaches them; unreadable ones are reported
+            with health.running():
+                packets = iter_packets(sources, run.summary)
+                analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, stream=stream)
     if stats:
         echo_stats(run.summary)
     if run.summary.errors:
         raise SystemExit(ExitCode.INPUT_DAMAGED)
+
+
+def _summary_text(started: float) -> Callable[[RunSummary], str]:
+    """The table on a terminal; the one line that scripts read otherwise."""
+
+    def text(summary: RunSummary) -> str:
+        if sys.stdout.isatty():
+            return summary_table(summary, time.monotonic() - started)
+        return summary.line()
+
+    return text
