@@ -1,4 +1,4 @@
-"""`--metrics` for real: `listen` and `replay` processes scraped over HTTP on 127.0.0.1.
+"""`--metrics` for real: `listen`, `replay`, `mirror-server` processes scraped over HTTP on 127.0.0.1.
 
 `listen` writes to the real PostgreSQL through a proxy the test cuts, so `/ready` must say
 the database is away; `replay` reads a capture from a pipe the test holds open, with
@@ -29,6 +29,8 @@ from tests.builders import conversation, jumbo_connection, pcap_file, segment_fr
 from tests.cli.test_listen import listed_hits, send
 from tests.databases import postgres_schema
 from tests.metrics.promtext import Exposition, parse
+from tests.mirror.command import mirror_server
+from tests.mirror.command import send as mirror_send
 from tests.paths import SAMPLES
 from tests.storage.tcp_proxy import CuttableTcpProxy
 
@@ -195,3 +197,21 @@ def test_replay_estimates_capture_loss_from_the_acks_of_missing_segments(removed
         stdout, stderr = process.communicate(timeout=30)  # closes stdin: the end of the capture
     assert process.returncode == 0, stderr
     assert stdout == f"{len(first) + len(later)} packets, 4 requests, 0 hits\n"
+
+
+def test_mirror_server_serves_its_queue_and_receiver_counts(sqlite_url: str) -> None:
+    with mirror_server(sqlite_url, "--metrics", "127.0.0.1:0") as mirror:
+        assert mirror.process.stderr is not None
+        first = mirror.process.stderr.readline()
+        assert first.startswith("metrics on http://127.0.0.1:"), first
+        port = int(first.rsplit(":", 1)[1].split("/")[0])
+        assert wait_for_status(port, "/ready", 200) == "ok\n"
+        headers = {"Host": "shop.example.com"}
+        assert mirror_send(mirror.port, "GET", "/search?q=%3Cscript%3Ealert(1)%3C/script%3E", headers=headers) == 204
+        assert mirror_send(mirror.port, "GET", "/", headers=headers) == 204
+        metrics = scrape_until(port, lambda m: m.value("oob_analyzer_requests_total") == 2, "2 requests analyzed")
+        assert metrics.value("oob_analyzer_mirror_receiver_total", event="requests") == 2
+        assert metrics.value("oob_analyzer_hits_total", type="xss") == 1
+        assert metrics.value("oob_analyzer_queue_depth", queue="mirror_analysis") == 0
+        status, _ = mirror.stop()
+    assert status == 0
