@@ -120,7 +120,9 @@ class ConnectionTracker:
         connection.last_ts = segment.ts
         from_client = (segment.src, segment.sport) == (connection.flow.client, connection.flow.client_port)
         if segment.flags & _ACK:
-            self._note_ack(connection.server if from_client else connection.client, segment.ack)
+            acked = connection.server if from_client else connection.client
+            if segment.ack != acked.acked:  # most segments repeat the last acknowledgement
+                self._note_ack(acked, segment.ack)
         if from_client:
             self._receive(connection, connection.client, segment)
             self._release_held(connection, force=False)
