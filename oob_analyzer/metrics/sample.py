@@ -70,7 +70,10 @@ _FAMILY_LIST = (
         name="writer_items", kind="counter", help="Items the storage writer handled, by outcome.", label="outcome"
     ),
     MetricFamily(
-        name="writer_lag_seconds", kind="gauge", help="Age of the oldest item not yet written.", combine="max"
+        name="writer_lag_seconds",
+        kind="gauge",
+        help="Age of the oldest item neither stored nor journalled yet.",
+        combine="max",
     ),
     MetricFamily(
         name="writer_database_down",
