@@ -68,11 +68,11 @@ def expand_capture_paths(paths: Iterable[Path]) -> list[Path]:
 
 def capture_size(paths: Iterable[Path]) -> int | None:
     """Bytes of capture data the sources hold, for a progress estimate; None when unknown
-    (standard input, a gzip-compressed file, a source that cannot be listed or read)."""
+    (standard input, a FIFO or device, a gzip-compressed file, a source that cannot be read)."""
     total = 0
     try:
         for path in expand_capture_paths(paths):
-            if path == STDIN:
+            if path == STDIN or not path.is_file():  # a FIFO must not lose bytes to this peek
                 return None
             with path.open("rb") as stream:
                 if stream.read(2) == _GZIP_MAGIC:

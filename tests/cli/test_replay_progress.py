@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import pty
 import select
@@ -11,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from capture import capture_size
 from oob_analyzer.cli.progress import render_progress, summary_table
 from oob_analyzer.pipeline import RunSummary
 from tests.paths import SAMPLES
@@ -103,3 +105,18 @@ def test_the_table_lists_hits_anomalies_and_counters_by_count() -> None:
     assert rows[4:7] == [["hits", "3"], ["sqli", "2"], ["xss", "1"]]
     assert ["not_tcp", "5"] in rows and rows.index(["not_tcp", "5"]) < rows.index(["connections", "2"])
     assert ["rate", "5", "packets/s,", "1.0", "MB/s"] in rows
+
+
+def test_the_size_is_known_for_plain_files_only(tmp_path: Path) -> None:
+    plain = tmp_path / "a.pcap"
+    plain.write_bytes(SAMPLE.read_bytes())
+    assert capture_size([plain, plain]) == 2 * plain.stat().st_size
+    assert capture_size([tmp_path]) == plain.stat().st_size  # a directory: the captures in it
+    zipped = tmp_path / "b.pcap.gz"
+    zipped.write_bytes(gzip.compress(SAMPLE.read_bytes()))
+    assert capture_size([plain, zipped]) is None
+    assert capture_size([Path("-")]) is None
+    fifo = tmp_path / "live.pcap"
+    os.mkfifo(fifo)
+    assert capture_size([fifo]) is None  # not opened: that would wait for a writer and eat its bytes
+    assert capture_size([tmp_path / "missing.pcap"]) is None
