@@ -1,4 +1,4 @@
-"""`--metrics` for real: `listen`, `replay`, `mirror-server` processes scraped over HTTP on 127.0.0.1.
+"""`--metrics` for real: `listen`, `replay`, `mirror-server`, `capture` processes scraped on 127.0.0.1.
 
 `listen` writes to the real PostgreSQL through a proxy the test cuts, so `/ready` must say
 the database is away; `replay` reads a capture from a pipe the test holds open, with
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from tests.mirror.command import mirror_server
 from tests.mirror.command import send as mirror_send
 from tests.paths import SAMPLES
 from tests.storage.tcp_proxy import CuttableTcpProxy
+from tests.system import require_root
 
 COMMAND = [sys.executable, "-c", "from oob_analyzer.cli import main; main()"]
 SAMPLE = SAMPLES / "mirror-http.pcap"
@@ -218,3 +220,29 @@ def test_mirror_server_serves_its_queue_and_receiver_counts(sqlite_url: str) -> 
         assert metrics.value("oob_analyzer_queue_depth", queue="mirror_analysis") == 0
         status, _ = mirror.stop()
     assert status == 0
+
+
+def test_capture_serves_its_counts_while_capturing_on_loopback(tmp_path: Path) -> None:
+    require_root()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a port nobody uses now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["capture", "-i", "lo", "--bpf", f"udp dst port {port}", "--vxlan-port", str(port)]
+    with running(*args, "--metrics", "127.0.0.1:0", "--db", f"sqlite:///{tmp_path / 'c.db'}") as (
+        process,
+        metrics_port,
+        _,
+    ):
+        assert process.stderr is not None
+        assert process.stderr.readline() == "capturing on lo\n"
+        assert wait_for_status(metrics_port, "/ready", 200) == "ok\n"
+        frames = jumbo_connection()
+        send(port, vxlan_header(7), frames)
+        metrics = scrape_until(metrics_port, lambda m: m.value("oob_analyzer_requests_total") == 1, "the request")
+        assert metrics.value("oob_analyzer_packets_total") == len(frames)
+        assert metrics.value("oob_analyzer_source_events_total", event="frames") == len(frames)
+        assert metrics.family("oob_analyzer_hits_total") == {(("type", "xss"),): 1}
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert stdout == f"{len(frames)} packets, 1 requests, 1 hits\n"
