@@ -6,7 +6,7 @@ the `TcpSegment`s it yields.
 
 from capture.decode import DEFAULT_GENEVE_PORT, DEFAULT_VXLAN_PORT, PacketDecoder
 from capture.errors import CaptureError, CaptureFormatError, CaptureTruncatedError
-from capture.files import STDIN, expand_capture_paths, read_capture, read_captures
+from capture.files import STDIN, capture_size, expand_capture_paths, read_capture, read_captures
 from capture.fragments import FragmentReassembler
 from capture.live import InterfaceSource, MirrorListenAddress, UdpMirrorSource
 from capture.packets import LinkType, RawPacket, TcpSegment, TunnelContext
@@ -27,6 +27,7 @@ __all__ = [
     "TcpSegment",
     "TunnelContext",
     "UdpMirrorSource",
+    "capture_size",
     "expand_capture_paths",
     "read_capture",
     "read_captures",

@@ -22,7 +22,7 @@ from capture.errors import CaptureError, CaptureFormatError, CaptureTruncatedErr
 from capture.packets import RawPacket
 from capture.pcapng import PCAPNG_MAGIC, ByteStream, read_pcapng
 
-__all__ = ["STDIN", "expand_capture_paths", "read_capture", "read_captures", "read_stream"]
+__all__ = ["STDIN", "capture_size", "expand_capture_paths", "read_capture", "read_captures", "read_stream"]
 
 STDIN = Path("-")
 # draft-ietf-opsawg-pcap section 4: magic -> (byte order, fractional-second divisor)
@@ -64,6 +64,23 @@ def expand_capture_paths(paths: Iterable[Path]) -> list[Path]:
         else:
             expanded.append(path)
     return expanded
+
+
+def capture_size(paths: Iterable[Path]) -> int | None:
+    """Bytes of capture data the sources hold, for a progress estimate; None when unknown
+    (standard input, a FIFO or device, a gzip-compressed file, a source that cannot be read)."""
+    total = 0
+    try:
+        for path in expand_capture_paths(paths):
+            if path == STDIN or not path.is_file():  # a FIFO must not lose bytes to this peek
+                return None
+            with path.open("rb") as stream:
+                if stream.read(2) == _GZIP_MAGIC:
+                    return None
+            total += path.stat().st_size
+    except (CaptureError, OSError):
+        return None
+    return total
 
 
 def read_captures(paths: Iterable[Path], *, on_error: ErrorHandler) -> Iterator[RawPacket]:

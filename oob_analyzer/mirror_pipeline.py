@@ -17,6 +17,7 @@ import asyncio
 import queue
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -87,12 +88,18 @@ class MirrorAnalysis:
         self._thread = threading.Thread(target=self._run, name="oob-mirror-analysis", daemon=True)
         self.analyzed = 0
         self.hits = 0
+        self.hits_by_type: Counter[str] = Counter()
         self.error = ""
         self.unrecorded: list[AttackHit] = []
         self._failed = False
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for analysis."""
+        return self._queue.qsize()
 
     def offer(self, request: HttpRequest) -> bool:
         """Queue `request` without waiting; False when the queue is full or analysis has failed."""
@@ -131,6 +138,7 @@ class MirrorAnalysis:
                 if hits:
                     self._sink.record(hits)
                     self.hits += len(hits)
+                    self.hits_by_type.update(hit.attack_type for hit in hits)
                 if resolved.anomalies:
                     self._sink.record_anomalies(AnomalySighting.from_request(resolved))
         except Exception as exc:
@@ -171,6 +179,7 @@ class MirrorService:
         self._stop_requested = threading.Event()
         # The receiver's counters while it runs (written by its loop; safe to read for display).
         self.live_stats = MirrorReceiverStats()
+        self.analysis: MirrorAnalysis | None = None  # while running, for metrics
 
     def run(
         self,
@@ -189,6 +198,7 @@ class MirrorService:
         )
         receiver = HttpMirrorReceiver(self.settings.receiver, analysis.offer)
         self.live_stats = receiver.stats
+        self.analysis = analysis
         analysis.start()
         try:
             asyncio.run(self._serve(receiver, on_ready, stop_signals))

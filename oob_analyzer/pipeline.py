@@ -15,7 +15,7 @@ from typing import Protocol
 
 from capture import CaptureError, PacketDecoder, RawPacket, read_captures
 from oob_analyzer.detection import AttackHit
-from reassembly import Anomaly, ConnectionTracker, HttpRequest, ReassemblyEvent, ReassemblyLimits
+from reassembly import Anomaly, ConnectionTracker, HttpRequest, HttpResponse, ReassemblyEvent, ReassemblyLimits
 from storage.batches import AnomalySighting
 
 __all__ = [
@@ -36,9 +36,13 @@ class RunSummary:
     """What one run saw: counts, why packets were passed over, and unreadable inputs."""
 
     packets: int = 0
+    bytes: int = 0  # of the packets, as captured
     requests: int = 0
+    responses: int = 0
     hits: int = 0
     anomalies: int = 0  # anomalies recorded (on requests and connections)
+    hits_by_type: Counter[str] = field(default_factory=Counter)
+    anomalies_by_name: Counter[str] = field(default_factory=Counter)
     drops: Counter[str] = field(default_factory=Counter)
     decode_anomalies: Counter[str] = field(default_factory=Counter)  # odd but decoded (capture stage)
     errors: list[str] = field(default_factory=list)
@@ -81,6 +85,7 @@ def iter_packets(paths: Iterable[Path], summary: RunSummary) -> Iterator[RawPack
 
     for packet in read_captures(paths, on_error=note):
         summary.packets += 1
+        summary.bytes += len(packet.data)
         yield packet
 
 
@@ -106,15 +111,17 @@ def analyze_packets(
     summary: RunSummary,
     decoder: PacketDecoder | None = None,
     limits: ReassemblyLimits | None = None,
+    stream: RequestStream | None = None,
 ) -> None:
     """Analyze a stream of packets, from any source, and hand every hit and anomaly to `sink`.
 
     Hits go to the sink as soon as they are detected; batching is the sink's business (the
     storage writer batches, and flushes what has waited too long, so a quiet live capture
     does not sit on its hits). A live source yields None when it has waited for packets in
-    vain: nothing to feed, but the loop goes round.
+    vain: nothing to feed, but the loop goes round. Pass `stream` to read its counters
+    while the run goes (metrics); otherwise one is made with `decoder`.
     """
-    stream = RequestStream(decoder, limits)
+    stream = stream or RequestStream(decoder, limits)
 
     def handle(events: list[ReassemblyEvent]) -> None:
         hits: list[AttackHit] = []
@@ -125,14 +132,18 @@ def analyze_packets(
                 hits.extend(engine.analyze(event))
                 if event.anomalies:
                     sightings.extend(AnomalySighting.from_request(event))
+            elif isinstance(event, HttpResponse):
+                summary.responses += 1
             elif isinstance(event, Anomaly):
                 sightings.append(AnomalySighting.from_event(event))
         if hits:
             sink.record(hits)
             summary.hits += len(hits)
+            summary.hits_by_type.update(hit.attack_type for hit in hits)
         if sightings:
             sink.record_anomalies(sightings)
             summary.anomalies += len(sightings)
+            summary.anomalies_by_name.update(sighting.name for sighting in sightings)
 
     try:
         for packet in packets:

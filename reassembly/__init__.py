@@ -1,6 +1,7 @@
 """Reassembly: TCP segments in, HTTP messages and anomalies out. Sans-I/O throughout."""
 
 from reassembly.body_decoding import decode_body
+from reassembly.capture_loss import CaptureLoss
 from reassembly.connections import ConnectionTracker
 from reassembly.events import (
     Anomaly,
@@ -20,6 +21,7 @@ from reassembly.tcp_stream import TcpStream
 __all__ = [
     "NEED_DATA",
     "Anomaly",
+    "CaptureLoss",
     "ConnectionTracker",
     "FlowKey",
     "HttpMessage",

@@ -7,6 +7,8 @@ them: the client's with an `HttpRequestParser`, the server's with an `HttpRespon
 that learns of each request as it is emitted, so responses are paired without ever holding
 a request back. Holes that will not fill, full buffers, idle and surplus connections are
 handled by the `ReassemblyLimits` passed in; whatever they cost is counted in `stats`.
+Acknowledgements of bytes the capture never held feed the capture-loss estimate
+(`capture_loss`, see `reassembly.capture_loss`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from capture.packets import TcpSegment
+from reassembly.capture_loss import CaptureLoss, acknowledged_unseen
 from reassembly.events import Anomaly, FlowKey, HttpRequest, HttpResponse, ProtocolSwitch, ReassemblyEvent
 from reassembly.http_message import NEED_DATA
 from reassembly.http_request import HttpRequestParser
@@ -41,6 +44,9 @@ _LATE_SEGMENT_WINDOW = 60.0  # seconds after a close in which a segment of it is
 _SEQ_MOD = 1 << 32
 _RST_WINDOW = 1 << 16
 _HALF_SEQ = 1 << 31
+# An acknowledgement that jumps further than the largest TCP window (RFC 7323 section 2.3)
+# is garbage or hostile, not evidence of bytes the capture missed.
+_MAX_ACK_ADVANCE = 1 << 30
 
 _ConnectionId = tuple[object, ...]
 
@@ -54,6 +60,7 @@ class _Direction:
     conflicts_reported: int = 0
     seen: bool = False  # any payload arrived
     delivered: bool = False  # any payload was handed to the parser
+    acked: int | None = None  # one past the last of these bytes the other side acknowledged
 
 
 @dataclass(slots=True)
@@ -83,6 +90,11 @@ class ConnectionTracker:
         # Connections closed by FIN/RST, with when: a retransmission arriving after the close
         # must not open a connection "mid-stream" and report its request twice.
         self._recently_closed: OrderedDict[_ConnectionId, float] = OrderedDict()
+        # The capture-loss estimate's counters: plain integers, bumped on the hot path.
+        self._ack_events = 0
+        self._ack_bytes = 0
+        self._gap_events = 0
+        self._gap_bytes = 0
 
     def receive_segment(self, segment: TcpSegment) -> list[ReassemblyEvent]:
         events = self._evict_idle(segment.ts) if segment.ts >= self._next_idle_check else []
@@ -107,6 +119,10 @@ class ConnectionTracker:
             self._connections.move_to_end(key)
         connection.last_ts = segment.ts
         from_client = (segment.src, segment.sport) == (connection.flow.client, connection.flow.client_port)
+        if segment.flags & _ACK:
+            acked = connection.server if from_client else connection.client
+            if segment.ack != acked.acked:  # most segments repeat the last acknowledgement
+                self._note_ack(acked, segment.ack)
         if from_client:
             self._receive(connection, connection.client, segment)
             self._release_held(connection, force=False)
@@ -142,6 +158,16 @@ class ConnectionTracker:
     @property
     def pending_bytes(self) -> int:
         return self._pending_total
+
+    @property
+    def capture_loss(self) -> CaptureLoss:
+        """Acknowledgements seen so far, and the acknowledged bytes the capture never held."""
+        return CaptureLoss(
+            ack_events=self._ack_events,
+            ack_bytes=self._ack_bytes,
+            gap_events=self._gap_events,
+            gap_bytes=self._gap_bytes,
+        )
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -217,6 +243,27 @@ class ConnectionTracker:
     def _note_bare_ack(self, key: _ConnectionId, connection: _Connection, segment: TcpSegment) -> None:
         connection.last_ts = segment.ts
         self._connections.move_to_end(key)
+        if segment.flags & _ACK:
+            flow = connection.flow
+            from_client = segment.sport == flow.client_port and segment.src == flow.client
+            self._note_ack(connection.server if from_client else connection.client, segment.ack)
+
+    def _note_ack(self, acked: _Direction, ack: int) -> None:
+        """The other side acknowledged `acked`'s bytes up to `ack`: count the advance."""
+        previous = acked.acked
+        if previous is None:
+            acked.acked = ack  # the first acknowledgement is only where counting starts
+            return
+        advance = (ack - previous) % _SEQ_MOD
+        if 0 < advance < _MAX_ACK_ADVANCE:
+            acked.acked = ack
+            self._ack_events += 1
+            self._ack_bytes += advance
+
+    def _count_unseen(self, unseen: int) -> None:
+        if unseen > 0:
+            self._gap_events += 1
+            self._gap_bytes += unseen
 
     def _evict_idle(self, now: float) -> list[ReassemblyEvent]:
         # Looked at a few times per idle timeout, not per segment.
@@ -238,6 +285,9 @@ class ConnectionTracker:
         self._release_held(connection, force=True)
         while connection.server.stream.has_pending:
             self._skip_hole(connection, connection.server, "gaps_at_close")
+        for direction in (connection.client, connection.server):
+            # Acknowledged past the last byte seen (a FIN's own sequence number is no byte).
+            self._count_unseen(_acknowledged_past_the_end(direction))
         events = connection.events
         for direction in (connection.client, connection.server):
             self._drain(connection, direction)
@@ -351,8 +401,9 @@ class ConnectionTracker:
 
     def _skip_hole(self, connection: _Connection, direction: _Direction, reason: str) -> None:
         stream = direction.stream
-        before = stream.pending_bytes
+        before, hole_start = stream.pending_bytes, stream.next_seq
         lost, parts = stream.skip_hole()
+        self._count_unseen(acknowledged_unseen(direction.acked, hole_start, lost))
         self._account(connection, stream.pending_bytes - before)
         self.stats[reason] += 1
         self.stats["bytes_lost_in_gaps"] += lost
@@ -444,6 +495,14 @@ def _is_new_connection(connection: _Connection, segment: TcpSegment) -> bool:
     if not segment.flags & _SYN or segment.flags & _ACK:
         return False
     return connection.client.stream.next_seq not in (None, (segment.seq + 1) % (1 << 32))
+
+
+def _acknowledged_past_the_end(direction: _Direction) -> int:
+    """Bytes acknowledged beyond the last one seen (a FIN's own sequence number is no byte)."""
+    end = direction.stream.next_seq
+    if direction.fin_seq is None or end is None:
+        return acknowledged_unseen(direction.acked, end)
+    return acknowledged_unseen(direction.acked, end, (direction.fin_seq - end) % _SEQ_MOD)
 
 
 def _finished(direction: _Direction) -> bool:

@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,14 +72,27 @@ class BatchedWriter:
         self._anomalies: list[KeyedAnomaly] = []
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queued_batches)
         self._last_attempt = float("-inf")
+        # For `backlog()`: when the oldest item of the list being filled was recorded, and of
+        # each cut batch not yet stored or journalled (oldest first).
+        self._pending_since: float | None = None
+        self._batches_since: deque[tuple[float, int]] = deque()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="oob-storage-writer", daemon=True)
         self._thread.start()
 
     # -- the producer side, called by the pipeline --
 
+    def backlog(self) -> tuple[int, float]:
+        """Items recorded but not yet stored or journalled, and the age in seconds of the oldest."""
+        with self._lock:
+            waiting = len(self._hits) + len(self._anomalies) + sum(size for _, size in self._batches_since)
+            oldest = self._batches_since[0][0] if self._batches_since else self._pending_since
+        return waiting, 0.0 if oldest is None or not waiting else time.monotonic() - oldest
+
     def record(self, hits: Sequence[AttackHit]) -> None:
         with self._lock:
+            if self._pending_since is None:
+                self._pending_since = time.monotonic()
             for hit in hits:
                 keep = self.sampler is None or self.sampler.keep(hit)
                 self._hits.append(KeyedHit(key=self._next_key("h"), hit=hit, sampled_out=not keep))
@@ -88,6 +102,8 @@ class BatchedWriter:
 
     def record_anomalies(self, sightings: Sequence[AnomalySighting]) -> None:
         with self._lock:
+            if self._pending_since is None:
+                self._pending_since = time.monotonic()
             for sighting in sightings:
                 self._anomalies.append(KeyedAnomaly(key=self._next_key("a"), sighting=sighting))
             full = len(self._hits) + len(self._anomalies) >= self.batch_size
@@ -124,12 +140,25 @@ class BatchedWriter:
                 anomalies=tuple(self._anomalies),
                 runs=runs,
             )
-            self._hits.clear()
-            self._anomalies.clear()
+            self._cut()
             if self.sampler is not None:
                 self.stats.sampled_out = self.sampler.sampled_out
         self._raise_failure()
         self._queue.put(batch)  # blocks while the queue is full: bounded memory
+
+    def _cut(self) -> None:
+        """The pending items became a batch (called with the lock held)."""
+        size = len(self._hits) + len(self._anomalies)
+        if size:  # a batch with only the run's report is no backlog
+            self._batches_since.append((self._pending_since or time.monotonic(), size))
+        self._hits.clear()
+        self._anomalies.clear()
+        self._pending_since = None
+
+    def _done_with_batch(self) -> None:
+        with self._lock:
+            if self._batches_since:
+                self._batches_since.popleft()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -171,11 +200,17 @@ class BatchedWriter:
             batch = WriteBatch(
                 batch_key=f"{self.run_key}-b{self._batches}", hits=tuple(self._hits), anomalies=tuple(self._anomalies)
             )
-            self._hits.clear()
-            self._anomalies.clear()
+            self._cut()
         self._store(batch)
 
     def _store(self, batch: WriteBatch) -> None:
+        try:
+            self._store_or_journal(batch)
+        finally:
+            if batch.hits or batch.anomalies:
+                self._done_with_batch()
+
+    def _store_or_journal(self, batch: WriteBatch) -> None:
         if self.database_down or self.journal.pending():
             self._journal(batch)
             self._drain_journal(final=False)

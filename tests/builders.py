@@ -78,6 +78,43 @@ def segment(
     return TcpSegment(ts=ts, src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, payload=payload)
 
 
+def conversation(requests: int = 4, *, client_isn: int = 1000, server_isn: int = 5000) -> list[TcpSegment]:
+    """A keep-alive connection: handshake, `requests` exchanges each acknowledged, FINs."""
+    client_seq, server_seq, ts = client_isn + 1, server_isn + 1, 1.0
+    segments = [
+        segment(seq=client_isn, flags=TcpSegment.SYN, ts=ts),
+        segment(seq=server_isn, ack=client_seq, flags=TcpSegment.SYN | TcpSegment.ACK, from_client=False, ts=ts),
+        segment(seq=client_seq, ack=server_seq, flags=TcpSegment.ACK, ts=ts),
+    ]
+    for index in range(requests):
+        request = f"POST /item/{index} HTTP/1.1\r\nHost: h\r\nContent-Length: 300\r\n\r\n".encode() + b"x" * 300
+        response = b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n" + b"y" * 500
+        for half in (request[:150], request[150:]):
+            ts += 0.01
+            segments.append(segment(half, seq=client_seq, ack=server_seq, flags=TcpSegment.ACK | TcpSegment.PSH, ts=ts))
+            client_seq += len(half)
+        segments.append(segment(seq=server_seq, ack=client_seq, flags=TcpSegment.ACK, from_client=False, ts=ts))
+        for half in (response[:270], response[270:]):
+            ts += 0.01
+            segments.append(segment(half, seq=server_seq, ack=client_seq, from_client=False, ts=ts))
+            server_seq += len(half)
+        segments.append(segment(seq=client_seq, ack=server_seq, flags=TcpSegment.ACK, ts=ts))
+    segments += [
+        segment(seq=client_seq, ack=server_seq, flags=TcpSegment.FIN | TcpSegment.ACK, ts=ts + 0.1),
+        segment(
+            seq=server_seq, ack=client_seq + 1, flags=TcpSegment.FIN | TcpSegment.ACK, from_client=False, ts=ts + 0.1
+        ),
+        segment(seq=client_seq + 1, ack=server_seq + 1, flags=TcpSegment.ACK, ts=ts + 0.1),
+    ]
+    return segments
+
+
+def segment_frame(item: TcpSegment) -> bytes:
+    """The Ethernet/IPv4 frame that carries `item`, for a capture file."""
+    header = tcp_header(sport=item.sport, dport=item.dport, seq=item.seq, ack=item.ack, flags=item.flags)
+    return ethernet_frame(ipv4_packet(header + item.payload, src=item.src, dst=item.dst))
+
+
 def http_request(
     target: str = "/",
     *,

@@ -29,13 +29,15 @@ from capture import (
     UdpMirrorSource,
 )
 from oob_analyzer.cli.config_options import config_option, from_config, recording_settings, sensor_config
+from oob_analyzer.cli.monitoring import metrics_option, serving_metrics
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
 from oob_analyzer.config import ConfigReloader, SensorEngine, build_engine
 from oob_analyzer.config.reload import reload_on_sighup
-from oob_analyzer.pipeline import RunSummary, analyze_packets
+from oob_analyzer.metrics import PipelineMetrics
+from oob_analyzer.pipeline import RequestStream, RunSummary, analyze_packets
 
 __all__ = ["capture", "listen"]
 
@@ -70,7 +72,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 def counted(packets: Iterable[RawPacket | None], summary: RunSummary) -> Iterator[RawPacket | None]:
     for packet in packets:
-        summary.packets += packet is not None
+        if packet is not None:
+            summary.packets += 1
+            summary.bytes += len(packet.data)
         yield packet
 
 
@@ -89,24 +93,27 @@ def run_live(
     banner: str,
     stats: bool,
     recording: Recording,
+    metrics_address: tuple[str, int] | None = None,
 ) -> None:
     """Analyze the source until SIGINT or SIGTERM, record through the writer, print the summary.
 
     SIGHUP reloads the config file (`ConfigReloader`) without stopping.
     """
     reloader = ConfigReloader(engine, say=lambda message: click.echo(message, err=True))
+    stream = RequestStream(decoder, engine.config.reassembly)
     try:
         with (
             recording_run(source=banner, **recording) as run,
             stop_on_signals() as stop,
             reload_on_sighup(reloader),
         ):
-            click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
-            packets = reloading(counted(source.packets(stop.is_set), run.summary), reloader)
-            limits = engine.config.reassembly
-            analyze_packets(
-                packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder, limits=limits
-            )
+            metrics = PipelineMetrics(summary=run.summary, stream=stream, writer=run.writer, source_stats=source.stats)
+            with serving_metrics(metrics_address, metrics) as health:
+                click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
+                health.source_opened()
+                with health.running():
+                    packets = reloading(counted(source.packets(stop.is_set), run.summary), reloader)
+                    analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, stream=stream)
             run.summary.drops += source.stats
             run.summary.drops.update(engine.counters)  # requests not judged, by reason
     finally:
@@ -144,6 +151,7 @@ def _host_port(address: MirrorListenAddress) -> str:
 @writer_options
 @config_option
 @stats_option
+@metrics_option
 def listen(
     *,
     vxlan_address: tuple[str, int] | None,
@@ -152,6 +160,7 @@ def listen(
     reuse_port: bool,
     config_path: Path | None,
     stats: bool,
+    metrics_address: tuple[str, int] | None,
     **recording: Unpack[Recording],
 ) -> None:
     """Receive mirrored traffic as VXLAN or GENEVE datagrams and record the attacks in it.
@@ -185,7 +194,9 @@ def listen(
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
     banner = f"listening for {kind} on {_host_port(bound)}"
     writing = recording_settings(config, **recording)
-    run_live(source, decoder, engine=engine, banner=banner, stats=stats, recording=writing)
+    run_live(
+        source, decoder, engine=engine, banner=banner, stats=stats, recording=writing, metrics_address=metrics_address
+    )
 
 
 @click.command()
@@ -198,6 +209,7 @@ def listen(
 @writer_options
 @config_option
 @stats_option
+@metrics_option
 def capture(
     *,
     interface: str | None,
@@ -206,6 +218,7 @@ def capture(
     geneve_ports: tuple[int, ...],
     config_path: Path | None,
     stats: bool,
+    metrics_address: tuple[str, int] | None,
     **recording: Unpack[Recording],
 ) -> None:
     """Capture on a network interface (promiscuous) and record the attacks seen.
@@ -226,4 +239,7 @@ def capture(
         raise click.ClickException(str(exc)) from exc
     decoder = make_decoder(vxlan_ports, geneve_ports)
     writing = recording_settings(config, **recording)
-    run_live(source, decoder, engine=engine, banner=f"capturing on {interface}", stats=stats, recording=writing)
+    banner = f"capturing on {interface}"
+    run_live(
+        source, decoder, engine=engine, banner=banner, stats=stats, recording=writing, metrics_address=metrics_address
+    )

@@ -12,12 +12,14 @@ import click
 from capture.http_mirror import DEFAULT_MAX_CONNECTIONS, ReceiverSettings
 from capture.mirror_origin import IpNetwork
 from oob_analyzer.cli.config_options import config_option, recording_settings, sensor_config
+from oob_analyzer.cli.monitoring import metrics_option, serving_metrics
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import NETWORK, ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.config import ConfigReloader, SensorEngine, build_engine
 from oob_analyzer.config.reload import reload_on_sighup
 from oob_analyzer.detection import AttackHit
+from oob_analyzer.metrics import PipelineMetrics
 from oob_analyzer.mirror_pipeline import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, MirrorService, MirrorSettings
 from reassembly import HttpRequest
 
@@ -72,6 +74,7 @@ LISTEN_ADDRESS = ListenAddressType(port_alone=False, ip_only=True)
 @db_option
 @writer_options
 @config_option
+@metrics_option
 def mirror_server(
     *,
     listen: tuple[str, int],
@@ -85,6 +88,7 @@ def mirror_server(
     sample_identical: int | None,
     flush_interval: float,
     config_path: Path | None,
+    metrics_address: tuple[str, int] | None,
 ) -> None:
     """Receive requests mirrored by NGINX, Envoy, Istio or Traefik and record the attacks.
 
@@ -113,8 +117,15 @@ def mirror_server(
     )
     with recording_run(source=source, **writing) as run, reload_on_sighup(reloader):
         service = MirrorService(settings, engine=_Reloading(engine, reloader), sink=run.writer)
+        metrics = PipelineMetrics(writer=run.writer, mirror=service)
         try:
-            summary = service.run(on_ready=_announce)
+            with serving_metrics(metrics_address, metrics) as health, health.running():
+
+                def ready(host: str, port: int) -> None:
+                    health.source_opened()
+                    _announce(host, port)
+
+                summary = service.run(on_ready=ready)
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from exc

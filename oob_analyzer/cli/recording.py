@@ -70,9 +70,18 @@ class RecordingRun:
 
 @contextmanager
 def recording_run(
-    db_url: str, *, source: str, journal: Path | None, sample_identical: int | None, flush_interval: float
+    db_url: str,
+    *,
+    source: str,
+    journal: Path | None,
+    sample_identical: int | None,
+    flush_interval: float,
+    summary_text: Callable[[RunSummary], str] = RunSummary.line,
 ) -> Iterator[RecordingRun]:
-    """Yield the writer (the pipeline's sink) and the summary to fill; exits 130 when interrupted."""
+    """Yield the writer (the pipeline's sink) and the summary to fill; exits 130 when interrupted.
+
+    At the end the summary is printed on stdout as `summary_text` renders it (one line by default).
+    """
     started = time.time()
     status = "interrupted"
     with open_store(db_url) as store:
@@ -93,6 +102,7 @@ def recording_run(
         finally:
             run.writer.close(_run_report(run, source, started, status))
     _report(run)
+    click.echo(summary_text(run.summary))
     if status == "interrupted":
         raise SystemExit(ExitCode.INTERRUPTED)
 
@@ -140,4 +150,3 @@ def _report(run: RecordingRun) -> None:
         )
     if stats.rejected:
         click.echo(f"warning: the database refused {stats.rejected} items; kept in {journal.rejected_path}", err=True)
-    click.echo(run.summary.line())

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
+from capture import capture_size
 from oob_analyzer.cli.config_options import config_option, recording_settings, sensor_config
 from oob_analyzer.cli.exit_codes import ExitCode
+from oob_analyzer.cli.monitoring import metrics_option, serving_metrics
 from oob_analyzer.cli.options import db_option
+from oob_analyzer.cli.progress import progress_bar, summary_table
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import (
     decoder_options,
@@ -19,7 +26,8 @@ from oob_analyzer.cli.sources import (
     stats_option,
 )
 from oob_analyzer.config import build_engine
-from oob_analyzer.pipeline import analyze_packets, iter_packets
+from oob_analyzer.metrics import PipelineMetrics
+from oob_analyzer.pipeline import RequestStream, RunSummary, analyze_packets, iter_packets
 
 __all__ = ["replay"]
 
@@ -31,6 +39,13 @@ __all__ = ["replay"]
 @decoder_options
 @config_option
 @stats_option
+@metrics_option
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Show the progress bar on stderr (only ever drawn when stderr is a terminal).",
+)
 def replay(
     *,
     sources: tuple[Path, ...],
@@ -42,6 +57,8 @@ def replay(
     geneve_ports: tuple[int, ...],
     config_path: Path | None,
     stats: bool,
+    metrics_address: tuple[str, int] | None,
+    progress: bool,
 ) -> None:
     """Analyze captures and record every attack found in the database.
 
@@ -50,25 +67,43 @@ def replay(
     order. Mirror tunnels (VXLAN, GENEVE, GRE, ERSPAN) are unwrapped on the way. Without a
     SOURCE, the --config file's sources.files are read.
 
-    Prints a one-line summary: packets read, HTTP requests parsed, hits recorded.
+    On a terminal, a progress bar (packets, MB/s, requests, hits, ETA) runs on stderr and
+    a table of the run's counts ends it. Otherwise it prints only a one-line summary:
+    packets read, HTTP requests parsed, hits recorded.
     Exits 3 when a source could not be read whole (what could be read is still analyzed),
     130 when interrupted (SIGINT, SIGTERM): what was detected until then is written first.
     """
+    started = time.monotonic()
     config = sensor_config(config_path)
     sources = given_sources(sources, config.sources.files)
-    decoder = make_decoder(vxlan_ports, geneve_ports)
+    stream = RequestStream(make_decoder(vxlan_ports, geneve_ports), config.reassembly)
     engine = build_engine(config)
     source = "replay " + " ".join(str(path) for path in sources)
     writing = recording_settings(
         config, db_url=db_url, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
     )
-    with recording_run(source=source, **writing) as run:
-        packets = iter_packets(sources, run.summary)
-        analyze_packets(
-            packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder, limits=config.reassembly
-        )
+    with recording_run(source=source, summary_text=_summary_text(started), **writing) as run:
+        metrics = PipelineMetrics(summary=run.summary, stream=stream, writer=run.writer)
+        with serving_metrics(metrics_address, metrics) as health, ExitStack() as bar:
+            if progress and sys.stderr.isatty():
+                bar.enter_context(progress_bar(run.summary, total_bytes=capture_size(sources), stream=sys.stderr))
+            health.source_opened()  # files open as the merge reaches them; unreadable ones are reported
+            with health.running():
+                packets = iter_packets(sources, run.summary)
+                analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, stream=stream)
         run.summary.drops.update(engine.counters)  # requests not judged, by reason
     if stats:
         echo_stats(run.summary)
     if run.summary.errors:
         raise SystemExit(ExitCode.INPUT_DAMAGED)
+
+
+def _summary_text(started: float) -> Callable[[RunSummary], str]:
+    """The table on a terminal; the one line that scripts read otherwise."""
+
+    def text(summary: RunSummary) -> str:
+        if sys.stdout.isatty():
+            return summary_table(summary, time.monotonic() - started)
+        return summary.line()
+
+    return text

@@ -1,0 +1,23 @@
+"""Metrics: what a running sensor tells its monitoring (Prometheus), collected on demand.
+
+`PipelineMetrics` reads the live pipeline objects into a `MetricsSample` (picklable, and
+samples add up); `render` writes the Prometheus text format; `MetricsServer` serves it with
+`/healthz` and `/ready` (`Health`).
+"""
+
+from oob_analyzer.metrics.collect import PipelineMetrics
+from oob_analyzer.metrics.exposition import CONTENT_TYPE, PREFIX, render
+from oob_analyzer.metrics.sample import FAMILIES, MetricFamily, MetricsSample
+from oob_analyzer.metrics.server import Health, MetricsServer
+
+__all__ = [
+    "CONTENT_TYPE",
+    "FAMILIES",
+    "PREFIX",
+    "Health",
+    "MetricFamily",
+    "MetricsSample",
+    "MetricsServer",
+    "PipelineMetrics",
+    "render",
+]
