@@ -26,6 +26,7 @@ __all__ = [
     "extract_events",
     "extract_requests",
     "iter_packets",
+    "judge_events",
     "replay_captures",
 ]
 
@@ -107,32 +108,37 @@ def analyze_packets(
     vain: nothing to feed, but the loop goes round.
     """
     stream = RequestStream(decoder)
-
-    def handle(events: list[ReassemblyEvent]) -> None:
-        hits: list[AttackHit] = []
-        sightings: list[AnomalySighting] = []
-        for event in events:
-            if isinstance(event, HttpRequest):
-                summary.requests += 1
-                hits.extend(engine.analyze(event))
-                if event.anomalies:
-                    sightings.extend(AnomalySighting.from_request(event))
-            elif isinstance(event, Anomaly):
-                sightings.append(AnomalySighting.from_event(event))
-        if hits:
-            sink.record(hits)
-            summary.hits += len(hits)
-        if sightings:
-            sink.record_anomalies(sightings)
-            summary.anomalies += len(sightings)
-
     try:
         for packet in packets:
-            handle(stream.feed(packet) if packet is not None else [])
-        handle(stream.finish())
+            if packet is not None:
+                judge_events(stream.feed(packet), engine=engine, sink=sink, summary=summary)
+        judge_events(stream.finish(), engine=engine, sink=sink, summary=summary)
     finally:
         summary.drops = stream.drops()
         summary.decode_anomalies = stream.decoder.anomalies
+
+
+def judge_events(events: list[ReassemblyEvent], *, engine: DetectionEngine, sink: HitSink, summary: RunSummary) -> None:
+    """Detection over one packet's reassembly events: hits and anomalies to `sink`, counted.
+
+    Shared by the in-process loop and every worker process (`oob_analyzer.workers`).
+    """
+    hits: list[AttackHit] = []
+    sightings: list[AnomalySighting] = []
+    for event in events:
+        if isinstance(event, HttpRequest):
+            summary.requests += 1
+            hits.extend(engine.analyze(event))
+            if event.anomalies:
+                sightings.extend(AnomalySighting.from_request(event))
+        elif isinstance(event, Anomaly):
+            sightings.append(AnomalySighting.from_event(event))
+    if hits:
+        sink.record(hits)
+        summary.hits += len(hits)
+    if sightings:
+        sink.record_anomalies(sightings)
+        summary.anomalies += len(sightings)
 
 
 def replay_captures(

@@ -28,13 +28,15 @@ from capture import (
     RawPacket,
     UdpMirrorSource,
 )
-from oob_analyzer.cli.detection_options import config_option, detection_engine
+from oob_analyzer.cli.detection_options import config_option
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
+from oob_analyzer.cli.workers_option import analyze, engine_for, workers_option
 from oob_analyzer.detection import DetectionEngine
-from oob_analyzer.pipeline import RunSummary, analyze_packets
+from oob_analyzer.pipeline import RunSummary
+from oob_analyzer.workers import choose_workers
 
 __all__ = ["capture", "listen"]
 
@@ -77,7 +79,9 @@ def run_live(
     source: UdpMirrorSource | InterfaceSource,
     decoder: PacketDecoder,
     *,
-    engine: DetectionEngine,
+    engine: DetectionEngine | None,
+    workers: int,
+    config_path: Path | None,
     banner: str,
     stats: bool,
     recording: Recording,
@@ -87,8 +91,19 @@ def run_live(
         with recording_run(source=banner, **recording) as run, stop_on_signals() as stop:
             click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
             packets = counted(source.packets(stop.is_set), run.summary)
-            analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder)
-            run.summary.drops += source.stats
+            try:
+                analyze(
+                    packets,
+                    workers=workers,
+                    engine=engine,
+                    config_path=config_path,
+                    sink=run.writer,
+                    summary=run.summary,
+                    decoder=decoder,
+                    live=True,
+                )
+            finally:
+                run.summary.drops += source.stats
     finally:
         source.close()
     if stats:
@@ -110,12 +125,15 @@ def _host_port(address: MirrorListenAddress) -> str:
 @writer_options
 @config_option
 @stats_option
+@workers_option(files=False)
 def listen(
+    *,
     vxlan_address: tuple[str, int] | None,
     geneve_address: tuple[str, int] | None,
     vnis: tuple[int, ...],
     config_path: Path | None,
     stats: bool,
+    workers: int | None,
     **recording: Unpack[Recording],
 ) -> None:
     """Receive mirrored traffic as VXLAN or GENEVE datagrams and record the attacks in it.
@@ -131,7 +149,8 @@ def listen(
     host_port = vxlan_address or geneve_address
     assert host_port is not None
     address = MirrorListenAddress(host=host_port[0], port=host_port[1])
-    engine = detection_engine(config_path)  # a bad config file is refused before the socket opens
+    count = choose_workers(workers, live=True)
+    engine = engine_for(count, config_path)  # a bad config file is refused before the socket opens
     try:
         source = UdpMirrorSource.open(address, vnis=frozenset(vnis))
     except CaptureError as exc:
@@ -142,7 +161,16 @@ def listen(
     geneve_ports = (bound.port,) if kind == "geneve" else (DEFAULT_GENEVE_PORT,)
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
     banner = f"listening for {kind} on {_host_port(bound)}"
-    run_live(source, decoder, engine=engine, banner=banner, stats=stats, recording=recording)
+    run_live(
+        source,
+        decoder,
+        engine=engine,
+        workers=count,
+        config_path=config_path,
+        banner=banner,
+        stats=stats,
+        recording=recording,
+    )
 
 
 @click.command()
@@ -153,6 +181,7 @@ def listen(
 @writer_options
 @config_option
 @stats_option
+@workers_option(files=False)
 def capture(
     *,
     interface: str,
@@ -161,6 +190,7 @@ def capture(
     geneve_ports: tuple[int, ...],
     config_path: Path | None,
     stats: bool,
+    workers: int | None,
     **recording: Unpack[Recording],
 ) -> None:
     """Capture on a network interface (promiscuous) and record the attacks seen.
@@ -168,10 +198,20 @@ def capture(
     Needs root or CAP_NET_RAW. Mirror tunnels arriving on the interface are unwrapped.
     Runs until interrupted (Ctrl-C, SIGTERM), then records what was found and exits 0.
     """
-    engine = detection_engine(config_path)  # a bad config file is refused before capture starts
+    count = choose_workers(workers, live=True)
+    engine = engine_for(count, config_path)  # a bad config file is refused before capture starts
     try:
         source = InterfaceSource.open(interface, bpf=bpf)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from exc
     decoder = make_decoder(vxlan_ports, geneve_ports)
-    run_live(source, decoder, engine=engine, banner=f"capturing on {interface}", stats=stats, recording=recording)
+    run_live(
+        source,
+        decoder,
+        engine=engine,
+        workers=count,
+        config_path=config_path,
+        banner=f"capturing on {interface}",
+        stats=stats,
+        recording=recording,
+    )

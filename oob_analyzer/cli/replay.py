@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
-from oob_analyzer.cli.detection_options import config_option, detection_engine
+from oob_analyzer.cli.detection_options import config_option
 from oob_analyzer.cli.exit_codes import ExitCode
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, sources_argument, stats_option
-from oob_analyzer.pipeline import analyze_packets, iter_packets
+from oob_analyzer.cli.workers_option import analyze, engine_for, workers_option
+from oob_analyzer.pipeline import iter_packets
+from oob_analyzer.workers import choose_workers
 
 __all__ = ["replay"]
 
@@ -23,6 +25,7 @@ __all__ = ["replay"]
 @decoder_options
 @config_option
 @stats_option
+@workers_option(files=True)
 def replay(
     *,
     sources: tuple[Path, ...],
@@ -34,6 +37,7 @@ def replay(
     geneve_ports: tuple[int, ...],
     config_path: Path | None,
     stats: bool,
+    workers: int | None,
 ) -> None:
     """Analyze captures and record every attack found in the database.
 
@@ -46,13 +50,23 @@ def replay(
     130 when interrupted (SIGINT, SIGTERM): what was detected until then is written first.
     """
     decoder = make_decoder(vxlan_ports, geneve_ports)
-    engine = detection_engine(config_path)
+    count = choose_workers(workers, sources)
+    engine = engine_for(count, config_path)
     source = "replay " + " ".join(str(path) for path in sources)
     with recording_run(
         db_url, source=source, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
     ) as run:
         packets = iter_packets(sources, run.summary)
-        analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, decoder=decoder)
+        analyze(
+            packets,
+            workers=count,
+            engine=engine,
+            config_path=config_path,
+            sink=run.writer,
+            summary=run.summary,
+            decoder=decoder,
+            live=False,
+        )
     if stats:
         echo_stats(run.summary)
     if run.summary.errors:
