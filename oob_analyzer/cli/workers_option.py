@@ -52,6 +52,7 @@ def workers_option(*, files: bool) -> Callable[[F], F]:
         "--workers",
         "workers",
         type=WorkerCountType(),
+        metavar="N|auto",
         default="auto",
         show_default=True,
         help=f"Analyzing processes; flows are spread over them by a hash of both endpoints and the "

@@ -12,6 +12,7 @@ import contextlib
 import os
 import queue
 import signal
+import time
 import traceback
 from collections import Counter
 from collections.abc import Sequence
@@ -97,6 +98,7 @@ class FlowWorker:
                 "anomalies": self.summary.anomalies,
                 "tracked_connections": self.tracker.tracked_connections,
                 "pending_bytes": self.tracker.pending_bytes,
+                "cpu_milliseconds": int(time.process_time() * 1000),  # this process's, so far
             }
         )
         counters.update({TRACKER_PREFIX + name: count for name, count in self.tracker.stats.items()})

@@ -154,6 +154,10 @@ class WorkerPool:
         return len(self._workers)
 
     @property
+    def pids(self) -> list[int | None]:
+        return [worker.process.pid for worker in self._workers]
+
+    @property
     def failure(self) -> str | None:
         return self._failure
 

@@ -28,7 +28,7 @@ __all__ = ["SMALL_INPUT_BYTES", "analyze_packets_in_workers", "available_cores",
 
 SMALL_INPUT_BYTES = 32 << 20  # below this much capture, starting workers costs more than it saves
 _BATCH_SEGMENTS = 512
-_LIVE_BATCH_SECONDS = 0.05  # the longest a live segment waits for its batch to fill
+_BATCH_SECONDS = 0.05  # the longest a segment waits in the dispatcher for its batch to fill
 
 
 def available_cores() -> int:
@@ -81,11 +81,13 @@ def analyze_packets_in_workers(
     with WorkerPool.started(workers, engine_factory=engine_factory, sink=sink, summary=summary, limits=limits) as pool:
         if pool_ready is not None:
             pool_ready.append(pool)
+        batches: list[list[SegmentTuple]] = [[] for _ in range(workers)]
         try:
-            _dispatch(packets, pool, decoder, live=live)
+            _dispatch(packets, pool, decoder, batches, live=live)
+            _send_all(batches, pool, wait=True)
             pool.finish(close_connections=True)
         except BaseException:
-            _finish_after_error(pool)
+            _finish_after_error(pool, batches)
             raise
         finally:
             counters = pool.final_counters()
@@ -94,17 +96,27 @@ def analyze_packets_in_workers(
             summary.decode_anomalies = decoder.anomalies
 
 
-def _finish_after_error(pool: WorkerPool) -> None:
+def _finish_after_error(pool: WorkerPool, batches: list[list[SegmentTuple]]) -> None:
+    """Interrupted (or failed): what was read is still analyzed and its results recorded, as
+    in the in-process path; connections in progress are not closed, as there either."""
     with contextlib.suppress(WorkerError):  # the error that brought us here is the one to report
+        _send_all(batches, pool, wait=True)
+    with contextlib.suppress(WorkerError):
         pool.finish(close_connections=False)
 
 
-def _dispatch(packets: Iterable[RawPacket | None], pool: WorkerPool, decoder: PacketDecoder, *, live: bool) -> None:
+def _dispatch(
+    packets: Iterable[RawPacket | None],
+    pool: WorkerPool,
+    decoder: PacketDecoder,
+    batches: list[list[SegmentTuple]],
+    *,
+    live: bool,
+) -> None:
     count = pool.size
-    batches: list[list[SegmentTuple]] = [[] for _ in range(count)]
-    decode, send = decoder.decode, pool.send
+    decode, send, clock = decoder.decode, pool.send, time.monotonic
     wait = not live
-    flush_at = time.monotonic() + _LIVE_BATCH_SECONDS
+    flush_at = clock() + _BATCH_SECONDS
     for packet in packets:
         if packet is not None:
             segment = decode(packet)
@@ -115,13 +127,11 @@ def _dispatch(packets: Iterable[RawPacket | None], pool: WorkerPool, decoder: Pa
                 if len(batch) >= _BATCH_SEGMENTS:
                     send(index, batch, wait=wait)
                     batches[index] = []
-            if not live:
-                continue
-        now = time.monotonic()  # live: a quiet link must not keep segments waiting
+        # A slow source (a quiet link, a pipe) must not keep segments waiting for a full batch.
+        now = clock()
         if packet is None or now >= flush_at:
             _send_all(batches, pool, wait=wait)
-            flush_at = now + _LIVE_BATCH_SECONDS
-    _send_all(batches, pool, wait=True)
+            flush_at = now + _BATCH_SECONDS
 
 
 def _send_all(batches: list[list[SegmentTuple]], pool: WorkerPool, *, wait: bool) -> None:
