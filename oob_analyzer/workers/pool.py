@@ -230,7 +230,10 @@ class WorkerPool:
             if not tolerate_failure:
                 self._raise_failure()
             if not worker.process.is_alive():
-                raise WorkerError(f"worker {worker.index} (pid {worker.process.pid}) is not running")
+                with self._lock:  # the collector reads its last words (a traceback) or its end
+                    self._lock.wait_for(lambda: self._failure is not None, timeout=_JOIN_SECONDS)
+                self._fail(_death(worker))
+                raise WorkerError(self._failure)
             try:
                 worker.inbox.put(message, timeout=_POLL_SECONDS)
                 return
@@ -254,11 +257,7 @@ class WorkerPool:
                 except (EOFError, OSError):
                     del by_pipe[pipe]
                     if not worker.finished:
-                        worker.process.join(timeout=_JOIN_SECONDS)
-                        self._fail(
-                            f"worker {worker.index} (pid {worker.process.pid}) "
-                            f"{_signal_name(worker.process.exitcode)}: the results are incomplete"
-                        )
+                        self._fail(_death(worker))
                     continue
                 try:
                     self._handle(worker, message)
@@ -294,6 +293,12 @@ class WorkerPool:
             if self._failure is None:
                 self._failure = reason
             self._lock.notify_all()
+
+
+def _death(worker: _Worker) -> str:
+    worker.process.join(timeout=_JOIN_SECONDS)
+    how = _signal_name(worker.process.exitcode)
+    return f"worker {worker.index} (pid {worker.process.pid}) {how}: the results are incomplete"
 
 
 def _stop(worker: _Worker) -> None:

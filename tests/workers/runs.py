@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from oob_analyzer.detection.detectors import Log4ShellDetector, SqlInjectionDete
 from oob_analyzer.detection.policy import PolicyScope
 from oob_analyzer.pipeline import RunSummary, analyze_packets, iter_packets
 from oob_analyzer.workers import EngineFactory, WorkerPool, analyze_packets_in_workers
+from reassembly import HttpRequest
 from storage.batches import AnomalySighting
 
 
@@ -73,3 +75,19 @@ def full_engine() -> DetectionEngine:
 
 
 FULL_ENGINE: EngineFactory = functools.partial(full_engine)
+
+
+class SlowEngine(DetectionEngine):
+    """Takes `delay` seconds a request: a worker that cannot keep up."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__([SqlInjectionDetector()])
+        self.delay = delay
+
+    def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
+        time.sleep(self.delay)
+        return super().analyze(request, application=application)
+
+
+def failing_engine() -> DetectionEngine:
+    raise RuntimeError("the engine cannot be built")
