@@ -240,6 +240,10 @@ class WorkerPool:
             except queue.Full:
                 continue
 
+    def check(self) -> None:
+        """Raise `WorkerError` if a worker has died or failed."""
+        self._raise_failure()
+
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise WorkerError(self._failure)

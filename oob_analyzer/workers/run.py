@@ -130,6 +130,7 @@ def _dispatch(
         # A slow source (a quiet link, a pipe) must not keep segments waiting for a full batch.
         now = clock()
         if packet is None or now >= flush_at:
+            pool.check()  # a worker that died while the source was quiet is noticed here
             _send_all(batches, pool, wait=wait)
             flush_at = now + _BATCH_SECONDS
 
