@@ -119,8 +119,8 @@ def main() -> None:
             print(f"generated {pcap.name}: {count} packets, {pcap.stat().st_size >> 20} MiB")
         results: dict[int, list[tuple[float, float, RunSummary]]] = {1: [], args.workers: []}
         for round_ in range(args.rounds):
-            for workers in results:
-                results[workers].append(run_once(pcap, workers, scratch, f"w{workers}r{round_}"))
+            for workers, runs in results.items():
+                runs.append(run_once(pcap, workers, scratch, f"w{workers}r{round_}"))
         single, parallel = results[1][0][2], results[args.workers][0][2]
         same = (single.requests, single.hits, single.drops) == (parallel.requests, parallel.hits, parallel.drops)
         print(f"requests {single.requests}, hits {single.hits}; same results in both modes: {same}")
@@ -130,7 +130,8 @@ def main() -> None:
             wall = statistics.median(run[0] for run in runs)
             cpu = statistics.median(run[1] for run in runs)
             medians[workers] = (wall, cpu)
-            print(f"{'workers ' + str(workers):14s}  {wall:8.2f} {' '.join(f'{r[0]:.2f}' for r in runs):>16s}  {cpu:8.2f}")
+            each = " ".join(f"{run[0]:.2f}" for run in runs)
+            print(f"{'workers ' + str(workers):14s}  {wall:8.2f} {each:>16s}  {cpu:8.2f}")
         (wall1, cpu1), (wall_n, cpu_n) = medians[1], medians[args.workers]
         print(f"workers {args.workers} vs 1: {wall1 / wall_n:.2f}x faster (wall), {cpu_n / cpu1:.2f}x the CPU")
         dispatch_costs(pcap, args.workers)

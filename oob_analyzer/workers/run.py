@@ -51,10 +51,18 @@ def choose_workers(requested: int | None, sources: Sequence[Path] = (), *, live:
     if any(path == STDIN for path in sources):
         return cores
     try:
-        size = sum(path.stat().st_size for path in expand_capture_paths(sources))
-    except (OSError, CaptureError):
-        return 1  # the in-process path reports the unreadable source
-    return cores if size >= SMALL_INPUT_BYTES else 1
+        files = expand_capture_paths(sources)
+    except CaptureError:
+        return 1  # the in-process path reports the directory it cannot list
+    return cores if _total_size(files) >= SMALL_INPUT_BYTES else 1
+
+
+def _total_size(files: Iterable[Path]) -> int:
+    total = 0
+    for path in files:
+        with contextlib.suppress(OSError):  # a missing file is the run's to report
+            total += path.stat().st_size
+    return total
 
 
 def analyze_packets_in_workers(
