@@ -107,6 +107,7 @@ class WorkerPool:
         self.dropped: Counter[str] = Counter()  # what the live path could not queue
         self.reconfigure_errors: list[str] = []
         self._finishing = False
+        self._closing = threading.Event()
         self._failure: str | None = None
         self._lock = threading.Condition()
         self._sequence = itertools.count(1)
@@ -144,7 +145,11 @@ class WorkerPool:
                 writer.close()  # the child holds the only write end: its death is EOF here
                 workers.append(_Worker(index, process, inbox, reader))
             pool = cls(workers, sink=sink, summary=summary)
-            yield pool
+            try:
+                yield pool
+            finally:
+                pool._closing.set()  # normally done already; not when the finish itself was interrupted
+                pool._collector.join()
         finally:
             for worker in workers:
                 _stop(worker)
@@ -181,7 +186,11 @@ class WorkerPool:
             self._put(worker, Reconfigure(engine_factory))
 
     def counters(self, timeout: float = 5.0) -> Counter[str]:
-        """Every worker's counters, summed; asked in order with the segments already queued."""
+        """Every worker's counters, summed, while the run goes on (after it: `final_counters`).
+
+        Asked in order with the segments already queued, so the answer can take as long as
+        they do; `TimeoutError` after `timeout` seconds, `WorkerError` if a worker died.
+        """
         sequence = next(self._sequence)
         with self._lock:
             self._replies[sequence] = []
@@ -195,7 +204,7 @@ class WorkerPool:
             replies = self._replies.pop(sequence)
         self._raise_failure()
         if len(replies) < len(self._workers):
-            raise WorkerError(f"only {len(replies)} of {len(self._workers)} workers reported their counters")
+            raise TimeoutError(f"only {len(replies)} of {len(self._workers)} workers reported their counters")
         return sum(replies, Counter())
 
     def finish(self, *, close_connections: bool) -> None:
@@ -252,7 +261,7 @@ class WorkerPool:
 
     def _collect(self) -> None:
         by_pipe = {worker.outbox: worker for worker in self._workers}
-        while by_pipe:
+        while by_pipe and not self._closing.is_set():
             for pipe in wait(list(by_pipe), timeout=_POLL_SECONDS):
                 assert isinstance(pipe, Connection)
                 worker = by_pipe[pipe]
