@@ -327,8 +327,10 @@ def _stop(worker: _Worker) -> None:
 
 def _context() -> ForkServerContext:
     # forkserver: the children do not inherit the parent's threads (the storage writer) or its
-    # database connections, and the server imports the pipeline once for every worker it forks.
+    # database connections, and the server imports the pipeline (and the main script, which a
+    # child would otherwise run again) once for every worker it forks: a worker is up sooner,
+    # and a Ctrl-C in its first moments, before it ignores SIGINT, is less likely to kill it.
     context = multiprocessing.get_context("forkserver")
     assert isinstance(context, ForkServerContext)
-    context.set_forkserver_preload(["oob_analyzer.workers.child"])
+    context.set_forkserver_preload(["__main__", "oob_analyzer.workers.child"])
     return context
