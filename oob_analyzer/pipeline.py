@@ -27,6 +27,7 @@ __all__ = [
     "extract_events",
     "extract_requests",
     "iter_packets",
+    "judge_events",
     "replay_captures",
 ]
 
@@ -122,36 +123,41 @@ def analyze_packets(
     while the run goes (metrics); otherwise one is made with `decoder`.
     """
     stream = stream or RequestStream(decoder, limits)
-
-    def handle(events: list[ReassemblyEvent]) -> None:
-        hits: list[AttackHit] = []
-        sightings: list[AnomalySighting] = []
-        for event in events:
-            if isinstance(event, HttpRequest):
-                summary.requests += 1
-                hits.extend(engine.analyze(event))
-                if event.anomalies:
-                    sightings.extend(AnomalySighting.from_request(event))
-            elif isinstance(event, HttpResponse):
-                summary.responses += 1
-            elif isinstance(event, Anomaly):
-                sightings.append(AnomalySighting.from_event(event))
-        if hits:
-            sink.record(hits)
-            summary.hits += len(hits)
-            summary.hits_by_type.update(hit.attack_type for hit in hits)
-        if sightings:
-            sink.record_anomalies(sightings)
-            summary.anomalies += len(sightings)
-            summary.anomalies_by_name.update(sighting.name for sighting in sightings)
-
     try:
         for packet in packets:
-            handle(stream.feed(packet) if packet is not None else [])
-        handle(stream.finish())
+            if packet is not None:
+                judge_events(stream.feed(packet), engine=engine, sink=sink, summary=summary)
+        judge_events(stream.finish(), engine=engine, sink=sink, summary=summary)
     finally:
         summary.drops = stream.drops()
         summary.decode_anomalies = stream.decoder.anomalies
+
+
+def judge_events(events: list[ReassemblyEvent], *, engine: RequestAnalyzer, sink: HitSink, summary: RunSummary) -> None:
+    """Detection over one packet's reassembly events: hits and anomalies to `sink`, counted.
+
+    Shared by the in-process loop and every worker process (`oob_analyzer.workers`).
+    """
+    hits: list[AttackHit] = []
+    sightings: list[AnomalySighting] = []
+    for event in events:
+        if isinstance(event, HttpRequest):
+            summary.requests += 1
+            hits.extend(engine.analyze(event))
+            if event.anomalies:
+                sightings.extend(AnomalySighting.from_request(event))
+        elif isinstance(event, HttpResponse):
+            summary.responses += 1
+        elif isinstance(event, Anomaly):
+            sightings.append(AnomalySighting.from_event(event))
+    if hits:
+        sink.record(hits)
+        summary.hits += len(hits)
+        summary.hits_by_type.update(hit.attack_type for hit in hits)
+    if sightings:
+        sink.record_anomalies(sightings)
+        summary.anomalies += len(sightings)
+        summary.anomalies_by_name.update(sighting.name for sighting in sightings)
 
 
 def replay_captures(

@@ -91,7 +91,7 @@ class RunReport:
     source: str
     started: float
     finished: float
-    status: str  # completed | interrupted
+    status: str  # completed | interrupted | failed
     packets: int
     requests: int
     hits: int

@@ -147,7 +147,7 @@ class CaptureRun(Base):
     source: Mapped[str] = mapped_column(Text)
     started: Mapped[datetime] = mapped_column(UtcDateTime)
     finished: Mapped[datetime] = mapped_column(UtcDateTime)
-    status: Mapped[str] = mapped_column(String(16))  # completed | interrupted
+    status: Mapped[str] = mapped_column(String(16))  # completed | interrupted | failed
     packets: Mapped[int] = mapped_column(Integer)
     requests: Mapped[int] = mapped_column(Integer)
     hits: Mapped[int] = mapped_column(Integer)

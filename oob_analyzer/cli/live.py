@@ -34,10 +34,11 @@ from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
+from oob_analyzer.cli.workers_option import analyze, worker_count, workers_option
 from oob_analyzer.config import ConfigReloader, SensorEngine, build_engine
 from oob_analyzer.config.reload import reload_on_sighup
 from oob_analyzer.metrics import PipelineMetrics
-from oob_analyzer.pipeline import RequestStream, RunSummary, analyze_packets
+from oob_analyzer.pipeline import RequestStream, RunSummary
 
 __all__ = ["capture", "listen"]
 
@@ -90,6 +91,7 @@ def run_live(
     decoder: PacketDecoder,
     *,
     engine: SensorEngine,
+    workers: int,
     banner: str,
     stats: bool,
     recording: Recording,
@@ -111,11 +113,22 @@ def run_live(
             with serving_metrics(metrics_address, metrics) as health:
                 click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
                 health.source_opened()
-                with health.running():
-                    packets = reloading(counted(source.packets(stop.is_set), run.summary), reloader)
-                    analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, stream=stream)
-            run.summary.drops += source.stats
-            run.summary.drops.update(engine.counters)  # requests not judged, by reason
+                try:
+                    with health.running():
+                        packets = reloading(counted(source.packets(stop.is_set), run.summary), reloader)
+                        analyze(
+                            packets,
+                            workers=workers,
+                            engine=engine,
+                            stream=stream,
+                            sink=run.writer,
+                            summary=run.summary,
+                            live=True,
+                            metrics=metrics,
+                            reloader=reloader,
+                        )
+                finally:
+                    run.summary.drops += source.stats
     finally:
         source.close()
     if stats:
@@ -152,6 +165,7 @@ def _host_port(address: MirrorListenAddress) -> str:
 @config_option
 @stats_option
 @metrics_option
+@workers_option(files=False)
 def listen(
     *,
     vxlan_address: tuple[str, int] | None,
@@ -161,6 +175,7 @@ def listen(
     config_path: Path | None,
     stats: bool,
     metrics_address: tuple[str, int] | None,
+    workers: int | None,
     **recording: Unpack[Recording],
 ) -> None:
     """Receive mirrored traffic as VXLAN or GENEVE datagrams and record the attacks in it.
@@ -183,6 +198,7 @@ def listen(
     assert host_port is not None
     address = MirrorListenAddress(host=host_port[0], port=host_port[1])
     engine = build_engine(config)
+    count = worker_count(workers, config, live=True)
     try:
         source = UdpMirrorSource.open(address, vnis=frozenset(vnis), reuse_port=reuse_port)
     except CaptureError as exc:
@@ -194,8 +210,16 @@ def listen(
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
     banner = f"listening for {kind} on {_host_port(bound)}"
     writing = recording_settings(config, **recording)
+    metrics_address = from_config("metrics_address", metrics_address, config.metrics)
     run_live(
-        source, decoder, engine=engine, banner=banner, stats=stats, recording=writing, metrics_address=metrics_address
+        source,
+        decoder,
+        engine=engine,
+        workers=count,
+        banner=banner,
+        stats=stats,
+        recording=writing,
+        metrics_address=metrics_address,
     )
 
 
@@ -210,6 +234,7 @@ def listen(
 @config_option
 @stats_option
 @metrics_option
+@workers_option(files=False)
 def capture(
     *,
     interface: str | None,
@@ -219,6 +244,7 @@ def capture(
     config_path: Path | None,
     stats: bool,
     metrics_address: tuple[str, int] | None,
+    workers: int | None,
     **recording: Unpack[Recording],
 ) -> None:
     """Capture on a network interface (promiscuous) and record the attacks seen.
@@ -233,13 +259,21 @@ def capture(
         raise click.UsageError("give --interface IF (or sources.interface in the --config file)")
     bpf = from_config("bpf", bpf, config.sources.bpf)
     engine = build_engine(config)
+    count = worker_count(workers, config, live=True)
     try:
         source = InterfaceSource.open(interface, bpf=bpf)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from exc
     decoder = make_decoder(vxlan_ports, geneve_ports)
     writing = recording_settings(config, **recording)
-    banner = f"capturing on {interface}"
+    metrics_address = from_config("metrics_address", metrics_address, config.metrics)
     run_live(
-        source, decoder, engine=engine, banner=banner, stats=stats, recording=writing, metrics_address=metrics_address
+        source,
+        decoder,
+        engine=engine,
+        workers=count,
+        banner=f"capturing on {interface}",
+        stats=stats,
+        recording=writing,
+        metrics_address=metrics_address,
     )

@@ -99,6 +99,9 @@ def recording_run(
             status = "completed"
         except KeyboardInterrupt:
             click.echo("interrupted: writing what was detected", err=True)
+        except Exception:
+            status = "failed"  # e.g. a worker process died: the report says so, the error goes on
+            raise
         finally:
             run.writer.close(_run_report(run, source, started, status))
     _report(run)

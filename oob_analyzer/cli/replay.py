@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from capture import capture_size
-from oob_analyzer.cli.config_options import config_option, recording_settings, sensor_config
+from oob_analyzer.cli.config_options import config_option, from_config, recording_settings, sensor_config
 from oob_analyzer.cli.exit_codes import ExitCode
 from oob_analyzer.cli.monitoring import metrics_option, serving_metrics
 from oob_analyzer.cli.options import db_option
@@ -25,9 +25,10 @@ from oob_analyzer.cli.sources import (
     sources_argument,
     stats_option,
 )
+from oob_analyzer.cli.workers_option import analyze, worker_count, workers_option
 from oob_analyzer.config import build_engine
 from oob_analyzer.metrics import PipelineMetrics
-from oob_analyzer.pipeline import RequestStream, RunSummary, analyze_packets, iter_packets
+from oob_analyzer.pipeline import RequestStream, RunSummary, iter_packets
 
 __all__ = ["replay"]
 
@@ -46,6 +47,7 @@ __all__ = ["replay"]
     show_default=True,
     help="Show the progress bar on stderr (only ever drawn when stderr is a terminal).",
 )
+@workers_option(files=True)
 def replay(
     *,
     sources: tuple[Path, ...],
@@ -59,6 +61,7 @@ def replay(
     stats: bool,
     metrics_address: tuple[str, int] | None,
     progress: bool,
+    workers: int | None,
 ) -> None:
     """Analyze captures and record every attack found in the database.
 
@@ -78,6 +81,8 @@ def replay(
     sources = given_sources(sources, config.sources.files)
     stream = RequestStream(make_decoder(vxlan_ports, geneve_ports), config.reassembly)
     engine = build_engine(config)
+    count = worker_count(workers, config, sources, live=False)
+    metrics_address = from_config("metrics_address", metrics_address, config.metrics)
     source = "replay " + " ".join(str(path) for path in sources)
     writing = recording_settings(
         config, db_url=db_url, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
@@ -90,8 +95,16 @@ def replay(
             health.source_opened()  # files open as the merge reaches them; unreadable ones are reported
             with health.running():
                 packets = iter_packets(sources, run.summary)
-                analyze_packets(packets, engine=engine, sink=run.writer, summary=run.summary, stream=stream)
-        run.summary.drops.update(engine.counters)  # requests not judged, by reason
+                analyze(
+                    packets,
+                    workers=count,
+                    engine=engine,
+                    stream=stream,
+                    sink=run.writer,
+                    summary=run.summary,
+                    live=False,
+                    metrics=metrics,
+                )
     if stats:
         echo_stats(run.summary)
     if run.summary.errors:

@@ -20,6 +20,7 @@ from types import FrameType
 from oob_analyzer.config.engine import SensorEngine
 from oob_analyzer.config.loader import load_config
 from oob_analyzer.config.nodes import ConfigError
+from oob_analyzer.config.schema import SensorConfig
 
 __all__ = ["ConfigReloader", "reload_on_sighup"]
 
@@ -33,6 +34,8 @@ class ConfigReloader:
         self._say = say
         self._restart_only = restart_only  # sections this command applies only at start
         self._requested = threading.Event()
+        # Also told of each new config, after the engine (e.g. to reconfigure worker processes).
+        self.on_reload: list[Callable[[SensorConfig], None]] = []
         self.reloads = 0
         self.failures = 0
 
@@ -57,6 +60,8 @@ class ConfigReloader:
             self._say(f"config not reloaded, the running config stays: {exc}")
             return False
         self.engine.apply(new)
+        for listener in self.on_reload:
+            listener(new)
         self.reloads += 1
         self._say(f"config reloaded from {path}")
         changed = self.started.needs_restart(new) + [

@@ -5,7 +5,7 @@ samples add up); `render` writes the Prometheus text format; `MetricsServer` ser
 `/healthz` and `/ready` (`Health`).
 """
 
-from oob_analyzer.metrics.collect import PipelineMetrics
+from oob_analyzer.metrics.collect import TRACKER_PREFIX, PipelineMetrics, tracker_counters
 from oob_analyzer.metrics.exposition import CONTENT_TYPE, PREFIX, render
 from oob_analyzer.metrics.sample import FAMILIES, MetricFamily, MetricsSample
 from oob_analyzer.metrics.server import Health, MetricsServer
@@ -14,10 +14,12 @@ __all__ = [
     "CONTENT_TYPE",
     "FAMILIES",
     "PREFIX",
+    "TRACKER_PREFIX",
     "Health",
     "MetricFamily",
     "MetricsSample",
     "MetricsServer",
     "PipelineMetrics",
     "render",
+    "tracker_counters",
 ]

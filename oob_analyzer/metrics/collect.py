@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from oob_analyzer.metrics.sample import MetricsSample
 from oob_analyzer.mirror_pipeline import MirrorService
 from oob_analyzer.pipeline import RequestStream, RunSummary
+from reassembly import ConnectionTracker
 from storage import BatchedWriter
 
-__all__ = ["PipelineMetrics"]
+__all__ = ["TRACKER_PREFIX", "PipelineMetrics", "tracker_counters"]
+
+TRACKER_PREFIX = "tracker."  # counters keys that are a connection tracker's `stats`
 
 Series = tuple[str, Mapping[str, str], float]
 
@@ -41,13 +44,19 @@ class PipelineMetrics:
     writer: BatchedWriter | None = None
     source_stats: Counter[str] | None = None
     mirror: MirrorService | None = None
+    # Worker processes' reassembly counters, summed (`WorkerPool.counters`); with workers the
+    # `stream` here only decodes, its tracker stays empty.
+    workers: Callable[[], Mapping[str, int]] | None = None
 
     def collect(self) -> MetricsSample:
         series: list[Series] = []
         if self.summary is not None:
             series += _from_summary(self.summary)
         if self.stream is not None:
-            series += _from_stream(self.stream)
+            series += _from_decoder(self.stream)
+            series += _from_tracker(tracker_counters(self.stream.tracker))
+        if self.workers is not None:
+            series += _from_tracker(self.workers())
         if self.source_stats is not None:
             series += [("source_events", {"event": name}, n) for name, n in _snapshot(self.source_stats).items()]
         if self.writer is not None:
@@ -68,24 +77,45 @@ def _from_summary(summary: RunSummary) -> Iterator[Series]:
         yield "anomalies", {"name": name}, count
 
 
-def _from_stream(stream: RequestStream) -> Iterator[Series]:
-    decoder, tracker = stream.decoder, stream.tracker
+def _from_decoder(stream: RequestStream) -> Iterator[Series]:
+    decoder = stream.decoder
     for reason, count in _snapshot(decoder.stats).items():
         yield "decode_drops", {"reason": reason}, count
     for name, count in _snapshot(lambda: decoder.anomalies).items():
         yield "decode_anomalies", {"name": name}, count
-    for name, count in _snapshot(tracker.stats).items():
+
+
+def tracker_counters(tracker: ConnectionTracker) -> Counter[str]:
+    """A connection tracker's counters as one picklable sample that adds up across trackers:
+    its `stats` under `tracker.` names, the connections and bytes it holds, the loss estimate."""
+    counters = Counter({TRACKER_PREFIX + name: n for name, n in _snapshot(tracker.stats).items()})
+    loss = tracker.capture_loss
+    counters.update(
+        {
+            "tracked_connections": tracker.tracked_connections,
+            "pending_bytes": tracker.pending_bytes,
+            "capture_loss_acks": loss.ack_events,
+            "capture_loss_acked_bytes": loss.ack_bytes,
+            "capture_loss_gaps": loss.gap_events,
+            "capture_loss_gap_bytes": loss.gap_bytes,
+        }
+    )
+    return counters
+
+
+def _from_tracker(counters: Mapping[str, int]) -> Iterator[Series]:
+    for key, count in counters.items():
+        if not key.startswith(TRACKER_PREFIX):
+            continue
+        name = key.removeprefix(TRACKER_PREFIX)
         yield _tracker_series(name, count)
         ending = _FLOW_ENDINGS.get(name)
         if ending in _EVICTIONS:
             yield "flows_evicted", {"reason": ending}, count
-    yield "flows_active", {}, tracker.tracked_connections
-    yield "reassembly_pending_bytes", {}, tracker.pending_bytes
-    loss = tracker.capture_loss
-    yield "capture_loss_acks", {}, loss.ack_events
-    yield "capture_loss_acked_bytes", {}, loss.ack_bytes
-    yield "capture_loss_gaps", {}, loss.gap_events
-    yield "capture_loss_gap_bytes", {}, loss.gap_bytes
+    yield "flows_active", {}, counters.get("tracked_connections", 0)
+    yield "reassembly_pending_bytes", {}, counters.get("pending_bytes", 0)
+    for name in ("capture_loss_acks", "capture_loss_acked_bytes", "capture_loss_gaps", "capture_loss_gap_bytes"):
+        yield name, {}, counters.get(name, 0)
 
 
 def _tracker_series(name: str, count: int) -> Series:
@@ -125,7 +155,7 @@ def _from_mirror(mirror: MirrorService) -> Iterator[Series]:
             yield "hits", {"type": attack_type}, count
 
 
-def _snapshot(counter: Counter[str] | Callable[[], Counter[str]]) -> dict[str, int]:
+def _snapshot(counter: Mapping[str, int] | Callable[[], Mapping[str, int]]) -> dict[str, int]:
     """A copy of a counter another thread is updating (a dict copy is atomic unless it grows)."""
     for _ in range(5):
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from oob_analyzer.cli import main
@@ -16,13 +17,13 @@ def hit_types(db_url: str) -> list[str]:
     return sorted(hit["type"] for hit in json.loads(result.output))
 
 
-def test_replay_applies_the_detection_policy(tmp_path: Path, sqlite_url: str) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])  # in process, and in every worker process
+def test_replay_applies_the_detection_policy(tmp_path: Path, sqlite_url: str, workers: str) -> None:
     config = tmp_path / "oob.yaml"
     config.write_text("detection:\n  disabled: [sqli]\n")
     runner = CliRunner()
-    result = runner.invoke(
-        main, ["replay", str(SAMPLES / "mirror-http.pcap"), "--db", sqlite_url, "--config", str(config)]
-    )
+    sample = str(SAMPLES / "mirror-http.pcap")
+    result = runner.invoke(main, ["replay", sample, "--db", sqlite_url, "--config", str(config), "--workers", workers])
     assert result.exit_code == 0, result.output
     assert hit_types(sqlite_url) == ["xss", "xss"]
 
@@ -36,7 +37,11 @@ def test_without_a_policy_replay_records_every_type(sqlite_url: str) -> None:
 def test_a_bad_policy_is_refused_before_anything_is_read(tmp_path: Path, sqlite_url: str) -> None:
     config = tmp_path / "oob.yaml"
     config.write_text("detection:\n  disabled: [sqli]\n  alow: []\n")
-    for command in (["replay", str(SAMPLES / "mirror-http.pcap")], ["listen", "--vxlan", "127.0.0.1:0"]):
+    for command in (
+        ["replay", str(SAMPLES / "mirror-http.pcap")],
+        ["replay", str(SAMPLES / "mirror-http.pcap"), "--workers", "2"],
+        ["listen", "--vxlan", "127.0.0.1:0"],
+    ):
         result = CliRunner().invoke(main, [*command, "--db", sqlite_url, "--config", str(config)])
         assert result.exit_code == 2, result.output
         assert (

@@ -63,11 +63,15 @@ def listed_hits(db_url: str) -> list[dict[str, object]]:
         ("geneve", lambda vni: geneve_header(vni, options=b"\x01\x02\x03\x04" * 4)),
     ],
 )
-def test_listen_records_the_attacks_in_mirror_datagrams(kind: str, header_for: object, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_listen_records_the_attacks_in_mirror_datagrams(
+    kind: str, header_for: object, workers: str, tmp_path: Path
+) -> None:
     db_url = f"sqlite:///{tmp_path / 'live.db'}"
     sample = [packet.data for packet in read_capture(SAMPLES / "mirror-http.pcap")]
     assert callable(header_for)
-    with running("listen", f"--{kind}", "127.0.0.1:0", "--vni", "7", "--db", db_url, "--stats") as (process, line):
+    options = ("--vni", "7", "--db", db_url, "--stats", "--workers", workers)
+    with running("listen", f"--{kind}", "127.0.0.1:0", *options) as (process, line):
         assert line.startswith(f"listening for {kind} on 127.0.0.1:")
         port = int(line.rsplit(":", 1)[1])
         send(port, header_for(7), sample)

@@ -1,0 +1,130 @@
+"""`--workers N|auto` for `replay`, `capture` and `listen`, and the run it chooses.
+
+One worker is today's in-process path, with no extra process; more start worker processes
+(`oob_analyzer.workers`) behind a symmetric flow hash, all recording through the one writer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from capture import RawPacket
+from oob_analyzer.cli.config_options import from_config
+from oob_analyzer.config import ConfigReloader, SensorConfig, SensorEngine, build_engine
+from oob_analyzer.metrics import PipelineMetrics
+from oob_analyzer.pipeline import HitSink, RequestStream, RunSummary, analyze_packets
+from oob_analyzer.workers import WorkerError, WorkerPool, analyze_packets_in_workers, choose_workers
+
+__all__ = ["WorkerCountType", "analyze", "worker_count", "workers_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MAX_WORKERS = 256
+
+
+class WorkerCountType(click.ParamType[int | None]):
+    """A number of worker processes (1 to 256), or `auto` (None: the run decides)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return None
+        if text.isdigit() and 1 <= int(text) <= _MAX_WORKERS:
+            return int(text)
+        self.fail(f"{value!r} is not a number of workers from 1 to {_MAX_WORKERS}, or 'auto'", param, ctx)
+
+
+def workers_option(*, files: bool) -> Callable[[F], F]:
+    auto = (
+        "one per core available to the process (sched_getaffinity), but 1 on a single core or when the "
+        "capture files add up to less than 32 MiB: starting a worker takes seconds"
+        if files
+        else "one per core available to the process (sched_getaffinity)"
+    )
+    return click.option(
+        "--workers",
+        "workers",
+        type=WorkerCountType(),
+        metavar="N|auto",
+        default="auto",
+        show_default=True,
+        help=f"Analyzing processes; flows are spread over them by a hash of both endpoints and the "
+        f"tunnel, so each flow stays on one. 1: in this process, no extra one. auto: {auto}.",
+    )
+
+
+def worker_count(requested: int | None, config: SensorConfig, sources: Sequence[Path] = (), *, live: bool) -> int:
+    """The run's workers: `--workers` if given, else the config file's `workers`, else auto."""
+    configured = config.workers if isinstance(config.workers, int) else None
+    return choose_workers(from_config("workers", requested, configured), sources, live=live)
+
+
+def analyze(
+    packets: Iterable[RawPacket | None],
+    *,
+    workers: int,
+    engine: SensorEngine,
+    stream: RequestStream,
+    sink: HitSink,
+    summary: RunSummary,
+    live: bool,
+    metrics: PipelineMetrics | None = None,
+    reloader: ConfigReloader | None = None,
+) -> None:
+    """`analyze_packets` in this process, or over `workers` processes; a dead worker is an error.
+
+    With workers, `stream` only decodes (each worker has its own tracker and builds its own
+    engine from `engine.config`: a compiled engine does not cross processes); `metrics` reads
+    the workers' reassembly counters, and a config `reloader` reconfigures every worker.
+    """
+    if workers == 1:
+        try:
+            analyze_packets(packets, engine=engine, sink=sink, summary=summary, stream=stream)
+        finally:
+            summary.drops.update(engine.counters)  # requests not judged, by reason
+        return
+    pools: list[WorkerPool] = []
+    if metrics is not None:
+        metrics.workers = functools.partial(_running_counters, pools)
+    if reloader is not None:
+        reloader.on_reload.append(functools.partial(_reconfigure, pools))
+    try:
+        analyze_packets_in_workers(
+            packets,
+            workers=workers,
+            engine_factory=functools.partial(build_engine, engine.config),
+            sink=sink,
+            summary=summary,
+            decoder=stream.decoder,
+            limits=engine.config.reassembly,
+            live=live,
+            pool_ready=pools,
+        )
+    except WorkerError as exc:
+        raise click.ClickException(f"{exc}; what was detected before is recorded") from exc
+    finally:
+        pools.clear()  # the run is over: its counters are in the summary now
+
+
+def _running_counters(pools: list[WorkerPool]) -> Counter[str]:
+    """The workers' counters for a metrics scrape; none while starting, stopping or failing."""
+    if not pools:
+        return Counter()
+    try:
+        return pools[0].counters()
+    except (TimeoutError, WorkerError):
+        return Counter()
+
+
+def _reconfigure(pools: list[WorkerPool], config: SensorConfig) -> None:
+    if pools:
+        pools[0].reconfigure(functools.partial(build_engine, config))

@@ -1,0 +1,183 @@
+"""The worker process: the in-process path (connection tracker + detection) on its share of flows.
+
+Runs in a child started by `WorkerPool`. It ignores SIGINT and SIGTERM (a Ctrl-C reaches
+the whole process group, systemd signals the whole cgroup): the parent decides when the run
+ends and tells it with `Finish`, so nothing already detected is lost. It leaves on its own
+when its parent is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import time
+import traceback
+from collections import Counter
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.queues import Queue
+
+from oob_analyzer.detection import AttackHit
+from oob_analyzer.metrics import tracker_counters
+from oob_analyzer.pipeline import RequestAnalyzer, RunSummary, judge_events
+from oob_analyzer.workers.flows import SegmentTuple, segment_from_tuple
+from oob_analyzer.workers.messages import (
+    CountersReply,
+    CountersRequest,
+    Crashed,
+    EngineFactory,
+    Finish,
+    Finished,
+    Reconfigure,
+    ReconfigureFailed,
+    Results,
+    SegmentBatch,
+    ToWorker,
+)
+from reassembly import ConnectionTracker, ReassemblyLimits
+from storage.batches import AnomalySighting
+
+__all__ = ["ENGINE_PREFIX", "FlowWorker", "run_worker"]
+
+ENGINE_PREFIX = "engine."  # counters keys that are the engine's (requests not judged, by reason)
+_PARENT_CHECK_SECONDS = 1.0
+
+
+class _CollectedResults:
+    """The worker's `HitSink`: keeps what one batch produced, to send it in one message."""
+
+    def __init__(self) -> None:
+        self.hits: list[AttackHit] = []
+        self.sightings: list[AnomalySighting] = []
+
+    def record(self, hits: Sequence[AttackHit]) -> None:
+        self.hits.extend(hits)
+
+    def record_anomalies(self, sightings: Sequence[AnomalySighting]) -> None:
+        self.sightings.extend(sightings)
+
+
+class FlowWorker:
+    """Sans-I/O core of a worker: segment batches in, results and counters out.
+
+    Each `Results` also says how many requests and responses were parsed since the last
+    one, so the parent's summary (the progress bar, the metrics) moves while the run goes.
+    """
+
+    def __init__(self, engine: RequestAnalyzer, limits: ReassemblyLimits | None = None) -> None:
+        self.engine = engine
+        self.tracker = ConnectionTracker(limits)
+        self.summary = RunSummary()
+        self.segments = 0
+        self._results = _CollectedResults()
+        self._reported = (0, 0)  # requests and responses already told to the parent
+        self._retired_engine_counters: Counter[str] = Counter()  # of engines a reconfigure replaced
+
+    def analyze(self, segments: list[SegmentTuple]) -> Results | None:
+        receive, engine, sink, summary = self.tracker.receive_segment, self.engine, self._results, self.summary
+        for fields in segments:
+            events = receive(segment_from_tuple(fields))
+            if events:
+                judge_events(events, engine=engine, sink=sink, summary=summary)
+        self.segments += len(segments)
+        return self._take()
+
+    def finish(self) -> Results | None:
+        judge_events(self.tracker.close_all(), engine=self.engine, sink=self._results, summary=self.summary)
+        return self._take()
+
+    def reconfigure(self, engine: RequestAnalyzer) -> None:
+        self._retired_engine_counters.update(_engine_counters(self.engine))
+        self.engine = engine
+
+    def _take(self) -> Results | None:
+        collected, summary = self._results, self.summary
+        requests, responses = summary.requests - self._reported[0], summary.responses - self._reported[1]
+        if not (collected.hits or collected.sightings or requests or responses):
+            return None
+        results = Results(collected.hits, collected.sightings, requests=requests, responses=responses)
+        collected.hits, collected.sightings = [], []
+        self._reported = (summary.requests, summary.responses)
+        return results
+
+    def counters(self) -> Counter[str]:
+        """A picklable sample that adds up across workers (the parent sums them)."""
+        counters = tracker_counters(self.tracker)
+        counters.update(
+            {
+                "segments": self.segments,
+                "requests": self.summary.requests,
+                "hits": self.summary.hits,
+                "anomalies": self.summary.anomalies,
+                "cpu_milliseconds": int(time.process_time() * 1000),  # this process's, so far
+            }
+        )
+        engine_counters = self._retired_engine_counters + _engine_counters(self.engine)
+        counters.update({ENGINE_PREFIX + name: count for name, count in engine_counters.items()})
+        return counters
+
+
+def _engine_counters(engine: RequestAnalyzer) -> Counter[str]:
+    """What a `SensorEngine` counts (requests not judged, by reason); a bare engine counts nothing."""
+    return Counter(getattr(engine, "counters", {}))
+
+
+def run_worker(
+    inbox: Queue[ToWorker],
+    outbox: Connection,
+    engine_factory: EngineFactory,
+    limits: ReassemblyLimits | None,
+    parent_pid: int,
+) -> None:
+    """A worker process's main function."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        _serve(inbox, outbox, FlowWorker(engine_factory(), limits), parent_pid)
+    except BaseException:
+        with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
+            outbox.send(Crashed(traceback.format_exc()))
+        raise SystemExit(1) from None
+    finally:
+        outbox.close()
+
+
+def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, parent_pid: int) -> None:
+    while True:
+        try:
+            message = inbox.get(timeout=_PARENT_CHECK_SECONDS)
+        except queue.Empty:
+            if not _alive(parent_pid):
+                return  # orphaned: the parent died without saying goodbye
+            continue
+        if isinstance(message, SegmentBatch):
+            results = worker.analyze(message.segments)
+            if results is not None:
+                outbox.send(results)
+        elif isinstance(message, CountersRequest):
+            outbox.send(CountersReply(message.sequence, worker.counters()))
+        elif isinstance(message, Reconfigure):
+            try:
+                worker.reconfigure(message.engine_factory())
+            except Exception as exc:  # keep judging with the engine we have, and say why
+                outbox.send(ReconfigureFailed(f"{type(exc).__name__}: {exc}"))
+        elif isinstance(message, Finish):
+            if message.close_connections:
+                results = worker.finish()
+                if results is not None:
+                    outbox.send(results)
+            outbox.send(Finished(worker.counters()))
+            return
+
+
+def _alive(pid: int) -> bool:
+    # Not os.getppid(): a forkserver child's parent is the fork server, not the run's process.
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else (the pid was reused): taken as alive
+    return True

@@ -1,0 +1,125 @@
+"""`replay --workers`: real processes, real signals, a real worker killed.
+
+As in test_replay_interrupted, the capture comes through a FIFO the test writes, so the run
+is in progress when the signal arrives, and the flush interval is an hour, so hits reach
+the database only through the shutdown path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from oob_analyzer.cli import main
+from storage import CaptureRun, Hit
+from tests.cli.test_replay_interrupted import ATTACKS, pcap_bytes
+
+COMMAND = Path(sys.executable).parent / "oob-analyzer"
+
+
+def start_replay(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], Path, Path]:
+    fifo = tmp_path / "live.pcap"
+    os.mkfifo(fifo)
+    db = tmp_path / "hits.db"
+    process = subprocess.Popen(
+        [COMMAND, "replay", str(fifo), "--db", f"sqlite:///{db}", "--journal", str(tmp_path / "j"),
+         "--flush-interval", "3600", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    return process, fifo, db
+
+
+def stored(db: Path) -> tuple[list[int], CaptureRun]:
+    engine = create_engine(f"sqlite:///{db}")
+    with Session(engine) as session:
+        ports = sorted(session.scalars(select(Hit.src_port)))
+        (run,) = session.scalars(select(CaptureRun)).all()
+        session.expunge(run)
+    engine.dispose()
+    return ports, run
+
+
+def descendants(pid: int) -> Iterator[tuple[int, int]]:
+    """(pid, depth) of every process below `pid`, from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    level, depth = [pid], 0
+    while level:
+        depth += 1
+        level = [child for parent in level for child in parents.get(parent, [])]
+        yield from ((child, depth) for child in level)
+
+
+@pytest.mark.parametrize(("signum", "to_group"), [(signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_a_signal_mid_run_with_workers_writes_every_hit(tmp_path: Path, signum: int, to_group: bool) -> None:
+    """Ctrl-C reaches the whole process group (the workers too); SIGTERM only the parent."""
+    process, fifo, db = start_replay(tmp_path, "--workers", "2")
+    try:
+        with fifo.open("wb") as feed:
+            feed.write(pcap_bytes(ATTACKS))
+            feed.flush()
+            time.sleep(1.0)
+            workers = [pid for pid, depth in descendants(process.pid) if depth == 2]
+            if to_group:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
+            stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted: writing what was detected" in stderr
+    assert stdout == f"{ATTACKS} packets, {ATTACKS} requests, {ATTACKS} hits\n"
+    ports, run = stored(db)
+    assert ports == [20000 + n for n in range(ATTACKS)]
+    assert (run.status, run.packets, run.requests, run.hits, json.loads(run.errors)) == (
+        "interrupted", ATTACKS, ATTACKS, ATTACKS, [],
+    )  # fmt: skip
+    assert len(workers) >= 2  # the forkserver's children: the workers were there
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def test_a_worker_killed_mid_run_fails_the_run_with_a_clear_message(tmp_path: Path) -> None:
+    process, fifo, db = start_replay(tmp_path, "--workers", "2")
+    try:
+        with fifo.open("wb") as feed:
+            feed.write(pcap_bytes(ATTACKS))
+            feed.flush()
+            deadline = time.monotonic() + 30
+            while len(workers := [pid for pid, depth in descendants(process.pid) if depth == 2]) < 2:
+                assert time.monotonic() < deadline, "the workers did not start"
+                time.sleep(0.1)
+            os.kill(workers[0], signal.SIGKILL)
+            time.sleep(0.5)
+        stdout, stderr = process.communicate(timeout=60)  # the input ends: the run must end too
+    finally:
+        process.kill()
+    assert process.returncode == 1, stderr
+    assert "was killed by SIGKILL: the results are incomplete; what was detected before is recorded" in stderr
+    assert stdout == ""
+    _ports, run = stored(db)
+    assert run.status == "failed"
+
+
+@pytest.mark.parametrize("value", ["0", "257", "many", "-1"])
+def test_a_bad_number_of_workers_is_a_usage_error(value: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["replay", str(tmp_path), "--workers", value])
+    assert result.exit_code == 2
+    assert "is not a number of workers from 1 to 256, or 'auto'" in result.output

@@ -1,0 +1,183 @@
+"""The worker pool's edges: a worker that dies, a slow worker on a live source, a new engine,
+counters on request."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks.reassembly_generate import Impairments, packets, write_pcap
+from capture import RawPacket
+from oob_analyzer.pipeline import RunSummary, iter_packets
+from oob_analyzer.workers import QUEUE_FULL_DROP, WorkerError, WorkerPool, analyze_packets_in_workers, segment_to_tuple
+from tests.builders import ethernet_frame, ipv4_packet, raw_packet, segment, tcp_header
+from tests.workers.runs import (
+    SMALL_ENGINE,
+    ListSink,
+    SlowEngine,
+    failing_engine,
+    run_packets_in_workers,
+    small_engine,
+)
+
+ATTACK = b"GET /item?id=1%27%20OR%20%271%27%3D%271 HTTP/1.1\r\nHost: shop.example.com\r\n\r\n"
+
+
+def attack_packets(count: int) -> list[RawPacket]:
+    """`count` one-segment requests, each on a connection of its own (picked up mid-stream)."""
+    return [
+        raw_packet(ethernet_frame(ipv4_packet(tcp_header(sport=1024 + n) + ATTACK)), ts=1.0 + n / 1000)
+        for n in range(count)
+    ]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("generated") / "generated.pcap"
+    write_pcap(path, packets(600, 4, Impairments(0.0, 0.0, 0.0), 9, path.with_suffix(".truth.jsonl")))
+    return path
+
+
+def test_a_worker_killed_mid_run_is_an_error_that_names_it(generated: Path) -> None:
+    pools: list[WorkerPool] = []
+    summary = RunSummary()
+
+    def killing_one_worker() -> Iterator[RawPacket]:
+        for n, packet in enumerate(iter_packets([generated], summary)):
+            if n == 2000:
+                pid = pools[0].pids[1]
+                assert pid is not None
+                os.kill(pid, signal.SIGKILL)
+            yield packet
+
+    started = time.monotonic()
+    sink = ListSink()
+    with pytest.raises(WorkerError, match=r"worker 1 \(pid \d+\) was killed by SIGKILL: the results are incomplete"):
+        analyze_packets_in_workers(
+            killing_one_worker(),
+            workers=2,
+            engine_factory=SMALL_ENGINE,
+            sink=sink,
+            summary=summary,
+            pool_ready=pools,
+        )
+    assert time.monotonic() - started < 60
+    assert summary.hits == len(sink.hits)
+    assert all(not process_alive(pid) for pid in pools[0].pids)
+
+
+def process_alive(pid: int | None) -> bool:
+    assert pid is not None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().split(") ")[1][0] != "Z"
+
+
+def test_a_worker_that_cannot_start_says_why() -> None:
+    with pytest.raises(WorkerError, match=r"worker \d \(pid \d+\) failed: RuntimeError: the engine cannot be built"):
+        run_packets_in_workers(attack_packets(10), 2, failing_engine)
+
+
+def test_a_live_source_drops_what_a_slow_worker_cannot_take_and_counts_it() -> None:
+    """A live source never waits for a worker: every segment is analyzed or counted dropped."""
+    total = 20_000
+    summary, sink = RunSummary(), ListSink()
+    analyze_packets_in_workers(
+        attack_packets(total),
+        workers=2,
+        engine_factory=functools.partial(SlowEngine, 0.0005),
+        sink=sink,
+        summary=summary,
+        live=True,
+    )
+    dropped = summary.drops[QUEUE_FULL_DROP]
+    assert dropped > 0
+    assert summary.requests + dropped == total
+    assert summary.hits == summary.requests == len(sink.hits)
+
+
+def test_files_wait_for_a_slow_worker_and_lose_nothing() -> None:
+    summary, sink = RunSummary(), ListSink()
+    analyze_packets_in_workers(
+        attack_packets(3000),
+        workers=2,
+        engine_factory=functools.partial(SlowEngine, 0.0005),
+        sink=sink,
+        summary=summary,
+    )
+    assert (summary.requests, summary.hits, QUEUE_FULL_DROP in summary.drops) == (3000, 3000, False)
+
+
+def test_reconfigure_swaps_the_engine_between_segments_and_keeps_connections() -> None:
+    """A request split over a reconfigure is judged whole, by the new engine."""
+    line_end = ATTACK.index(b"\r\n") + 2  # the request line, enough to pick the connection up
+    head, rest = ATTACK[:line_end], ATTACK[line_end:]
+    before = segment_to_tuple(segment(ATTACK, seq=1))
+    first, second = segment(head, seq=1), segment(rest, seq=1 + len(head))
+    first.sport = second.sport = 50000
+    summary, sink = RunSummary(), ListSink()
+    with WorkerPool.started(1, engine_factory=SMALL_ENGINE, sink=sink, summary=summary) as pool:
+        pool.send(0, [before, segment_to_tuple(first)])
+        pool.reconfigure(functools.partial(small_engine, frozenset({"sqli"})))
+        pool.send(0, [segment_to_tuple(second)])
+        counters = pool.counters()
+        pool.finish(close_connections=True)
+    assert (counters["segments"], counters["requests"], counters["hits"]) == (3, 2, 1)
+    assert [hit.src_port for hit in sink.hits] == [40000]  # the split request: sqli is off now
+    assert pool.final_counters()["tracker.connections"] == 2
+
+
+def test_a_bad_new_engine_is_reported_and_the_old_one_kept() -> None:
+    summary, sink = RunSummary(), ListSink()
+    with WorkerPool.started(2, engine_factory=SMALL_ENGINE, sink=sink, summary=summary) as pool:
+        pool.reconfigure(failing_engine)
+        pool.send(1, [segment_to_tuple(segment(ATTACK))])
+        pool.finish(close_connections=True)
+    assert sorted(pool.reconfigure_errors) == [
+        "worker 0: RuntimeError: the engine cannot be built",
+        "worker 1: RuntimeError: the engine cannot be built",
+    ]
+    assert len(sink.hits) == 1
+
+
+def test_counters_add_up_over_the_workers(generated: Path) -> None:
+    summary, sink = RunSummary(), ListSink()
+    pools: list[WorkerPool] = []
+    samples = []
+
+    def sampling() -> Iterator[RawPacket]:
+        for n, packet in enumerate(iter_packets([generated], summary)):
+            if n in (5000, 10000):
+                samples.append(pools[0].counters())
+            yield packet
+
+    analyze_packets_in_workers(
+        sampling(), workers=3, engine_factory=SMALL_ENGINE, sink=sink, summary=summary, pool_ready=pools
+    )
+    final = pools[0].final_counters()
+    assert samples[0]["segments"] < samples[1]["segments"] <= final["segments"]
+    assert samples[0]["requests"] <= samples[1]["requests"] <= final["requests"] == summary.requests == 2400
+    assert final["cpu_milliseconds"] > 0
+    assert final["tracker.connections"] == summary.drops["connections"] == 600
+
+
+def test_a_worker_idle_longer_than_its_parent_check_keeps_serving() -> None:
+    """A quiet live source leaves the workers idle: they must not take it for their parent's death."""
+    summary, sink = RunSummary(), ListSink()
+    with WorkerPool.started(1, engine_factory=SMALL_ENGINE, sink=sink, summary=summary) as pool:
+        pool.send(0, [segment_to_tuple(segment(ATTACK, seq=1))])
+        time.sleep(2.5)  # more than two of the worker's parent checks
+        pool.check()
+        pool.send(0, [segment_to_tuple(segment(ATTACK, seq=1 + len(ATTACK)))])
+        pool.finish(close_connections=True)
+    assert summary.requests == 2
+    assert len(sink.hits) == 2
