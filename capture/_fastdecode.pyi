@@ -31,3 +31,14 @@ class PcapRecordReader:
         max_record: int,
     ) -> None: ...
     def parse(self, buffer: bytes, start: int, /) -> tuple[list[RawPacket], int, int]: ...
+
+def parse_enhanced_packets(
+    buffer: bytes,
+    start: int,
+    big_endian: bool,
+    interfaces: list[tuple[int, int, int]],
+    raw_packet_type: type[RawPacket],
+    origin: str,
+    max_block: int,
+    /,
+) -> tuple[list[RawPacket], int, int]: ...

@@ -4,7 +4,7 @@ The compiled path must never disagree: on every frame it either builds exactly t
 Python builds or hands the frame back, so the segments and every counter come out the same.
 Fed: every shared and sample capture, the benchmark's generated captures, frames of every
 shape it handles, and hypothesis-mutated frames (cut short, bytes overwritten, lengths
-bent, random bytes). The record reader is held to the Python one the same way, including
+bent, random bytes). The pcap and pcapng readers are held to the Python one the same way, including
 on damaged files and streams that hand out a few bytes at a time.
 """
 
@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from benchmarks.capture_decode import write_capture
 from capture import CaptureError, PacketDecoder, RawPacket, TcpSegment, read_capture
 from capture import files as capture_files
+from capture import pcapng as capture_pcapng
 from capture.packets import LinkType
 from tests.builders import (
     ethernet_frame,
@@ -33,6 +34,10 @@ from tests.builders import (
     ipv6_packet,
     outer_ipv4_udp,
     pcap_file,
+    pcapng_block,
+    pcapng_interface,
+    pcapng_packet,
+    pcapng_section,
     raw_packet,
     tcp_header,
     udp_datagram,
@@ -362,3 +367,98 @@ def test_random_records_read_the_same(tail: bytes, cut: int, order: str, step: i
     good = b"".join(struct.pack(order + "IIII", i, i, 40, 1500) + bytes([i]) * 40 for i in range(5))
     data = (header + good + tail)[: 24 + cut]
     assert_same_records(data, step=step)
+
+
+# ---- pcapng enhanced packet blocks ----------------------------------------------------
+
+
+def read_pcapng_bytes(data: bytes, *, compiled: bool, step: int | None = None) -> tuple[list[RawPacket], str | None]:
+    stream: io.RawIOBase | io.BytesIO = io.BytesIO(data) if step is None else Trickle(data, step)
+    first = stream.read(4)
+    packets: list[RawPacket] = []
+    try:
+        packets.extend(capture_pcapng.read_pcapng(stream, "test.pcapng", first, compiled=compiled))
+    except CaptureError as exc:
+        return packets, f"{type(exc).__name__}: {exc}"
+    return packets, None
+
+
+def assert_same_blocks(data: bytes, *, step: int | None = None) -> list[RawPacket]:
+    ours = read_pcapng_bytes(data, compiled=True, step=step)
+    theirs = read_pcapng_bytes(data, compiled=False)
+    assert ours == theirs
+    return ours[0]
+
+
+def mixed_pcapng(order: str = "<") -> bytes:
+    """Two interfaces of different resolutions, every kind of packet block, a second section."""
+    blocks = [
+        pcapng_section(order=order),
+        pcapng_interface(1, order=order),
+        pcapng_interface(101, tsresol=9, order=order),
+        *(pcapng_packet(i % 2, 1_700_000_000_123_456_789 + i, bytes([i]) * (40 + i), order=order) for i in range(20)),
+        pcapng_packet(0, 1_700_000_000_000_001, b"cut" * 30, wire_length=1500, order=order),
+        pcapng_block(3, struct.pack(order + "I", 60) + b"s" * 60, order=order),  # simple packet block
+        pcapng_block(5, b"\x00" * 12, order=order),  # interface statistics: skipped
+        *(pcapng_packet(1, 2**53 + 2 * i + 1, b"x" * 64, order=order) for i in range(5)),
+        pcapng_section(order=order),
+        pcapng_interface(1, tsresol=0x80 | 20, order=order),  # 2^-20 seconds
+        *(pcapng_packet(0, (1 << 40) + i, b"y" * 50, order=order) for i in range(5)),
+    ]
+    return b"".join(blocks)
+
+
+PCAPNGS = [p for p in CAPTURES if p.read_bytes()[:4] == capture_pcapng.PCAPNG_MAGIC]
+
+
+@pytest.mark.skipif(not PCAPNGS, reason="no captures next to the project")
+def test_every_pcapng_reads_the_same_through_both_readers() -> None:
+    assert sum(len(assert_same_blocks(path.read_bytes())) for path in PCAPNGS) > 50
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("step", [None, 1, 13, 4096])
+def test_mixed_blocks_and_sections_read_the_same(order: str, step: int | None) -> None:
+    packets = assert_same_blocks(mixed_pcapng(order), step=step)
+    assert len(packets) == 32
+    assert {p.linktype for p in packets} == {1, 101}
+    assert packets[20].wire_length == 1500
+
+
+def test_a_pcapng_cut_anywhere_reads_the_same() -> None:
+    data = mixed_pcapng()
+    for end in range(4, len(data) + 1, 3):
+        assert_same_blocks(data[:end])
+
+
+def test_unsound_packet_blocks_are_left_to_the_python_reader() -> None:
+    head = pcapng_section() + pcapng_interface(1) + pcapng_packet(0, 5, b"a" * 40)
+    bad = [
+        pcapng_packet(3, 5, b"b" * 40),  # an interface never described
+        pcapng_block(6, b"\x00" * 8),  # too short for its fields
+        struct.pack("<II", 6, 30) + b"\x00" * 22,  # a length that is not a multiple of 4
+        struct.pack("<II", 6, 1 << 29) + b"\x00" * 40,  # a length beyond any block
+        pcapng_packet(0, 5, b"c" * 40)[:-4] + b"",  # a block cut short, at the end of the file
+        struct.pack("<IIIIIII", 6, 40, 0, 0, 5, 500, 500) + b"d" * 12 + struct.pack("<I", 40),  # claims 500 bytes
+    ]
+    for block in bad:
+        packets = assert_same_blocks(head + block + pcapng_packet(0, 6, b"e" * 40))
+        assert packets[0].data == b"a" * 40
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    tail=st.binary(max_size=300),
+    cut=st.integers(0, 4000),
+    order=st.sampled_from(["<", ">"]),
+    step=st.sampled_from([None, 1, 5, 64]),
+    flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=4),
+)
+def test_random_blocks_read_the_same(
+    tail: bytes, cut: int, order: str, step: int | None, flips: list[tuple[int, int]]
+) -> None:
+    data = bytearray(mixed_pcapng(order) + tail)
+    for position, value in flips:
+        if 4 <= position < len(data):
+            data[position] = value
+    assert_same_blocks(bytes(data[:cut]), step=step)
