@@ -313,7 +313,8 @@ static int FrameDecoder_init(FrameDecoder *self, PyObject *args, PyObject *kwarg
     return 0;
 }
 
-/* The text of a source and destination address (4 or 16 bytes each), cached by their bytes. */
+/* The text of a source and destination address (4 or 16 bytes each), cached by their bytes:
+ * new references. */
 static int lookup_addresses(FrameDecoder *self, const unsigned char *src, const unsigned char *dst,
                             Py_ssize_t length, PyObject **src_text, PyObject **dst_text) {
     unsigned char key[32];
@@ -335,12 +336,15 @@ static int lookup_addresses(FrameDecoder *self, const unsigned char *src, const 
         entry->length = (unsigned char)(2 * length);
         memcpy(entry->key, key, (size_t)(2 * length));
     }
+    /* New references: a callback or a finalizer may evict the entry before they are used. */
+    Py_INCREF(entry->src);
     *src_text = entry->src;
+    Py_INCREF(entry->dst);
     *dst_text = entry->dst;
     return 0;
 }
 
-/* The context inside a tunnel (borrowed), as the Python decoder's `_enter` makes it;
+/* The context inside a tunnel (a new reference), as the Python decoder's `_enter` makes it;
  * NULL with no exception when `_enter` refuses (too deep): the frame goes to Python. */
 static PyObject *enter_tunnel(FrameDecoder *self, PyObject *parent, unsigned char kind, const unsigned char *src,
                               const unsigned char *dst, Py_ssize_t length, uint32_t ident) {
@@ -353,6 +357,7 @@ static PyObject *enter_tunnel(FrameDecoder *self, PyObject *parent, unsigned cha
     TunnelEntry *entry = &self->tunnels[h % TUNNEL_CACHE_SIZE];
     if (entry->kind == kind && entry->parent == parent && entry->ident == ident &&
         entry->address_length == 2 * length && memcmp(entry->addresses, addresses, (size_t)(2 * length)) == 0) {
+        Py_INCREF(entry->context);
         return entry->context;
     }
     PyObject *context = PyObject_CallFunction(self->enter, "OOy#y#k", parent, self->kind_names[kind], src, length,
@@ -366,6 +371,7 @@ static PyObject *enter_tunnel(FrameDecoder *self, PyObject *parent, unsigned cha
     }
     Py_INCREF(parent);
     Py_XSETREF(entry->parent, parent);
+    Py_INCREF(context);
     Py_XSETREF(entry->context, context);
     entry->kind = kind;
     entry->ident = ident;
@@ -404,13 +410,13 @@ static int decode_tcp(FrameDecoder *self, Frame *frame, Py_ssize_t offset, Py_ss
             Py_XDECREF(values[i]);
         }
         Py_XDECREF(made);
+        Py_DECREF(src_text);
+        Py_DECREF(dst_text);
         return FAILED;
     }
     Py_INCREF(frame->ts);
     values[SEG_TS] = frame->ts;
-    Py_INCREF(src_text);
     values[SEG_SRC] = src_text;
-    Py_INCREF(dst_text);
     values[SEG_DST] = dst_text;
     values[SEG_TRUNCATED] = PyBool_FromLong(frame->truncated);
     Py_INCREF(tunnel);
@@ -456,7 +462,9 @@ static int decode_udp(FrameDecoder *self, Frame *frame, Py_ssize_t offset, Py_ss
         if (inner == NULL) {
             return PyErr_Occurred() ? FAILED : FALLBACK;
         }
-        return decode_ethernet(self, frame, payload + VXLAN_HEADER, end, inner, depth + 1, segment);
+        int status = decode_ethernet(self, frame, payload + VXLAN_HEADER, end, inner, depth + 1, segment);
+        Py_DECREF(inner);
+        return status;
     }
     if (port_set(self->geneve_ports, port)) {
         if (payload + GENEVE_HEADER > end) {
@@ -476,13 +484,11 @@ static int decode_udp(FrameDecoder *self, Frame *frame, Py_ssize_t offset, Py_ss
         if (inner == NULL) {
             return PyErr_Occurred() ? FAILED : FALLBACK;
         }
-        if (protocol == ETHERTYPE_IPV4) {
-            return decode_ipv4(self, frame, inner_offset, end, inner, depth + 1, segment);
-        }
-        if (protocol == ETHERTYPE_IPV6) {
-            return decode_ipv6(self, frame, inner_offset, end, inner, depth + 1, segment);
-        }
-        return decode_ethernet(self, frame, inner_offset, end, inner, depth + 1, segment);
+        int status = protocol == ETHERTYPE_IPV4   ? decode_ipv4(self, frame, inner_offset, end, inner, depth + 1, segment)
+                     : protocol == ETHERTYPE_IPV6 ? decode_ipv6(self, frame, inner_offset, end, inner, depth + 1, segment)
+                                                  : decode_ethernet(self, frame, inner_offset, end, inner, depth + 1, segment);
+        Py_DECREF(inner);
+        return status;
     }
     return FALLBACK;
 }
@@ -781,6 +787,10 @@ PyDoc_STRVAR(PcapRecordReader_parse_doc,
 static PyObject *PcapRecordReader_parse(PcapRecordReader *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyBytes_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "parse takes a bytes buffer and a start offset");
+        return NULL;
+    }
+    if (self->raw_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "PcapRecordReader was not initialised");
         return NULL;
     }
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
