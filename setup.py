@@ -6,7 +6,8 @@ setup(
     ext_modules=[
         Extension(
             "capture._fastdecode",
-            sources=["capture/_fastdecode.c"],
+            sources=["capture/_fastdecode.c", "capture/_fastdecode_frames.c", "capture/_fastdecode_records.c"],
+            depends=["capture/_fastdecode.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         )
     ]
