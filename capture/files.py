@@ -4,8 +4,10 @@ Sources: a pcap (micro- or nanosecond, either byte order) or pcapng file, gzip-c
 or not, `-` for standard input, a directory (every capture in it, recursively), and several
 of these merged in timestamp order. Classic pcap is read here (its record header carries
 the wire length, which tells a snaplen-cut frame, and a cut record must be reported, not
-silently shortened); pcapng in `capture.pcapng`. A damaged file raises a `CaptureError`
-that names the file and the place, after every packet before the damage has been yielded.
+silently shortened); pcapng in `capture.pcapng`. Whole records are parsed a chunk at a
+time by the compiled `capture._fastdecode` when it is built; the record that ends the
+stream or is damaged is read here. A damaged file raises a `CaptureError` that names the
+file and the place, after every packet before the damage has been yielded.
 """
 
 from __future__ import annotations
