@@ -7,9 +7,12 @@ Mirroring sends them. For each it times:
 - read: `read_capture` alone (the file edge),
 - read+decode: `read_capture` then `PacketDecoder.decode` on every packet,
 - decode alone: the difference,
+- decode alone, pure Python: the same with `PacketDecoder(compiled=False)`, the decoder the
+  compiled path (capture/_fastdecode.c) hands odd frames back to,
 - tshark: `tshark -r FILE` (its default one-line summary per packet, to /dev/null),
 
-and prints packets/s with the ratio decode/tshark (target: at least 15x). Rates are per
+and prints packets/s with the ratio decode/tshark (target: at least 15x) and the ratio of
+the compiled path to the pure-Python one. Rates are per
 second of CPU time (ours: this process; tshark: its child's user+system time), so that a
 machine shared with other work does not skew one side of the ratio; wall-clock seconds
 are printed beside them.
@@ -106,8 +109,8 @@ def read_only(path: Path) -> None:
         pass
 
 
-def read_and_decode(path: Path) -> None:
-    decode = PacketDecoder().decode
+def read_and_decode(path: Path, *, compiled: bool = True) -> None:
+    decode = PacketDecoder(compiled=compiled).decode
     for packet in read_capture(path):
         decode(packet)
 
@@ -123,6 +126,8 @@ def report(name: str, path: Path, packets: int) -> None:
     read_cpu, read_wall = min(timed(lambda: read_only(path)) for _ in range(2))
     both_cpu, both_wall = min(timed(lambda: read_and_decode(path)) for _ in range(2))
     decode_cpu, decode_wall = max(both_cpu - read_cpu, 1e-9), max(both_wall - read_wall, 1e-9)
+    python_cpu, python_wall = min(timed(lambda: read_and_decode(path, compiled=False)) for _ in range(2))
+    python_cpu, python_wall = max(python_cpu - read_cpu, 1e-9), max(python_wall - read_wall, 1e-9)
     tshark_cpu, tshark_wall = timed(lambda: tshark(path))
     print(f"{name}: {packets} packets, {path.stat().st_size / 1e6:.0f} MB")
     print(f"  {'':<14} {'CPU s':>8} {'packets/CPU s':>14} {'wall s':>8}")
@@ -130,11 +135,13 @@ def report(name: str, path: Path, packets: int) -> None:
         ("read", read_cpu, read_wall),
         ("read+decode", both_cpu, both_wall),
         ("decode alone", decode_cpu, decode_wall),
+        ("  pure Python", python_cpu, python_wall),
         ("tshark -r", tshark_cpu, tshark_wall),
     ]:
         print(f"  {label:<14} {cpu:8.2f} {packets / cpu:14,.0f} {wall:8.2f}", flush=True)
     print(f"  decode alone / tshark: {tshark_cpu / decode_cpu:.1f}x   (target 15x)")
     print(f"  read+decode  / tshark: {tshark_cpu / both_cpu:.1f}x")
+    print(f"  decode alone / pure Python: {python_cpu / decode_cpu:.1f}x")
 
 
 def main() -> None:

@@ -11,7 +11,11 @@ GENEVE, GRE (also over UDP, RFC 8086), ERSPAN I/II/III, GTP-U, IP in IP. Each tu
 part of every flow key. IPv4 and IPv6 fragments are reassembled (`capture.fragments`).
 
 The per-frame path is plain code over `struct.unpack_from` (header tables in
-`capture.layers`) and builds no object until the segment itself.
+`capture.layers`) and builds no object until the segment itself. The common shapes
+(Ethernet, VLAN tags, IPv4/IPv6, TCP, in VXLAN or GENEVE) go first through the compiled
+`capture._fastdecode` when it is built (`pip install` builds it): it hands every frame it
+does not decode whole back to this module, which alone names reasons and anomalies, and
+tests/capture/test_fastdecode.py holds the two to the same segments and counters.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from capture import layers
 from capture.fragments import FragmentReassembler
 from capture.layers import Layer
 from capture.packets import LinkType, RawPacket, TcpSegment, TunnelContext
+
+try:
+    from capture import _fastdecode
+except ImportError:  # a checkout run without `pip install`: the pure-Python decoder alone
+    _fastdecode = None  # type: ignore[assignment]
 
 __all__ = ["DEFAULT_GENEVE_PORT", "DEFAULT_VXLAN_PORT", "PacketDecoder"]
 
@@ -52,6 +61,8 @@ class PacketDecoder:
 
     `stats` counts every frame that yields no segment, by reason; `anomalies` counts what
     was odd but decoded (a VXLAN header without its I flag, overlapping fragments).
+    `compiled=False` keeps to the pure-Python decoder, the reference the compiled path is
+    tested against; `compiled` tells afterwards whether the compiled path is in use.
     """
 
     def __init__(
@@ -61,10 +72,11 @@ class PacketDecoder:
         geneve_ports: Iterable[int] = (DEFAULT_GENEVE_PORT,),
         fragments: FragmentReassembler | None = None,
         max_tunnel_depth: int = 8,
+        compiled: bool = True,
     ) -> None:
         self.stats: Counter[str] = Counter()
-        self.vxlan_ports = frozenset(vxlan_ports)
-        self.geneve_ports = frozenset(geneve_ports)
+        self._vxlan_ports = frozenset(vxlan_ports)
+        self._geneve_ports = frozenset(geneve_ports)
         self.fragments = fragments or FragmentReassembler()
         self.max_tunnel_depth = max_tunnel_depth
         self._anomalies: Counter[str] = Counter()
@@ -74,13 +86,53 @@ class PacketDecoder:
         self._vxlan_tunnels: dict[tuple[TunnelContext, bytes, int], TunnelContext] = {}  # the fast path's
         self._ts = 0.0
         self._truncated = False
+        self._compiled = (
+            _fastdecode.FrameDecoder(
+                raw_packet_type=RawPacket,
+                segment_type=TcpSegment,
+                vxlan_ports=self._vxlan_ports,
+                geneve_ports=self._geneve_ports,
+                address=self._address,
+                enter=self._enter,
+            )
+            if compiled and _fastdecode is not None
+            else None
+        )
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    @property
+    def vxlan_ports(self) -> frozenset[int]:
+        return self._vxlan_ports
+
+    @vxlan_ports.setter
+    def vxlan_ports(self, ports: frozenset[int]) -> None:
+        self._vxlan_ports = frozenset(ports)
+        if self._compiled is not None:
+            self._compiled.set_ports(self._vxlan_ports, self._geneve_ports)
+
+    @property
+    def geneve_ports(self) -> frozenset[int]:
+        return self._geneve_ports
+
+    @geneve_ports.setter
+    def geneve_ports(self, ports: frozenset[int]) -> None:
+        self._geneve_ports = frozenset(ports)
+        if self._compiled is not None:
+            self._compiled.set_ports(self._vxlan_ports, self._geneve_ports)
 
     @property
     def anomalies(self) -> Counter[str]:
         return self._anomalies + self.fragments.anomalies
 
     def decode(self, packet: RawPacket) -> TcpSegment | None:
-        if packet.linktype == _LINKTYPE_ETHERNET:  # the common case first, without the dispatch
+        if self._compiled is not None:  # the common shapes, compiled; None hands the frame on
+            segment = self._compiled.decode(packet)
+            if segment is not None:
+                return segment
+        elif packet.linktype == _LINKTYPE_ETHERNET:  # the common case first, without the dispatch
             buf = packet.data
             end = len(buf)
             self._ts, self._truncated = packet.ts, packet.wire_length > end
@@ -209,7 +261,7 @@ class PacketDecoder:
         dport, udp_length = _UDP_PORT_LENGTH.unpack_from(buf, ip + 22)
         flags, vni_word = layers.VXLAN.unpack_from(buf, vxlan)
         # UDP length equal to the IP payload's: no trailer to leave out
-        if dport not in self.vxlan_ports or udp_length != ip_end - ip - 20 or not flags & layers.VXLAN_FLAG_I:
+        if dport not in self._vxlan_ports or udp_length != ip_end - ip - 20 or not flags & layers.VXLAN_FLAG_I:
             return None
         key = (tunnel, buf[ip + 12 : ip + 20], vni_word)  # outer addresses and VNI
         inner = self._vxlan_tunnels.get(key)
@@ -362,7 +414,7 @@ class PacketDecoder:
         if length >= layers.UDP.size and offset + length < end:
             end = offset + length  # what follows is Ethernet padding
         payload = offset + layers.UDP.size
-        if dport in self.vxlan_ports:
+        if dport in self._vxlan_ports:
             vxlan = layers.decode_vxlan(buf, payload, end)
             if isinstance(vxlan, str):
                 return vxlan
@@ -373,7 +425,7 @@ class PacketDecoder:
             if isinstance(inner, str):
                 return inner
             return self._decode_from(buf, Layer.ETHERNET, inner_offset, end, inner)
-        if dport in self.geneve_ports:
+        if dport in self._geneve_ports:
             geneve = layers.decode_geneve(buf, payload, end)
             if isinstance(geneve, str):
                 return geneve

@@ -4,8 +4,10 @@ Sources: a pcap (micro- or nanosecond, either byte order) or pcapng file, gzip-c
 or not, `-` for standard input, a directory (every capture in it, recursively), and several
 of these merged in timestamp order. Classic pcap is read here (its record header carries
 the wire length, which tells a snaplen-cut frame, and a cut record must be reported, not
-silently shortened); pcapng in `capture.pcapng`. A damaged file raises a `CaptureError`
-that names the file and the place, after every packet before the damage has been yielded.
+silently shortened); pcapng in `capture.pcapng`. Whole records are parsed a chunk at a
+time by the compiled `capture._fastdecode` when it is built; the record that ends the
+stream or is damaged is read here. A damaged file raises a `CaptureError` that names the
+file and the place, after every packet before the damage has been yielded.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from pathlib import Path
 from capture.errors import CaptureError, CaptureFormatError, CaptureTruncatedError
 from capture.packets import RawPacket
 from capture.pcapng import PCAPNG_MAGIC, ByteStream, read_pcapng
+
+try:
+    from capture import _fastdecode
+except ImportError:  # a checkout run without `pip install`: records are read in Python
+    _fastdecode = None  # type: ignore[assignment]
 
 __all__ = ["STDIN", "capture_size", "expand_capture_paths", "read_capture", "read_captures", "read_stream"]
 
@@ -39,6 +46,7 @@ _PCAP_FILE_HEADER = "IHHIIII"
 # section 5: seconds, fraction, captured length, original (wire) length
 _PCAP_RECORD_HEADER = "IIII"
 _MAX_RECORD_BYTES = 1 << 28  # larger than any link's frame: a record claiming more is corrupt
+_CHUNK_BYTES = 1 << 20  # what the compiled record reader asks the stream for at a time
 
 ErrorHandler = Callable[[CaptureError], None]
 
@@ -212,15 +220,64 @@ class _Prefixed:
         raise OSError("a capture stream is read once, front to back")
 
 
-def _read_pcap(stream: ByteStream, name: str, magic: bytes) -> Iterator[RawPacket]:
+def _read_pcap(stream: ByteStream, name: str, magic: bytes, *, compiled: bool = True) -> Iterator[RawPacket]:
     byte_order, divisor = _PCAP_MAGICS[magic]
     file_header = struct.Struct(byte_order + _PCAP_FILE_HEADER)
-    record_header = struct.Struct(byte_order + _PCAP_RECORD_HEADER)
     rest = stream.read(file_header.size - 4)
     if len(rest) < file_header.size - 4:
         raise CaptureTruncatedError(f"{name}: capture ends inside its file header")
     linktype = file_header.unpack(magic + rest)[6] & 0x0FFFFFFF
     count = 0
+    if compiled and _fastdecode is not None:
+        records = _fastdecode.PcapRecordReader(
+            raw_packet_type=RawPacket,
+            big_endian=byte_order == ">",
+            divisor=divisor,
+            linktype=linktype,
+            origin=name,
+            max_record=_MAX_RECORD_BYTES,
+        )
+        leftover, count = yield from _read_whole_records(stream, records)
+        # The end of the stream, or a record claiming too many bytes: the record-by-record
+        # reader below says what is wrong, after the packets before it.
+        stream = _Prefixed(leftover, stream)
+    yield from _read_pcap_records(
+        stream,
+        name,
+        record_header=struct.Struct(byte_order + _PCAP_RECORD_HEADER),
+        divisor=divisor,
+        linktype=linktype,
+        count=count,
+    )
+
+
+def _read_whole_records(
+    stream: ByteStream, records: _fastdecode.PcapRecordReader
+) -> Generator[RawPacket, None, tuple[bytes, int]]:
+    """The packets of the whole records, a chunk at a time; returns the bytes after them and their count.
+
+    Reads with `read1` where the stream has it, so a pipe's packets come as they arrive.
+    Stops at the end of the stream or at a record claiming more than `_MAX_RECORD_BYTES`.
+    """
+    read_some: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
+    buffer, start, count = b"", 0, 0
+    while True:
+        packets, start, needed = records.parse(buffer, start)
+        count += len(packets)
+        yield from packets
+        left = len(buffer) - start
+        if needed < 0:
+            return buffer[start:], count
+        # A record longer than a chunk is read whole at once: no copying it chunk by chunk.
+        chunk = read_some(_CHUNK_BYTES) if needed - left <= _CHUNK_BYTES else stream.read(needed - left)
+        if not chunk:
+            return buffer[start:], count
+        buffer, start = (buffer[start:] + chunk if left else chunk), 0
+
+
+def _read_pcap_records(
+    stream: ByteStream, name: str, *, record_header: struct.Struct, divisor: float, linktype: int, count: int
+) -> Iterator[RawPacket]:
     read = stream.read
     unpack = record_header.unpack
     header_size = record_header.size

@@ -3,18 +3,25 @@
 Part of the capture stage's file edge (`capture.files`). dpkt's pcapng reader takes the
 first interface's link type for every packet; a capture taken on `any` interface or
 merged by `mergecap` holds Ethernet, Linux cooked and raw IP packets side by side, so we
-read the blocks ourselves (draft-ietf-opsawg-pcapng, section numbers below).
+read the blocks ourselves (draft-ietf-opsawg-pcapng, section numbers below). Runs of
+enhanced packet blocks are read by the compiled `capture._fastdecode` when it is built;
+every other block, and every block that is not sound, is read here.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from capture.errors import CaptureFormatError, CaptureTruncatedError
 from capture.packets import RawPacket
+
+try:
+    from capture import _fastdecode
+except ImportError:  # a checkout run without `pip install`: blocks are read in Python
+    _fastdecode = None  # type: ignore[assignment]
 
 __all__ = ["PCAPNG_MAGIC", "ByteStream", "read_pcapng"]
 
@@ -24,6 +31,7 @@ _SECTION_HEADER, _INTERFACE_DESCRIPTION = 0x0A0D0D0A, 0x00000001
 _OBSOLETE_PACKET, _SIMPLE_PACKET, _ENHANCED_PACKET = 0x00000002, 0x00000003, 0x00000006
 _OPTION_END, _IF_TSRESOL, _IF_TSOFFSET = 0, 9, 14  # section 4.2 options
 _MAX_BLOCK_BYTES = 1 << 28  # a block claiming more is corrupt
+_CHUNK_BYTES = 1 << 20  # what the read-ahead asks the stream for at a time
 
 
 class ByteStream(Protocol):
@@ -40,22 +48,24 @@ class _Interface:
     offset_seconds: int
 
 
-def read_pcapng(stream: ByteStream, name: str, first: bytes) -> Iterator[RawPacket]:
+def read_pcapng(stream: ByteStream, name: str, first: bytes, *, compiled: bool = True) -> Iterator[RawPacket]:
     """Yield the packets of a pcapng stream whose first 4 bytes, `first`, were already read."""
     order = "<"
     interfaces: list[_Interface] = []
     count = 0
+    ahead = _ReadAhead(stream) if compiled and _fastdecode is not None else None
+    source: ByteStream = stream if ahead is None else ahead
     block_type_bytes = first
     while block_type_bytes:
         if len(block_type_bytes) < 4:
             raise CaptureTruncatedError(f"{name}: capture ends inside a block header after packet {count}")
-        length_bytes = stream.read(4)
+        length_bytes = source.read(4)
         if block_type_bytes == PCAPNG_MAGIC:
             # The section's byte order comes after its length: read it first.
-            magic = stream.read(4)
+            magic = source.read(4)
             order = _byte_order(magic, name)
             length_bytes += magic
-        block_type, body = _read_block(stream, name, order, block_type_bytes + length_bytes, count)
+        block_type, body = _read_block(source, name, order, block_type_bytes + length_bytes, count)
         if block_type == _SECTION_HEADER:
             interfaces = []  # section 4.1: interface ids are per section
         elif block_type == _INTERFACE_DESCRIPTION:
@@ -63,7 +73,56 @@ def read_pcapng(stream: ByteStream, name: str, first: bytes) -> Iterator[RawPack
         elif block_type in (_ENHANCED_PACKET, _OBSOLETE_PACKET, _SIMPLE_PACKET):
             count += 1
             yield _parse_packet(block_type, body, order, interfaces, name=name, count=count)
-        block_type_bytes = stream.read(4)
+        if ahead is not None and interfaces:
+            count = yield from _read_enhanced_packets(ahead, order, interfaces, name, count)
+        block_type_bytes = source.read(4)
+
+
+class _ReadAhead:
+    """A stream read a chunk ahead, so that runs of packet blocks are parsed in C, in place.
+
+    Reads with `read1` where the stream has it, so a pipe's packets come as they arrive.
+    """
+
+    def __init__(self, stream: ByteStream) -> None:
+        self._stream = stream
+        self._read_some: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
+        self.buffer = b""
+        self.start = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        have = len(self.buffer) - self.start
+        if 0 <= size <= have:
+            self.start += size
+            return self.buffer[self.start - size : self.start]
+        rest = self._stream.read() if size < 0 else self._stream.read(size - have)
+        data, self.buffer, self.start = self.buffer[self.start :] + rest, b"", 0
+        return data
+
+    def fill(self, size: int) -> bool:
+        """Read until `size` bytes are buffered, or at least some more; False at the end of the stream."""
+        have = len(self.buffer) - self.start
+        # A block longer than a chunk is read whole at once: no copying it chunk by chunk.
+        chunk = self._read_some(_CHUNK_BYTES) if size - have <= _CHUNK_BYTES else self._stream.read(size - have)
+        if not chunk:
+            return False
+        self.buffer, self.start = (self.buffer[self.start :] + chunk if have else chunk), 0
+        return True
+
+
+def _read_enhanced_packets(
+    ahead: _ReadAhead, order: str, interfaces: list[_Interface], name: str, count: int
+) -> Generator[RawPacket, None, int]:
+    """The packets of the enhanced packet blocks next in the stream; returns the count so far."""
+    described = [(i.linktype, i.ticks_per_second, i.offset_seconds) for i in interfaces]
+    while True:
+        packets, ahead.start, needed = _fastdecode.parse_enhanced_packets(
+            ahead.buffer, ahead.start, order == ">", described, RawPacket, name, _MAX_BLOCK_BYTES
+        )
+        count += len(packets)
+        yield from packets
+        if not needed or not ahead.fill(needed):
+            return count
 
 
 def _byte_order(magic: bytes, name: str) -> str:

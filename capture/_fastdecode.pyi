@@ -1,0 +1,44 @@
+"""Types of the compiled hot path (capture/_fastdecode.c)."""
+
+from collections.abc import Callable, Iterable
+
+from capture.packets import RawPacket, TcpSegment, TunnelContext
+
+class FrameDecoder:
+    def __init__(
+        self,
+        *,
+        raw_packet_type: type[RawPacket],
+        segment_type: type[TcpSegment],
+        vxlan_ports: Iterable[int],
+        geneve_ports: Iterable[int],
+        address: Callable[[bytes], str],
+        enter: Callable[[TunnelContext, str, bytes, bytes, int], TunnelContext | str],
+    ) -> None: ...
+    def decode(self, packet: RawPacket, /) -> TcpSegment | None: ...
+    def set_ports(self, vxlan_ports: Iterable[int], geneve_ports: Iterable[int], /) -> None: ...
+    def clear_caches(self) -> None: ...
+
+class PcapRecordReader:
+    def __init__(
+        self,
+        *,
+        raw_packet_type: type[RawPacket],
+        big_endian: bool,
+        divisor: float,
+        linktype: int,
+        origin: str,
+        max_record: int,
+    ) -> None: ...
+    def parse(self, buffer: bytes, start: int, /) -> tuple[list[RawPacket], int, int]: ...
+
+def parse_enhanced_packets(
+    buffer: bytes,
+    start: int,
+    big_endian: bool,
+    interfaces: list[tuple[int, int, int]],
+    raw_packet_type: type[RawPacket],
+    origin: str,
+    max_block: int,
+    /,
+) -> tuple[list[RawPacket], int, int]: ...
