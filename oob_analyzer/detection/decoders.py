@@ -120,9 +120,12 @@ def decode_base64(text: str) -> str:
     """Base64 or base64url tokens that decode to readable text, replaced by that text.
 
     Plausibility guards against decoding every identifier: a token of 8+ characters from
-    the alphabet whose decoding is valid UTF-8 made mostly of printable characters.
+    the alphabet, with both upper- and lower-case letters, whose decoding is valid UTF-8
+    made mostly of printable characters. (Base64 of ASCII text always mixes cases: each
+    character's top bits select A-Z or a-f.) So a text without both cases is passed over
+    whole, without scanning it for tokens.
     """
-    if len(text) < 8:
+    if len(text) < 8 or text.islower() or text.isupper():
         return text
     return _BASE64_TOKEN.sub(_base64_token_text, text)
 
@@ -204,8 +207,8 @@ def _js_escape_char(match: re.Match[str]) -> str:
 
 def _base64_token_text(match: re.Match[str]) -> str:
     token = match.group(0)
-    # Base64 of text mixes cases; words, paths and MIME types ("application/xml") do not.
-    if token.islower() or token.isupper() or len(token.rstrip("=")) % 4 == 1:
+    # Base64 of text mixes cases; words, numbers, paths and MIME types ("application/xml") do not.
+    if token.islower() or token.isupper() or len(token.rstrip("=")) % 4 == 1 or token.lower() == token:
         return token
     padded = token + "=" * (-len(token.rstrip("=")) % 4)
     try:
