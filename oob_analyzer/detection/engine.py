@@ -102,10 +102,11 @@ class DetectionEngine:
         if len(variants) == 1 and kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(point.value):
             return []  # a bare word or number: no detector can match it
         detectors = self._detectors_for(kind)
+        name = point.name
         findings: list[Finding] = []
         for variant in variants:
             normalized = normalize_for_matching(variant)
-            shown = RequestPoint(name=point.name, value=normalized, kind=kind)
+            shown = RequestPoint(name, normalized, kind)  # positional: cheaper than keywords
             recase: bool | None = None
             for detector in detectors:
                 # Every finding, not the first per type: a policy that allows one rule
@@ -137,13 +138,7 @@ def _in_original_case(finding: Finding, normalized: str, original: str) -> Findi
     start = normalized.find(finding.payload)
     if start < 0:
         return finding
-    return Finding(
-        attack_type=finding.attack_type,
-        point=finding.point,
-        payload=original[start : start + len(finding.payload)],
-        rule=finding.rule,
-        reason=finding.reason,
-    )
+    return finding._replace(payload=original[start : start + len(finding.payload)])
 
 
 def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str, host: str) -> AttackHit:
