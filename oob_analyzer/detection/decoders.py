@@ -208,9 +208,11 @@ def _js_escape_char(match: re.Match[str]) -> str:
 def _base64_token_text(match: re.Match[str]) -> str:
     token = match.group(0)
     # Base64 of text mixes cases; words, numbers, paths and MIME types ("application/xml") do not.
-    if token.islower() or token.isupper() or len(token.rstrip("=")) % 4 == 1 or token.lower() == token:
+    bare = token.rstrip("=")
+    if token.islower() or token.isupper() or len(bare) % 4 == 1 or token.lower() == token:
         return token
-    padded = token + "=" * (-len(token.rstrip("=")) % 4)
+    # The padding the token needs, whatever it came with (strict decoding refuses extra '=').
+    padded = bare + "=" * (-len(bare) % 4)
     try:
         # What base64.b64decode(..., validate=True) does, without its argument checks: the
         # token is ASCII from the base64 alphabet by construction.

@@ -33,6 +33,8 @@ from oob_analyzer.detection.decoders import (
         (decode_overlong_utf8, "\xc0\xae\xc0\xae\xc0\xafetc", "../etc"),
         (decode_base64, "id=PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg", "id=<script>alert(1)</script>"),
         (decode_base64, "L2V0Yy9wYXNzd2Q_", "/etc/passwd?"),  # base64url, no padding
+        (decode_base64, "q=PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", "q=<script>alert(1)</script>"),  # padded
+        (decode_base64, "JyBPUiAxPTEgLS0=", "' OR 1=1 --"),  # one '=' of padding
         (strip_comments, "UNION/**/SELECT/*!50000password*/", "UNION SELECT password "),
         (strip_comments, "c'a't /et\\c/pas\"s\"wd", "cat /etc/passwd"),
         (strip_interleaved_tags, "o<x>nfocus=al<b>ert(1)", "onfocus=alert(1)"),
