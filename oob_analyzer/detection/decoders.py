@@ -56,6 +56,8 @@ def percent_decode(text: str, *, plus_is_space: bool = True) -> str:
 
     Bytes that are not UTF-8 decode as Latin-1, so nothing is lost.
     """
+    if "%" not in text and not (plus_is_space and "+" in text):
+        return text  # most values: no loop to set up
     for _ in range(_MAX_PERCENT_ROUNDS):
         if "%" not in text and not (plus_is_space and "+" in text):
             break

@@ -138,7 +138,8 @@ def _in_original_case(finding: Finding, normalized: str, original: str) -> Findi
     start = normalized.find(finding.payload)
     if start < 0:
         return finding
-    return finding._replace(payload=original[start : start + len(finding.payload)])
+    attack_type, point, payload, rule, reason = finding
+    return Finding(attack_type, point, original[start : start + len(payload)], rule, reason)
 
 
 def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str, host: str) -> AttackHit:
