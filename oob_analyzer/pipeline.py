@@ -15,7 +15,8 @@ from typing import Protocol
 
 from capture import CaptureError, PacketDecoder, RawPacket, read_captures
 from oob_analyzer.detection import AttackHit, DetectionEngine
-from reassembly import Anomaly, ConnectionTracker, HttpRequest, ReassemblyEvent, ReassemblyLimits
+from oob_analyzer.response_wait import HitsAwaitingResponse
+from reassembly import Anomaly, ConnectionTracker, HttpRequest, HttpResponse, ReassemblyEvent, ReassemblyLimits
 from storage.batches import AnomalySighting
 
 __all__ = [
@@ -98,41 +99,57 @@ def analyze_packets(
     sink: HitSink,
     summary: RunSummary,
     decoder: PacketDecoder | None = None,
+    awaiting: HitsAwaitingResponse | None = None,
 ) -> None:
     """Analyze a stream of packets, from any source, and hand every hit and anomaly to `sink`.
 
-    Hits go to the sink as soon as they are detected; batching is the sink's business (the
-    storage writer batches, and flushes what has waited too long, so a quiet live capture
-    does not sit on its hits). A live source yields None when it has waited for packets in
-    vain: nothing to feed, but the loop goes round.
+    A request's hits wait in `awaiting` for its response, to carry its status; they go to
+    the sink when it comes, after a few seconds without it, or at the end (see
+    `response_wait`). Batching is the sink's business (the storage writer batches, and
+    flushes what has waited too long, so a quiet live capture does not sit on its hits).
+    A live source yields None when it has waited for packets in vain: nothing to feed, but
+    the loop goes round (and hits that waited too long are released).
     """
     stream = RequestStream(decoder)
+    waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
 
-    def handle(events: list[ReassemblyEvent]) -> None:
-        hits: list[AttackHit] = []
+    def record(hits: list[AttackHit]) -> None:
+        if hits:
+            sink.record(hits)
+            summary.hits += len(hits)
+
+    def handle(events: list[ReassemblyEvent], capture_time: float | None) -> None:
+        ready = waiting.expire(capture_time)
         sightings: list[AnomalySighting] = []
         for event in events:
             if isinstance(event, HttpRequest):
                 summary.requests += 1
-                hits.extend(engine.analyze(event))
+                hits = engine.analyze(event)
+                if hits:
+                    ready += waiting.hold(event, hits)
                 if event.anomalies:
                     sightings.extend(AnomalySighting.from_request(event))
+            elif isinstance(event, HttpResponse):
+                ready += waiting.answer(event)
             elif isinstance(event, Anomaly):
                 sightings.append(AnomalySighting.from_event(event))
-        if hits:
-            sink.record(hits)
-            summary.hits += len(hits)
+        record(ready)
         if sightings:
             sink.record_anomalies(sightings)
             summary.anomalies += len(sightings)
 
     try:
         for packet in packets:
-            handle(stream.feed(packet) if packet is not None else [])
-        handle(stream.finish())
+            if packet is None:
+                handle([], None)
+            else:
+                handle(stream.feed(packet), packet.ts)
+        handle(stream.finish(), None)
     finally:
         summary.drops = stream.drops()
         summary.decode_anomalies = stream.decoder.anomalies
+        # Stopped (end of input, SIGINT, an error): what still waits is recorded, status unknown.
+        record(waiting.release_all())
 
 
 def replay_captures(
