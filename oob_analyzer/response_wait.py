@@ -68,7 +68,13 @@ class HitsAwaitingResponse:
         return self._held
 
     def hold(self, request: HttpRequest, hits: list[AttackHit]) -> list[AttackHit]:
-        """Keep `hits` until `request` is answered; the hits that must go now to stay bounded."""
+        """Keep `hits` until `request` is answered; the hits that must go now to stay bounded.
+
+        With `max_wait` 0 nothing waits: the hits go at once, without a status.
+        """
+        if self.max_wait <= 0:
+            self.unanswered += len(hits)
+            return list(hits)
         key = (request.flow, request.index)
         early = self._early.pop(key, None)
         # The same start time: the same request, not one of an earlier connection on these ports.

@@ -141,3 +141,10 @@ def test_an_early_status_from_an_earlier_connection_on_the_same_ports_is_not_tak
     reused = request(30.0)  # a new connection from the same port, its request 0
     assert waiting.hold(reused, [hit(reused)]) == []
     assert [h.response_status for h in waiting.answer(response(reused, 403, 30.2))] == [403]
+
+
+def test_with_no_wait_hits_go_at_once() -> None:
+    waiting = HitsAwaitingResponse(max_wait=0.0)
+    sent = request(10.0)
+    assert [h.response_status for h in waiting.hold(sent, [hit(sent)])] == [None]
+    assert len(waiting) == 0

@@ -71,7 +71,7 @@ def test_a_database_outage_mid_replay_loses_and_doubles_nothing(postgres: Proxie
     summary = RunSummary()
     engine = DetectionEngine(default_detectors())
     # No response is in this traffic: its hits go to the writer at once instead of waiting
-    # for one (5 s of capture time, which here would outlast the outage).
+    # for one (5 s of capture time, which here would outlast the outage), as before.
     immediately = HitsAwaitingResponse(max_wait=0.0)
     analyze_packets(
         attack_packets(postgres.proxy, writer), engine=engine, sink=writer, summary=summary, awaiting=immediately
