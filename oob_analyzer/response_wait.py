@@ -5,10 +5,10 @@ complete and its `HttpResponse` later (paired: `response.request` is that reques
 head of it). A request's hits wait here until the first final response to it arrives, and
 are then released with `response_status` set; they are released without a status when the
 response does not come within `max_wait` seconds of capture time (a one-sided mirror, a
-lost response, a slow server), when a live source has been quiet for `max_wait` seconds of
-wall time (capture time then stands still), when more than `max_held` hits are waiting
-(the oldest go first), and at the end of the input. So no hit is lost, none waits long,
-and memory stays bounded.
+lost response, a slow server), when a live source is quiet and they have waited `max_wait`
+seconds of wall time (capture time then stands still), when more than `max_held` hits are
+waiting (the oldest go first), and at the end of the input. So no hit is lost, none waits
+long, and memory stays bounded.
 
 Sans-I/O: requests, responses and the current times go in, hits ready for storage come out.
 """
@@ -113,17 +113,22 @@ class HitsAwaitingResponse:
     def expire(self, capture_time: float | None) -> list[AttackHit]:
         """Hits that waited `max_wait` seconds: of capture time, or of wall time while idle.
 
-        `capture_time` is the time of the latest packet, or None when the source had none.
+        `capture_time` is the time of the latest packet, or None when a live source waited
+        for one in vain: then wall time counts, as capture time stands still. (A replay is
+        judged by capture time alone, so it gives the same result however fast it runs.)
         Only the oldest entries are looked at: when nothing is due this costs one comparison.
         """
         if not self._waiting:
             return []
         released: list[AttackHit] = []
-        now = self._clock()
+        now = self._clock() if capture_time is None else 0.0
         while self._waiting:
             oldest = next(iter(self._waiting.values()))
-            due_by_capture = capture_time is not None and capture_time - oldest.ts >= self.max_wait
-            if not due_by_capture and now - oldest.since < self.max_wait:
+            if capture_time is not None:
+                due = capture_time - oldest.ts >= self.max_wait
+            else:
+                due = now - oldest.since >= self.max_wait
+            if not due:
                 break
             released += self._release_oldest()
         return released

@@ -111,6 +111,7 @@ def test_a_quiet_live_source_releases_hits_by_wall_time() -> None:
     clock.now += 4.9
     assert waiting.expire(None) == []  # no packets: capture time stands still
     clock.now += 0.1
+    assert waiting.expire(10.5) == []  # packets again: capture time decides, and it is early
     assert [h.response_status for h in waiting.expire(None)] == [None]
 
 
