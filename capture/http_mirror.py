@@ -2,7 +2,8 @@
 
 First stage of the flow for servers that can mirror requests but not packets. An asyncio
 server with a raw `asyncio.Protocol` per connection: bytes go into the sans-I/O
-`reassembly.HttpRequestParser`, and every complete request is answered `204 No Content`
+`reassembly.HttpRequestParser`; a request that asks for it (`Expect: 100-continue`) gets
+`100 Continue` once its head is in, and every complete request is answered `204 No Content`
 at once, before any analysis, so that the mirroring server is never slowed; the request is
 then offered to `deliver`, which must not block (a bounded queue's `put_nowait`): when it
 refuses, the request is dropped and counted. Connections from outside the allowed networks
@@ -37,6 +38,9 @@ RequestDelivery = Callable[[HttpRequest], bool]
 DEFAULT_MAX_CONNECTIONS = 1024
 
 _NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
+# RFC 9110 section 10.1.1: a client that sent `Expect: 100-continue` may wait for this
+# before sending the body (curl does, for a second; others for longer).
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_CONTENT_CLOSE = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
 
 
@@ -130,6 +134,8 @@ class _MirrorConnection(asyncio.Protocol):
         self._receiver = receiver
         self._transport: asyncio.Transport | None = None
         self._parser: HttpRequestParser | None = None
+        self._completed = 0  # requests read whole on this connection
+        self._looked_at = -1  # the request (by count) whose head was looked at for `Expect`
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -156,6 +162,7 @@ class _MirrorConnection(asyncio.Protocol):
         while (event := parser.next_event()) is not NEED_DATA:
             if isinstance(event, HttpRequest):
                 stats.requests += 1
+                self._completed += 1
                 closing = _wants_close(event)
                 transport.write(_NO_CONTENT_CLOSE if closing else _NO_CONTENT)
                 self._receiver.offer(event)
@@ -170,6 +177,24 @@ class _MirrorConnection(asyncio.Protocol):
                 return
             else:
                 stats.anomalies[event.name] += 1
+        if self._looked_at != self._completed:  # the request in progress, if any, not yet looked at
+            self._continue_if_expected(parser, transport)
+
+    def _continue_if_expected(self, parser: HttpRequestParser, transport: asyncio.Transport) -> None:
+        """Answer `100 Continue` to a request whose head is in and whose body is awaited.
+
+        Looked at once per request, when its head is complete but its body is not: a body
+        that came with the head needs no invitation, and the request is then answered 204.
+        (Looking hands the head out, so the parser copies it once at the end: a cost paid by
+        requests whose body spans several reads only.)
+        """
+        head = parser.in_progress
+        if not isinstance(head, HttpRequest):
+            return
+        self._looked_at = self._completed
+        # RFC 9110 section 10.1.1: ignore the expectation in an HTTP/1.0 request.
+        if head.version == "HTTP/1.1" and (head.header("expect") or "").strip().lower() == "100-continue":
+            transport.write(_CONTINUE)
 
     def pause_writing(self) -> None:
         # A peer that sends but does not read its answers: stop reading until it does.

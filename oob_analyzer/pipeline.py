@@ -15,6 +15,7 @@ from typing import Protocol
 
 from capture import CaptureError, PacketDecoder, RawPacket, read_captures
 from oob_analyzer.detection import AttackHit
+from oob_analyzer.response_wait import HitsAwaitingResponse
 from reassembly import Anomaly, ConnectionTracker, HttpRequest, HttpResponse, ReassemblyEvent, ReassemblyLimits
 from storage.batches import AnomalySighting
 
@@ -28,6 +29,7 @@ __all__ = [
     "extract_requests",
     "iter_packets",
     "judge_events",
+    "record_hits",
     "replay_captures",
 ]
 
@@ -113,51 +115,76 @@ def analyze_packets(
     decoder: PacketDecoder | None = None,
     limits: ReassemblyLimits | None = None,
     stream: RequestStream | None = None,
+    awaiting: HitsAwaitingResponse | None = None,
 ) -> None:
     """Analyze a stream of packets, from any source, and hand every hit and anomaly to `sink`.
 
-    Hits go to the sink as soon as they are detected; batching is the sink's business (the
-    storage writer batches, and flushes what has waited too long, so a quiet live capture
-    does not sit on its hits). A live source yields None when it has waited for packets in
-    vain: nothing to feed, but the loop goes round. Pass `stream` to read its counters
-    while the run goes (metrics); otherwise one is made with `decoder`.
+    A request's hits wait in `awaiting` for its response, to carry its status; they go to
+    the sink when it comes, after a few seconds without it, or at the end (see
+    `response_wait`). Batching is the sink's business (the storage writer batches, and
+    flushes what has waited too long, so a quiet live capture does not sit on its hits).
+    A live source yields None when it has waited for packets in vain: nothing to feed, but
+    the loop goes round (and hits that waited too long are released). Pass `stream` to read
+    its counters while the run goes (metrics); otherwise one is made with `decoder`.
     """
     stream = stream or RequestStream(decoder, limits)
+    waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
     try:
         for packet in packets:
-            if packet is not None:
-                judge_events(stream.feed(packet), engine=engine, sink=sink, summary=summary)
-        judge_events(stream.finish(), engine=engine, sink=sink, summary=summary)
+            if packet is None:
+                judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=None)
+            else:
+                events = stream.feed(packet)
+                judge_events(events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=packet.ts)
+        judge_events(stream.finish(), engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=None)
     finally:
         summary.drops = stream.drops()
         summary.decode_anomalies = stream.decoder.anomalies
+        # Stopped (end of input, SIGINT, an error): what still waits is recorded, status unknown.
+        record_hits(waiting.release_all(), sink=sink, summary=summary)
 
 
-def judge_events(events: list[ReassemblyEvent], *, engine: RequestAnalyzer, sink: HitSink, summary: RunSummary) -> None:
-    """Detection over one packet's reassembly events: hits and anomalies to `sink`, counted.
+def judge_events(
+    events: list[ReassemblyEvent],
+    *,
+    engine: RequestAnalyzer,
+    sink: HitSink,
+    summary: RunSummary,
+    waiting: HitsAwaitingResponse,
+    capture_time: float | None,
+) -> None:
+    """Detection over one packet's reassembly events (`capture_time`: the packet's; None when
+    a live source is quiet): hits wait for their response in `waiting`, anomalies go to `sink`.
 
     Shared by the in-process loop and every worker process (`oob_analyzer.workers`).
     """
-    hits: list[AttackHit] = []
+    ready = waiting.expire(capture_time)
     sightings: list[AnomalySighting] = []
     for event in events:
         if isinstance(event, HttpRequest):
             summary.requests += 1
-            hits.extend(engine.analyze(event))
+            hits = engine.analyze(event)
+            if hits:
+                ready += waiting.hold(event, hits)
             if event.anomalies:
                 sightings.extend(AnomalySighting.from_request(event))
         elif isinstance(event, HttpResponse):
             summary.responses += 1
+            ready += waiting.answer(event)
         elif isinstance(event, Anomaly):
             sightings.append(AnomalySighting.from_event(event))
-    if hits:
-        sink.record(hits)
-        summary.hits += len(hits)
-        summary.hits_by_type.update(hit.attack_type for hit in hits)
+    record_hits(ready, sink=sink, summary=summary)
     if sightings:
         sink.record_anomalies(sightings)
         summary.anomalies += len(sightings)
         summary.anomalies_by_name.update(sighting.name for sighting in sightings)
+
+
+def record_hits(hits: list[AttackHit], *, sink: HitSink, summary: RunSummary) -> None:
+    if hits:
+        sink.record(hits)
+        summary.hits += len(hits)
+        summary.hits_by_type.update(hit.attack_type for hit in hits)
 
 
 def replay_captures(

@@ -37,17 +37,32 @@ def body_points(request: HttpRequest) -> Iterator[RequestPoint]:
     body = request.body
     if not body:
         return
-    encoding = (request.header("content-encoding") or "").strip().lower()
-    text = decode_gzip_text(body) if encoding in {"gzip", "deflate", "x-gzip"} else None
+    declared_type, encoding = _content_type_and_encoding(request.headers)
+    text = decode_gzip_text(body) if encoding.strip().lower() in {"gzip", "deflate", "x-gzip"} else None
     if text is None:
         text = body.decode("latin-1")
-    declared_type = request.header("content-type") or ""
     parsed = list(_parsed_body_points(declared_type, text))
     yield from parsed
     # Nothing parsed, or the format was only guessed (no Content-Type): the raw body too,
     # judged by every detector, since a guess ("starts with <, so XML") can be wrong.
     if not parsed or (not declared_type and not any(point.kind == "body" for point in parsed)):
         yield _point("body", bounded(_utf8_if_possible(text)), "body")
+
+
+def _content_type_and_encoding(headers: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """The first Content-Type and Content-Encoding values ("" when absent), in one pass.
+
+    Names are compared by length first: lower-casing every name twice showed in the profile.
+    """
+    content_type: str | None = None
+    encoding: str | None = None
+    for name, value in headers:
+        size = len(name)
+        if size == 12 and content_type is None and name.lower() == "content-type":
+            content_type = value
+        elif size == 16 and encoding is None and name.lower() == "content-encoding":
+            encoding = value
+    return content_type or "", encoding or ""
 
 
 def json_points(prefix: str, document: Any, *, kind: str = "json") -> Iterator[RequestPoint]:

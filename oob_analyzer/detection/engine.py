@@ -8,14 +8,14 @@ its variants (`decoders`), each variant normalized once and shown to every detec
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from capture.packets import TunnelContext
 from oob_analyzer.detection.decoders import decoded_variants, normalize_for_matching
 from oob_analyzer.detection.detectors import Detector
 from oob_analyzer.detection.events import AttackHit, Finding
 from oob_analyzer.detection.points import extract_points, header_points
-from oob_analyzer.detection.policy import DetectionPolicy
+from oob_analyzer.detection.policy import DetectionPolicy, PolicyScope
 from oob_analyzer.detection.request_point import RequestPoint
 from reassembly.events import HttpRequest
 
@@ -45,34 +45,29 @@ class DetectionEngine:
         self.cache_size = cache_size
         self._verdicts: dict[RequestPoint, tuple[Finding, ...]] = {}
         self._header_verdicts: dict[tuple[str, str], tuple[Finding, ...]] = {}
+        self._by_kind: dict[str, tuple[Detector, ...]] = {}
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
         host = request.host  # a scan of the headers: once per request, not once per hit
         scope = self.policy.scope_for(application=application, host=host, path=request.target)
         found: dict[str, Finding] = {}
-        for findings in self._request_findings(request):
-            for finding in findings:
-                if (
-                    finding.attack_type not in found
-                    and finding.attack_type not in scope.disabled
-                    and scope.permits(finding)
-                ):
-                    found[finding.attack_type] = finding
+        for point in extract_points(request, headers=False):
+            findings = self._cached(point)
+            if findings:
+                _keep_first_per_type(found, findings, scope)
+        header_verdicts = self._header_verdicts
+        for field in request.headers:
+            # A header field is judged whole (value, cookies, JWT claims), once per value seen;
+            # the field's own (name, value) tuple is the cache key, no key to build.
+            verdict = header_verdicts.get(field)
+            if verdict is None:
+                verdict = self._judge_header(field)
+            if verdict:
+                _keep_first_per_type(found, verdict, scope)
         if not found:
             return []
         excerpt = request_excerpt(request)
         return [_hit(request, finding, application, excerpt, host) for finding in found.values()]
-
-    def _request_findings(self, request: HttpRequest) -> Iterator[tuple[Finding, ...]]:
-        for point in extract_points(request, headers=False):
-            yield self._cached(point)
-        for field in request.headers:
-            # A header field is judged whole (value, cookies, JWT claims), once per value seen;
-            # the field's own (name, value) tuple is the cache key, no key to build.
-            cached = self._header_verdicts.get(field)
-            if cached is None:
-                cached = self._judge_header(field)
-            yield cached
 
     def _judge_header(self, field: tuple[str, str]) -> tuple[Finding, ...]:
         raw_name, value = field
@@ -93,24 +88,49 @@ class DetectionEngine:
             cached = self._verdicts[point] = tuple(self._inspect_point(point))
         return cached
 
-    def _inspect_point(self, point: RequestPoint) -> Iterator[Finding]:
+    def _detectors_for(self, kind: str) -> tuple[Detector, ...]:
+        """The detectors that judge points of `kind`, worked out once per kind (a handful exist)."""
+        detectors = self._by_kind.get(kind)
+        if detectors is None:
+            detectors = tuple(each for each in self.detectors if each.kinds is None or kind in each.kinds)
+            self._by_kind[kind] = detectors
+        return detectors
+
+    def _inspect_point(self, point: RequestPoint) -> list[Finding]:
         variants = decoded_variants(point.value)
-        if len(variants) == 1 and point.kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(point.value):
-            return  # a bare word or number: no detector can match it
         kind = point.kind
-        detectors = [detector for detector in self.detectors if detector.kinds is None or kind in detector.kinds]
+        if len(variants) == 1 and kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(point.value):
+            return []  # a bare word or number: no detector can match it
+        detectors = self._detectors_for(kind)
+        name = point.name
+        findings: list[Finding] = []
         for variant in variants:
             normalized = normalize_for_matching(variant)
-            shown = RequestPoint(name=point.name, value=normalized, kind=kind)
-            # Decided once per variant, not per finding: payloads are re-cased only when
-            # lower-casing changed the text and kept every offset.
-            original = variant.replace("\x00", "")
-            recase = original != normalized and len(original) == len(normalized)
+            shown = RequestPoint(name, normalized, kind)  # positional: cheaper than keywords
+            recase: bool | None = None
             for detector in detectors:
                 # Every finding, not the first per type: a policy that allows one rule
                 # must not hide another rule of the same type on the same point.
-                for finding in detector.inspect(shown):
-                    yield _in_original_case(finding, normalized, original) if recase else finding
+                found = detector.inspect(shown)
+                if not found:
+                    continue
+                if recase is None:
+                    # Decided once per variant, and only when something was found: payloads are
+                    # re-cased only when lower-casing changed the text and kept every offset.
+                    original = variant.replace("\x00", "")
+                    recase = original != normalized and len(original) == len(normalized)
+                if recase:
+                    findings.extend(_in_original_case(each, normalized, original) for each in found)
+                else:
+                    findings.extend(found)
+        return findings
+
+
+def _keep_first_per_type(found: dict[str, Finding], findings: tuple[Finding, ...], scope: PolicyScope) -> None:
+    """Add to `found` the first finding of each attack type not yet found that `scope` permits."""
+    for finding in findings:
+        if finding.attack_type not in found and finding.attack_type not in scope.disabled and scope.permits(finding):
+            found[finding.attack_type] = finding
 
 
 def _in_original_case(finding: Finding, normalized: str, original: str) -> Finding:
@@ -118,13 +138,8 @@ def _in_original_case(finding: Finding, normalized: str, original: str) -> Findi
     start = normalized.find(finding.payload)
     if start < 0:
         return finding
-    return Finding(
-        attack_type=finding.attack_type,
-        point=finding.point,
-        payload=original[start : start + len(finding.payload)],
-        rule=finding.rule,
-        reason=finding.reason,
-    )
+    attack_type, point, payload, rule, reason = finding
+    return Finding(attack_type, point, original[start : start + len(payload)], rule, reason)
 
 
 def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str, host: str) -> AttackHit:
@@ -151,13 +166,19 @@ def _hit(request: HttpRequest, finding: Finding, application: str, excerpt: str,
 
 def describe_tunnel(tunnel: TunnelContext) -> str:
     """The tunnel context as text: `kind:outer-endpoints:id`, outermost first, `/`-separated."""
+    if not tunnel:
+        return ""
     return "/".join(f"{kind}:{endpoints}:{ident}" for kind, endpoints, ident in tunnel)
 
 
 def request_excerpt(request: HttpRequest, limit: int = REQUEST_EXCERPT_CHARS) -> str:
     """The request as on the wire (Latin-1), head then body, cut at `limit` characters."""
-    head = "\r\n".join(
-        [f"{request.method} {request.target} {request.version}", *(f"{k}: {v}" for k, v in request.headers)]
+    # map(": ".join, ...) joins each (name, value) pair in C, without a Python frame per field.
+    fields = "\r\n".join(map(": ".join, request.headers))
+    head = (
+        f"{request.method} {request.target} {request.version}\r\n{fields}"
+        if fields
+        else (f"{request.method} {request.target} {request.version}")
     )
     text = head + "\r\n\r\n" + request.body[:limit].decode("latin-1")
     return text[:limit]

@@ -7,13 +7,18 @@ Third stage of the flow (capture -> reassembly -> detection -> storage); storage
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["AttackHit", "Finding"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Finding:
-    """A detector's verdict on one point of a request."""
+class Finding(NamedTuple):
+    """A detector's verdict on one point of a request.
+
+    Internal to detection (the engine turns findings into `AttackHit` events), and made by
+    the dozen per attack request: a NamedTuple, immutable like a frozen dataclass, whose
+    construction costs about half as much (it showed in the detection profile).
+    """
 
     attack_type: str
     point: str

@@ -23,21 +23,25 @@ _STRUCTURAL_HEADERS = frozenset({"content-length", "cookie"})
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
 
 
-def extract_points(request: HttpRequest, *, headers: bool = True) -> Iterator[RequestPoint]:
+def extract_points(request: HttpRequest, *, headers: bool = True) -> list[RequestPoint]:
     """Every point of `request`: path, query, headers, cookies, body, reassembly anomalies.
 
     `headers=False` leaves the header fields out, for a caller that takes them one by one
-    with `header_points` (the engine does, to judge a repeated header once).
+    with `header_points` (the engine does, to judge a repeated header once). A list, filled
+    by `extend` from the part generators: cheaper than a chain of `yield from` per point.
     """
     path, _, query = request.target.partition("?")
-    yield from _path_points(path)
-    yield from urlencoded_points("query", query)
+    points = list(_path_points(path))
+    if query:
+        points.extend(urlencoded_points("query", query))
     if headers:
         for raw_name, value in request.headers:
-            yield from header_points(raw_name, value)
-    yield from body_points(request)
+            points.extend(header_points(raw_name, value))
+    if request.body:
+        points.extend(body_points(request))
     if request.anomalies:
-        yield RequestPoint(name="request", value=" ".join(request.anomalies), kind="anomaly")
+        points.append(RequestPoint(name="request", value=" ".join(request.anomalies), kind="anomaly"))
+    return points
 
 
 def _path_points(path: str) -> Iterator[RequestPoint]:

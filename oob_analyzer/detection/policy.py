@@ -56,7 +56,7 @@ class PolicyScope:
     def permits(self, finding: Finding) -> bool:
         if finding.rule in self.disabled or finding.attack_type in self.disabled:
             return False
-        return not any(rule.covers(finding) for rule in self.allow)
+        return not self.allow or not any(rule.covers(finding) for rule in self.allow)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

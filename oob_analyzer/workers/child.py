@@ -21,7 +21,8 @@ from multiprocessing.queues import Queue
 
 from oob_analyzer.detection import AttackHit
 from oob_analyzer.metrics import tracker_counters
-from oob_analyzer.pipeline import RequestAnalyzer, RunSummary, judge_events
+from oob_analyzer.pipeline import RequestAnalyzer, RunSummary, judge_events, record_hits
+from oob_analyzer.response_wait import HitsAwaitingResponse
 from oob_analyzer.workers.flows import SegmentTuple, segment_from_tuple
 from oob_analyzer.workers.messages import (
     CountersReply,
@@ -70,6 +71,7 @@ class FlowWorker:
         self.engine = engine
         self.tracker = ConnectionTracker(limits)
         self.summary = RunSummary()
+        self.waiting = HitsAwaitingResponse()  # each flow's responses reach the same worker
         self.segments = 0
         self._results = _CollectedResults()
         self._reported = (0, 0)  # requests and responses already told to the parent
@@ -77,15 +79,38 @@ class FlowWorker:
 
     def analyze(self, segments: list[SegmentTuple]) -> Results | None:
         receive, engine, sink, summary = self.tracker.receive_segment, self.engine, self._results, self.summary
+        waiting = self.waiting
         for fields in segments:
-            events = receive(segment_from_tuple(fields))
+            segment = segment_from_tuple(fields)
+            events = receive(segment)
             if events:
-                judge_events(events, engine=engine, sink=sink, summary=summary)
+                judge_events(
+                    events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=segment.ts
+                )
+        if segments:  # hits whose response is overdue, by the capture time reached
+            record_hits(waiting.expire(segments[-1][0]), sink=sink, summary=summary)
         self.segments += len(segments)
         return self._take()
 
-    def finish(self) -> Results | None:
-        judge_events(self.tracker.close_all(), engine=self.engine, sink=self._results, summary=self.summary)
+    def wait_idle(self) -> Results | None:
+        """No segments came for a while (a quiet live source): release hits overdue in wall time."""
+        record_hits(self.waiting.expire(None), sink=self._results, summary=self.summary)
+        return self._take()
+
+    def finish(self, *, close_connections: bool) -> Results | None:
+        """The input ended (`close_connections`: hand back every message in progress) or the run
+        was interrupted: either way every hit still waiting for its response is released."""
+        if close_connections:
+            events = self.tracker.close_all()
+            judge_events(
+                events,
+                engine=self.engine,
+                sink=self._results,
+                summary=self.summary,
+                waiting=self.waiting,
+                capture_time=None,
+            )
+        record_hits(self.waiting.release_all(), sink=self._results, summary=self.summary)
         return self._take()
 
     def reconfigure(self, engine: RequestAnalyzer) -> None:
@@ -151,6 +176,9 @@ def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, paren
         except queue.Empty:
             if not _alive(parent_pid):
                 return  # orphaned: the parent died without saying goodbye
+            results = worker.wait_idle()
+            if results is not None:
+                outbox.send(results)
             continue
         if isinstance(message, SegmentBatch):
             results = worker.analyze(message.segments)
@@ -164,10 +192,9 @@ def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, paren
             except Exception as exc:  # keep judging with the engine we have, and say why
                 outbox.send(ReconfigureFailed(f"{type(exc).__name__}: {exc}"))
         elif isinstance(message, Finish):
-            if message.close_connections:
-                results = worker.finish()
-                if results is not None:
-                    outbox.send(results)
+            results = worker.finish(close_connections=message.close_connections)
+            if results is not None:
+                outbox.send(results)
             outbox.send(Finished(worker.counters()))
             return
 

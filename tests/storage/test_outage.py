@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from capture import RawPacket
 from oob_analyzer.detection import DetectionEngine, default_detectors
 from oob_analyzer.pipeline import RunSummary, analyze_packets
+from oob_analyzer.response_wait import HitsAwaitingResponse
 from storage import Attack, AttackStore, BatchedWriter, Hit, Journal
 from tests.builders import ethernet_frame, ipv4_packet, raw_packet, tcp_header
 from tests.databases import postgres_schema
@@ -69,7 +70,12 @@ def test_a_database_outage_mid_replay_loses_and_doubles_nothing(postgres: Proxie
     writer = BatchedWriter(store, journal=journal, batch_size=50, flush_interval=0.05, retry_interval=0.1)
     summary = RunSummary()
     engine = DetectionEngine(default_detectors())
-    analyze_packets(attack_packets(postgres.proxy, writer), engine=engine, sink=writer, summary=summary)
+    # No response is in this traffic: its hits go to the writer at once instead of waiting
+    # for one (5 s of capture time, which here would outlast the outage), as before.
+    immediately = HitsAwaitingResponse(max_wait=0.0)
+    analyze_packets(
+        attack_packets(postgres.proxy, writer), engine=engine, sink=writer, summary=summary, awaiting=immediately
+    )
     writer.close()
     store.close()
 
