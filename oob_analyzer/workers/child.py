@@ -9,7 +9,6 @@ when its parent is gone.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import signal
 import time
@@ -154,13 +153,13 @@ def run_worker(
     outbox: Connection,
     engine_factory: EngineFactory,
     limits: ReassemblyLimits | None,
-    parent_pid: int,
+    lifeline: Connection,
 ) -> None:
     """A worker process's main function."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        _serve(inbox, outbox, FlowWorker(engine_factory(), limits), parent_pid)
+        _serve(inbox, outbox, FlowWorker(engine_factory(), limits), lifeline)
     except BaseException:
         with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
             outbox.send(Crashed(traceback.format_exc()))
@@ -169,22 +168,29 @@ def run_worker(
         outbox.close()
 
 
-def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, parent_pid: int) -> None:
+def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, lifeline: Connection) -> None:
+    last_segments = time.monotonic()
     while True:
         try:
-            message = inbox.get(timeout=_PARENT_CHECK_SECONDS)
+            message: ToWorker | None = inbox.get(timeout=_PARENT_CHECK_SECONDS)
         except queue.Empty:
-            if not _alive(parent_pid):
+            if lifeline.poll():  # never written to: readable means its other end closed
                 return  # orphaned: the parent died without saying goodbye
-            results = worker.wait_idle()
-            if results is not None:
-                outbox.send(results)
-            continue
+            message = None
         if isinstance(message, SegmentBatch):
+            last_segments = time.monotonic()
             results = worker.analyze(message.segments)
             if results is not None:
                 outbox.send(results)
-        elif isinstance(message, CountersRequest):
+            continue
+        # No segments for a while (metrics scrapes asking for counters do not count): quiet.
+        if time.monotonic() - last_segments >= _PARENT_CHECK_SECONDS:
+            results = worker.wait_idle()
+            if results is not None:
+                outbox.send(results)
+        if message is None:
+            continue
+        if isinstance(message, CountersRequest):
             outbox.send(CountersReply(message.sequence, worker.counters()))
         elif isinstance(message, Reconfigure):
             try:
@@ -197,14 +203,3 @@ def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, paren
                 outbox.send(results)
             outbox.send(Finished(worker.counters()))
             return
-
-
-def _alive(pid: int) -> bool:
-    # Not os.getppid(): a forkserver child's parent is the fork server, not the run's process.
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else (the pid was reused): taken as alive
-    return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 import queue
 import signal
 import threading
@@ -132,19 +131,23 @@ class WorkerPool:
         context = _context()
         shares = worker_limits(limits, count)
         workers: list[_Worker] = []
+        # Only this process holds the write end: when it dies, however, every worker sees EOF
+        # (a pid check cannot tell: a killed parent lingers as a zombie until reaped).
+        lifeline, lifeline_end = context.Pipe(duplex=False)
         try:
             for index in range(count):
                 inbox: Queue[ToWorker] = context.Queue(maxsize=queue_batches)
                 reader, writer = context.Pipe(duplex=False)
                 process = context.Process(
                     target=run_worker,
-                    args=(inbox, writer, engine_factory, shares, os.getpid()),
+                    args=(inbox, writer, engine_factory, shares, lifeline),
                     name=f"oob-worker-{index}",
                     daemon=True,
                 )
                 process.start()
                 writer.close()  # the child holds the only write end: its death is EOF here
                 workers.append(_Worker(index, process, inbox, reader))
+            lifeline.close()
             pool = cls(workers, sink=sink, summary=summary)
             try:
                 yield pool
@@ -154,6 +157,7 @@ class WorkerPool:
         finally:
             for worker in workers:
                 _stop(worker)
+            lifeline_end.close()
 
     @property
     def size(self) -> int:

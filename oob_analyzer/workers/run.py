@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -92,7 +93,8 @@ def analyze_packets_in_workers(
             pool_ready.append(pool)
         batches: list[list[SegmentTuple]] = [[] for _ in range(workers)]
         try:
-            _dispatch(packets, pool, decoder, batches, live=live)
+            with _StalledSourceFlusher(pool, batches, wait=not live) as flusher:
+                _dispatch(packets, pool, decoder, batches, flusher, live=live)
             _send_all(batches, pool, wait=True)
             pool.finish(close_connections=True)
         except BaseException:
@@ -118,29 +120,64 @@ def _dispatch(
     pool: WorkerPool,
     decoder: PacketDecoder,
     batches: list[list[SegmentTuple]],
+    flusher: _StalledSourceFlusher,
     *,
     live: bool,
 ) -> None:
     count = pool.size
-    decode, send, clock = decoder.decode, pool.send, time.monotonic
+    decode, send, clock, lock = decoder.decode, pool.send, time.monotonic, flusher.lock
     wait = not live
-    flush_at = clock() + _BATCH_SECONDS
-    for packet in packets:
-        if packet is not None:
-            segment = decode(packet)
-            if segment is not None:
-                index = worker_for(segment, count)
-                batch = batches[index]
-                batch.append(segment_to_tuple(segment))
-                if len(batch) >= _BATCH_SEGMENTS:
-                    send(index, batch, wait=wait)
-                    batches[index] = []
-        # A slow source (a quiet link, a pipe) must not keep segments waiting for a full batch.
-        now = clock()
-        if packet is None or now >= flush_at:
-            pool.check()  # a worker that died while the source was quiet is noticed here
-            _send_all(batches, pool, wait=wait)
-            flush_at = now + _BATCH_SECONDS
+    for packet in packets:  # waiting for the next packet happens outside the lock
+        with lock:
+            if packet is not None:
+                segment = decode(packet)
+                if segment is not None:
+                    index = worker_for(segment, count)
+                    batch = batches[index]
+                    batch.append(segment_to_tuple(segment))
+                    if len(batch) >= _BATCH_SEGMENTS:
+                        send(index, batch, wait=wait)
+                        batches[index] = []
+            # A slow source (a quiet link) must not keep segments waiting for a full batch.
+            now = clock()
+            if packet is None or now >= flusher.flush_at:
+                pool.check()  # a worker that died while the source was quiet is noticed here
+                _send_all(batches, pool, wait=wait)
+                flusher.flush_at = now + _BATCH_SECONDS
+
+
+class _StalledSourceFlusher:
+    """Sends the batches when the source stalls inside a read (a pipe, `tcpdump -w - |`), which
+    yields no None to go round the loop with: a thread sends what waited `_BATCH_SECONDS`.
+
+    It sends under `lock`, which the dispatcher holds while it handles a packet, so batches
+    reach each worker in order.
+    """
+
+    def __init__(self, pool: WorkerPool, batches: list[list[SegmentTuple]], *, wait: bool) -> None:
+        self.lock = threading.Lock()
+        self.flush_at = time.monotonic() + _BATCH_SECONDS
+        self._pool, self._batches, self._wait = pool, batches, wait
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="oob-batch-flusher", daemon=True)
+
+    def __enter__(self) -> _StalledSourceFlusher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(_BATCH_SECONDS):
+            with self.lock:
+                now = time.monotonic()
+                if now < self.flush_at:
+                    continue
+                with contextlib.suppress(WorkerError):  # the dispatcher reports it
+                    _send_all(self._batches, self._pool, wait=self._wait)
+                self.flush_at = now + _BATCH_SECONDS
 
 
 def _send_all(batches: list[list[SegmentTuple]], pool: WorkerPool, *, wait: bool) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from oob_analyzer.cli import main
 from storage import CaptureRun, Hit
 from tests.cli.test_replay_interrupted import ATTACKS, pcap_bytes
+from tests.paths import SAMPLES
 
 COMMAND = Path(sys.executable).parent / "oob-analyzer"
 
@@ -123,3 +124,29 @@ def test_a_bad_number_of_workers_is_a_usage_error(value: str, tmp_path: Path) ->
     result = CliRunner().invoke(main, ["replay", str(tmp_path), "--workers", value])
     assert result.exit_code == 2
     assert "is not a number of workers from 1 to 256, or 'auto'" in result.output
+
+
+def replay_sample_with_config(tmp_path: Path, workers: str) -> tuple[list[tuple[object, ...]], str]:
+    """The sample replayed with its config (applications, a route off, a type disabled)."""
+    db_url = f"sqlite:///{tmp_path / f'workers-{workers}.db'}"
+    replayed = subprocess.run(
+        [COMMAND, "replay", str(SAMPLES / "mirror-http.pcap"), "--config", str(SAMPLES / "oob-analyzer.yaml"),
+         "--db", db_url, "--workers", workers, "--stats"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    listed = CliRunner().invoke(main, ["hits", "list", "--db", db_url, "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    keys = ("type", "point", "payload", "application", "response_status", "src_port")
+    hits = sorted(tuple(hit[key] for key in keys) for hit in json.loads(listed.output))
+    return hits, replayed.stdout + replayed.stderr
+
+
+def test_workers_judge_with_the_config_file_as_the_single_process_does(tmp_path: Path) -> None:
+    single_hits, single_out = replay_sample_with_config(tmp_path, "1")
+    parallel_hits, parallel_out = replay_sample_with_config(tmp_path, "2")
+    assert parallel_hits == single_hits
+    assert {hit[3] for hit in single_hits} == {"shop"}  # the application, from the config
+    assert all(isinstance(hit[4], int) for hit in single_hits)  # each hit waited for its response
+    assert "requests_not_monitored" in single_out  # /login is off in the config
+    assert parallel_out == single_out  # the summary and every counter --stats prints

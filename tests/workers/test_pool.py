@@ -131,7 +131,9 @@ def test_reconfigure_swaps_the_engine_between_segments_and_keeps_connections() -
         pool.send(0, [segment_to_tuple(second)])
         counters = pool.counters()
         pool.finish(close_connections=True)
-    assert (counters["segments"], counters["requests"], counters["hits"]) == (3, 2, 1)
+    assert (counters["segments"], counters["requests"]) == (3, 2)
+    # The hit waits for its response (there is none) until the end: then it is recorded.
+    assert summary.hits == 1
     assert [hit.src_port for hit in sink.hits] == [40000]  # the split request: sqli is off now
     assert pool.final_counters()["tracker.connections"] == 2
 
