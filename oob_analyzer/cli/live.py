@@ -91,7 +91,7 @@ def run_live(
     decoder: PacketDecoder,
     *,
     engine: SensorEngine,
-    workers: int,
+    workers: int | None,
     banner: str,
     stats: bool,
     recording: Recording,
@@ -99,8 +99,13 @@ def run_live(
 ) -> None:
     """Analyze the source until SIGINT or SIGTERM, record through the writer, print the summary.
 
-    SIGHUP reloads the config file (`ConfigReloader`) without stopping.
+    `workers`, `recording` and `metrics_address` are the options as given: where not given,
+    the config file's values apply. SIGHUP reloads the config file (`ConfigReloader`).
     """
+    config = engine.config
+    workers_count = worker_count(workers, config, live=True)
+    recording = recording_settings(config, **recording)
+    metrics_address = from_config("metrics_address", metrics_address, config.metrics)
     reloader = ConfigReloader(engine, say=lambda message: click.echo(message, err=True))
     stream = RequestStream(decoder, engine.config.reassembly)
     try:
@@ -118,7 +123,7 @@ def run_live(
                         packets = reloading(counted(source.packets(stop.is_set), run.summary), reloader)
                         analyze(
                             packets,
-                            workers=workers,
+                            workers=workers_count,
                             engine=engine,
                             stream=stream,
                             sink=run.writer,
@@ -198,7 +203,6 @@ def listen(
     assert host_port is not None
     address = MirrorListenAddress(host=host_port[0], port=host_port[1])
     engine = build_engine(config)
-    count = worker_count(workers, config, live=True)
     try:
         source = UdpMirrorSource.open(address, vnis=frozenset(vnis), reuse_port=reuse_port)
     except CaptureError as exc:
@@ -209,16 +213,14 @@ def listen(
     geneve_ports = (bound.port,) if kind == "geneve" else (DEFAULT_GENEVE_PORT,)
     decoder = PacketDecoder(vxlan_ports=vxlan_ports, geneve_ports=geneve_ports)
     banner = f"listening for {kind} on {_host_port(bound)}"
-    writing = recording_settings(config, **recording)
-    metrics_address = from_config("metrics_address", metrics_address, config.metrics)
     run_live(
         source,
         decoder,
         engine=engine,
-        workers=count,
+        workers=workers,
         banner=banner,
         stats=stats,
-        recording=writing,
+        recording=recording,
         metrics_address=metrics_address,
     )
 
@@ -259,21 +261,19 @@ def capture(
         raise click.UsageError("give --interface IF (or sources.interface in the --config file)")
     bpf = from_config("bpf", bpf, config.sources.bpf)
     engine = build_engine(config)
-    count = worker_count(workers, config, live=True)
     try:
         source = InterfaceSource.open(interface, bpf=bpf)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from exc
     decoder = make_decoder(vxlan_ports, geneve_ports)
-    writing = recording_settings(config, **recording)
-    metrics_address = from_config("metrics_address", metrics_address, config.metrics)
+    banner = f"capturing on {interface}"
     run_live(
         source,
         decoder,
         engine=engine,
-        workers=count,
-        banner=f"capturing on {interface}",
+        workers=workers,
+        banner=banner,
         stats=stats,
-        recording=writing,
+        recording=recording,
         metrics_address=metrics_address,
     )
