@@ -11,7 +11,7 @@ import click
 
 from capture.http_mirror import DEFAULT_MAX_CONNECTIONS, ReceiverSettings
 from capture.mirror_origin import IpNetwork
-from oob_analyzer.cli.config_options import config_option, recording_settings, sensor_config
+from oob_analyzer.cli.config_options import config_option, from_config, recording_settings, sensor_config
 from oob_analyzer.cli.monitoring import metrics_option, serving_metrics
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import NETWORK, ListenAddressType
@@ -100,6 +100,7 @@ def mirror_server(
     """
     host, port = listen
     config = sensor_config(config_path)
+    metrics_address = from_config("metrics_address", metrics_address, config.metrics)
     # The receiver resolves the client with the trusted proxies; the engine must not again.
     engine = build_engine(config, resolve_clients=False)
     reloader = ConfigReloader(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,27 @@ def test_the_config_file_may_come_from_the_environment(tmp_path: Path, sqlite_ur
     )
     assert result.exit_code == 0, result.output
     assert [hit_type for hit_type, *_ in listed(sqlite_url)] == ["xss", "xss"]
+
+
+@pytest.mark.parametrize("command", ["replay", "mirror-server"])
+def test_the_config_files_metrics_address_is_served_where_no_metrics_option_is_given(
+    command: str, tmp_path: Path, sqlite_url: str
+) -> None:
+    config = write(tmp_path, 'metrics: "127.0.0.1:0"\nworkers: 1\n')
+    if command == "replay":
+        args = ["replay", str(SAMPLES / "mirror-http.pcap"), "--config", str(config), "--db", sqlite_url]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert "metrics on http://127.0.0.1:" in result.stderr
+    else:  # a real process: it serves until stopped
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from oob_analyzer.cli import main; main()", "mirror-server",
+             "--listen", "127.0.0.1:0", "--config", str(config), "--db", sqlite_url],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert process.stderr is not None
+            assert process.stderr.readline().startswith("metrics on http://127.0.0.1:")
+        finally:
+            process.terminate()
+            process.communicate(timeout=30)
