@@ -279,6 +279,12 @@ def report(
             f"{label:40s} {wall:8.2f} {cpu:8.2f}   {listed}; ours faster by {wall / ours[0]:.2f}x wall, "
             f"{cpu / ours[1]:.2f}x cpu"
         )
+    if args.workers != "1":
+        print(
+            "note: with worker processes (replay's default on a large capture, or --workers N) the cpu column "
+            "counts the replay process only: its workers are children of multiprocessing's fork server, whose "
+            "time is not collected; compare wall times, or run with --workers 1"
+        )
     print("target: ours 5x faster (wall) than the first tshark line")
     print(
         f"attacks found:   {result.attacks_found}/{result.attacks} ({100 * result.found_share:.2f} %, target >= 95 %)"
