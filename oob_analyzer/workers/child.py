@@ -154,12 +154,14 @@ def run_worker(
     engine_factory: EngineFactory,
     limits: ReassemblyLimits | None,
     lifeline: Connection,
+    *,
+    live: bool,
 ) -> None:
     """A worker process's main function."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        _serve(inbox, outbox, FlowWorker(engine_factory(), limits), lifeline)
+        _serve(inbox, outbox, FlowWorker(engine_factory(), limits), lifeline, live=live)
     except BaseException:
         with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
             outbox.send(Crashed(traceback.format_exc()))
@@ -168,7 +170,7 @@ def run_worker(
         outbox.close()
 
 
-def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, lifeline: Connection) -> None:
+def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, lifeline: Connection, *, live: bool) -> None:
     last_segments = time.monotonic()
     while True:
         try:
@@ -183,8 +185,9 @@ def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, lifel
             if results is not None:
                 outbox.send(results)
             continue
-        # No segments for a while (metrics scrapes asking for counters do not count): quiet.
-        if time.monotonic() - last_segments >= _PARENT_CHECK_SECONDS:
+        # No segments for a while (metrics scrapes asking for counters do not count): a live
+        # source is quiet. (A file is never quiet: capture time alone releases its hits.)
+        if live and time.monotonic() - last_segments >= _PARENT_CHECK_SECONDS:
             results = worker.wait_idle()
             if results is not None:
                 outbox.send(results)

@@ -126,8 +126,13 @@ class WorkerPool:
         summary: RunSummary,
         limits: ReassemblyLimits | None = None,
         queue_batches: int = 8,
+        live: bool = True,
     ) -> Iterator[WorkerPool]:
-        """Start `count` workers; on the way out, any still running are stopped."""
+        """Start `count` workers; on the way out, any still running are stopped.
+
+        `live`: the source may go quiet, and then a worker without segments releases the hits
+        whose response is overdue by wall time; from files, capture time alone decides.
+        """
         context = _context()
         shares = worker_limits(limits, count)
         workers: list[_Worker] = []
@@ -141,6 +146,7 @@ class WorkerPool:
                 process = context.Process(
                     target=run_worker,
                     args=(inbox, writer, engine_factory, shares, lifeline),
+                    kwargs={"live": live},
                     name=f"oob-worker-{index}",
                     daemon=True,
                 )

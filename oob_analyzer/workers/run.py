@@ -88,7 +88,10 @@ def analyze_packets_in_workers(
     a worker dies. `pool_ready`, if given, receives the pool (for reconfigure and counters).
     """
     decoder = decoder or PacketDecoder()
-    with WorkerPool.started(workers, engine_factory=engine_factory, sink=sink, summary=summary, limits=limits) as pool:
+    started = WorkerPool.started(
+        workers, engine_factory=engine_factory, sink=sink, summary=summary, limits=limits, live=live
+    )
+    with started as pool:
         if pool_ready is not None:
             pool_ready.append(pool)
         batches: list[list[SegmentTuple]] = [[] for _ in range(workers)]

@@ -183,3 +183,20 @@ def test_a_worker_idle_longer_than_its_parent_check_keeps_serving() -> None:
         pool.finish(close_connections=True)
     assert summary.requests == 2
     assert len(sink.hits) == 2
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["file", "live"])
+def test_from_a_file_a_slow_worker_still_pairs_the_hit_with_its_response(live: bool) -> None:
+    """Capture time decides how long a hit waits for its response when replaying a file: a
+    pause in wall time (a slow disk, a busy dispatcher) releases nothing. A live source whose
+    worker gets nothing for a while is quiet, and there wall time counts."""
+    summary, sink = RunSummary(), ListSink()
+    request = segment(ATTACK, seq=1, ack=5001, ts=1.0)
+    answer = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
+    response = segment(answer, seq=5001, ack=1 + len(ATTACK), from_client=False, ts=2.0)
+    with WorkerPool.started(1, engine_factory=SMALL_ENGINE, sink=sink, summary=summary, live=live) as pool:
+        pool.send(0, [segment_to_tuple(request)])
+        time.sleep(7.5)  # more than the 5 s a hit waits, in wall time
+        pool.send(0, [segment_to_tuple(response)])
+        pool.finish(close_connections=True)
+    assert [hit.response_status for hit in sink.hits] == ([None] if live else [403])
