@@ -112,8 +112,6 @@ def analyze_packets(
     engine: RequestAnalyzer,
     sink: HitSink,
     summary: RunSummary,
-    decoder: PacketDecoder | None = None,
-    limits: ReassemblyLimits | None = None,
     stream: RequestStream | None = None,
     awaiting: HitsAwaitingResponse | None = None,
 ) -> None:
@@ -124,10 +122,11 @@ def analyze_packets(
     `response_wait`). Batching is the sink's business (the storage writer batches, and
     flushes what has waited too long, so a quiet live capture does not sit on its hits).
     A live source yields None when it has waited for packets in vain: nothing to feed, but
-    the loop goes round (and hits that waited too long are released). Pass `stream` to read
-    its counters while the run goes (metrics); otherwise one is made with `decoder`.
+    the loop goes round (and hits that waited too long are released). `stream` (the decoder
+    and the tracker with its limits; default ones if not given) can be read while the run
+    goes (metrics).
     """
-    stream = stream or RequestStream(decoder, limits)
+    stream = stream or RequestStream()
     waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
     try:
         for packet in packets:
@@ -192,7 +191,8 @@ def replay_captures(
 ) -> RunSummary:
     """Analyze capture files and record every hit."""
     summary = RunSummary()
-    analyze_packets(iter_packets(paths, summary), engine=engine, sink=sink, summary=summary, decoder=decoder)
+    stream = RequestStream(decoder)
+    analyze_packets(iter_packets(paths, summary), engine=engine, sink=sink, summary=summary, stream=stream)
     return summary
 
 
