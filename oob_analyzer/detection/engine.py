@@ -17,6 +17,7 @@ from oob_analyzer.detection.events import AttackHit, Finding
 from oob_analyzer.detection.points import extract_points, header_points
 from oob_analyzer.detection.policy import DetectionPolicy, PolicyScope
 from oob_analyzer.detection.request_point import RequestPoint
+from oob_analyzer.detection.verdict_cache import VerdictCache
 from reassembly.events import HttpRequest
 
 __all__ = ["DetectionEngine", "describe_tunnel", "request_excerpt"]
@@ -32,9 +33,10 @@ class DetectionEngine:
     """Runs `detectors` over every decoded variant of every point of a request.
 
     `policy` (allow-lists, disabled attack types per application, host or path) is passed
-    in; without one, every finding counts. Verdicts on short values are remembered in a
-    bounded cache (`cache_size` entries; 0 turns it off): mirrored traffic repeats the same
-    header values (User-Agent, Accept, cookies) request after request.
+    in; without one, every finding counts. Verdicts on short values are remembered in two
+    bounded caches (`cache_size` entries each; 0 turns them off), one for whole header fields
+    and one for points: mirrored traffic repeats the same header values (User-Agent, Accept),
+    cookies and token claims request after request, inside header fields seen once.
     """
 
     def __init__(
@@ -43,8 +45,8 @@ class DetectionEngine:
         self.detectors = tuple(detectors)
         self.policy = policy if policy is not None else DetectionPolicy()
         self.cache_size = cache_size
-        self._verdicts: dict[RequestPoint, tuple[Finding, ...]] = {}
-        self._header_verdicts: dict[tuple[str, str], tuple[Finding, ...]] = {}
+        self._verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
+        self._header_verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
         self._by_kind: dict[str, tuple[Detector, ...]] = {}
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
@@ -71,21 +73,22 @@ class DetectionEngine:
 
     def _judge_header(self, field: tuple[str, str]) -> tuple[Finding, ...]:
         raw_name, value = field
-        verdict = tuple(finding for each in header_points(raw_name, value) for finding in self._inspect_point(each))
-        if self.cache_size and len(value) <= _CACHED_VALUE_CHARS:
-            if len(self._header_verdicts) >= self.cache_size:
-                self._header_verdicts.clear()  # bounded memory; the hot values come back at once
-            self._header_verdicts[field] = verdict
-        return verdict
+        verdict: list[Finding] = []
+        for each in header_points(raw_name, value):
+            # The field's own value was just missed in the header cache; its cookies and token
+            # claims (kinds other than "header") often repeat inside fields seen once.
+            verdict.extend(self._inspect_point(each) if each.kind == "header" else self._cached(each))
+        if len(value) <= _CACHED_VALUE_CHARS:
+            self._header_verdicts.put(field, tuple(verdict))
+        return tuple(verdict)
 
     def _cached(self, point: RequestPoint) -> tuple[Finding, ...]:
         if len(point.value) > _CACHED_VALUE_CHARS or self.cache_size == 0:
             return tuple(self._inspect_point(point))
         cached = self._verdicts.get(point)  # a RequestPoint is a tuple: (name, value, kind)
         if cached is None:
-            if len(self._verdicts) >= self.cache_size:
-                self._verdicts.clear()  # bounded memory; the hot values come back at once
-            cached = self._verdicts[point] = tuple(self._inspect_point(point))
+            cached = tuple(self._inspect_point(point))
+            self._verdicts.put(point, cached)
         return cached
 
     def _detectors_for(self, kind: str) -> tuple[Detector, ...]:
