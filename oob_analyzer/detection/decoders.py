@@ -130,7 +130,26 @@ def decode_base64(text: str) -> str:
     """
     if len(text) < 8 or text.islower() or text.isupper():
         return text
-    return _BASE64_TOKEN.sub(_base64_token_text, text)
+    return _BASE64_TOKEN.sub(_base64_match_text, text)
+
+
+def _decode_base64_remembering(text: str, tokens: dict[str, str]) -> str:
+    """`decode_base64`, looking each token up in `tokens` (token -> its text) before decoding it.
+
+    The variants of one value share most of their tokens: a JWT's signature, which decodes to
+    nothing readable, was tried once per variant (four times in a bearer header) before.
+    """
+    if len(text) < 8 or text.islower() or text.isupper():
+        return text
+
+    def token_text(match: re.Match[str]) -> str:
+        token = match.group(0)
+        decoded = tokens.get(token)
+        if decoded is None:
+            decoded = tokens[token] = _base64_token_text(token)
+        return decoded
+
+    return _BASE64_TOKEN.sub(token_text, text)
 
 
 def decode_gzip_text(data: bytes) -> str | None:
@@ -199,13 +218,17 @@ def decoded_variants(value: str, *, depth: int = MAX_DECODE_DEPTH) -> list[str]:
     """`value` and every distinct text the decoders make of it, breadth first, bounded."""
     variants = [value]
     frontier = [value]
+    base64_tokens: dict[str, str] = {}
     for _ in range(depth):
         next_frontier: list[str] = []
         for text in frontier:
             if _needs_no_decoding(text):
                 continue
             for decode in _DECODERS:
-                decoded = decode(text)
+                if decode is decode_base64:
+                    decoded = _decode_base64_remembering(text, base64_tokens)
+                else:
+                    decoded = decode(text)
                 if decoded != text and decoded not in variants:
                     variants.append(decoded)
                     next_frontier.append(decoded)
@@ -223,8 +246,11 @@ def _js_escape_char(match: re.Match[str]) -> str:
     return chr(code) if code <= 0x10FFFF else match.group(0)
 
 
-def _base64_token_text(match: re.Match[str]) -> str:
-    token = match.group(0)
+def _base64_match_text(match: re.Match[str]) -> str:
+    return _base64_token_text(match.group(0))
+
+
+def _base64_token_text(token: str) -> str:
     # Base64 of text mixes cases; words, numbers, paths and MIME types ("application/xml") do not.
     bare = token.rstrip("=")
     if token.islower() or token.isupper() or len(bare) % 4 == 1 or token.lower() == token:
