@@ -24,6 +24,7 @@ __all__ = [
     "decode_overlong_utf8",
     "decode_percent_unicode",
     "decoded_variants",
+    "needs_no_decoding",
     "normalize_for_matching",
     "percent_decode",
     "strip_comments",
@@ -210,7 +211,8 @@ DECODING_TRIGGERS = "%+\\&\xc0\xc1*-#$'\"<"
 _ANY_TRIGGER = re.compile("[" + re.escape(DECODING_TRIGGERS) + "]")
 
 
-def _needs_no_decoding(text: str) -> bool:
+def needs_no_decoding(text: str) -> bool:
+    """True when every decoder would return `text` unchanged (so it is its only variant)."""
     return _ANY_TRIGGER.search(text) is None and (len(text) < 8 or text.islower() or text.isupper())
 
 
@@ -222,7 +224,7 @@ def decoded_variants(value: str, *, depth: int = MAX_DECODE_DEPTH) -> list[str]:
     for _ in range(depth):
         next_frontier: list[str] = []
         for text in frontier:
-            if _needs_no_decoding(text):
+            if needs_no_decoding(text):
                 continue
             for decode in _DECODERS:
                 if decode is decode_base64:

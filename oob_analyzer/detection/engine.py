@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from capture.packets import TunnelContext
-from oob_analyzer.detection.decoders import decoded_variants, normalize_for_matching
+from oob_analyzer.detection.decoders import decoded_variants, needs_no_decoding, normalize_for_matching
 from oob_analyzer.detection.detectors import Detector
 from oob_analyzer.detection.events import AttackHit, Finding
 from oob_analyzer.detection.points import extract_points, header_points
@@ -100,16 +100,20 @@ class DetectionEngine:
         return detectors
 
     def _inspect_point(self, point: RequestPoint) -> list[Finding]:
-        variants = decoded_variants(point.value)
-        kind = point.kind
-        if len(variants) == 1 and kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(point.value):
-            return []  # a bare word or number: no detector can match it
+        value, kind = point.value, point.kind
+        inert = kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(value) is not None
+        if inert and needs_no_decoding(value):
+            return []  # a bare word or number that no decoder changes: no detector can match it
+        variants = decoded_variants(value)
+        if inert and len(variants) == 1:
+            return []
         detectors = self._detectors_for(kind)
         name = point.name
         findings: list[Finding] = []
         for variant in variants:
             normalized = normalize_for_matching(variant)
-            shown = RequestPoint(name, normalized, kind)  # positional: cheaper than keywords
+            # Positional: cheaper than keywords; the point itself when it is already normalized.
+            shown = point if normalized == value else RequestPoint(name, normalized, kind)
             recase: bool | None = None
             for detector in detectors:
                 # Every finding, not the first per type: a policy that allows one rule
