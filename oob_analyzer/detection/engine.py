@@ -8,13 +8,13 @@ its variants (`decoders`), each variant normalized once and shown to every detec
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from capture.packets import TunnelContext
 from oob_analyzer.detection.decoders import decoded_variants, needs_no_decoding, normalize_for_matching
 from oob_analyzer.detection.detectors import Detector
 from oob_analyzer.detection.events import AttackHit, Finding
-from oob_analyzer.detection.points import extract_points, header_points
+from oob_analyzer.detection.points import body_and_anomaly_points, header_points, path_points, query_points
 from oob_analyzer.detection.policy import DetectionPolicy, PolicyScope
 from oob_analyzer.detection.request_point import RequestPoint
 from oob_analyzer.detection.verdict_cache import VerdictCache
@@ -47,13 +47,24 @@ class DetectionEngine:
         self.cache_size = cache_size
         self._verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
         self._header_verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
+        self._part_verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
         self._by_kind: dict[str, tuple[Detector, ...]] = {}
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
         host = request.host  # a scan of the headers: once per request, not once per hit
         scope = self.policy.scope_for(application=application, host=host, path=request.target)
         found: dict[str, Finding] = {}
-        for point in extract_points(request, headers=False):
+        # The path and the query are judged whole, once per text seen, as header fields are:
+        # the same ones come back request after request, and their points need not be made.
+        path, _, query = request.target.partition("?")
+        verdict = self._judge_part("path", path, path_points)
+        if verdict:
+            _keep_first_per_type(found, verdict, scope)
+        if query:
+            verdict = self._judge_part("query", query, query_points)
+            if verdict:
+                _keep_first_per_type(found, verdict, scope)
+        for point in body_and_anomaly_points(request):
             findings = self._cached(point)
             if findings:
                 _keep_first_per_type(found, findings, scope)
@@ -61,15 +72,26 @@ class DetectionEngine:
         for field in request.headers:
             # A header field is judged whole (value, cookies, JWT claims), once per value seen;
             # the field's own (name, value) tuple is the cache key, no key to build.
-            verdict = header_verdicts.get(field)
-            if verdict is None:
-                verdict = self._judge_header(field)
-            if verdict:
-                _keep_first_per_type(found, verdict, scope)
+            field_verdict = header_verdicts.get(field)
+            if field_verdict is None:
+                field_verdict = self._judge_header(field)
+            if field_verdict:
+                _keep_first_per_type(found, field_verdict, scope)
         if not found:
             return []
         excerpt = request_excerpt(request)
         return [_hit(request, finding, application, excerpt, host) for finding in found.values()]
+
+    def _judge_part(
+        self, part: str, text: str, points_of: Callable[[str], Iterable[RequestPoint]]
+    ) -> tuple[Finding, ...]:
+        key = (part, text)
+        verdict = self._part_verdicts.get(key)
+        if verdict is None:
+            verdict = tuple(finding for point in points_of(text) for finding in self._cached(point))
+            if len(text) <= _CACHED_VALUE_CHARS:
+                self._part_verdicts.put(key, verdict)
+        return verdict
 
     def _judge_header(self, field: tuple[str, str]) -> tuple[Finding, ...]:
         raw_name, value = field

@@ -16,7 +16,16 @@ from oob_analyzer.detection.decoders import percent_decode
 from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, urlencoded_points
 from reassembly.events import HttpRequest
 
-__all__ = ["MAX_POINT_CHARS", "RequestPoint", "extract_points", "header_points", "percent_decode"]
+__all__ = [
+    "MAX_POINT_CHARS",
+    "RequestPoint",
+    "body_and_anomaly_points",
+    "extract_points",
+    "header_points",
+    "path_points",
+    "percent_decode",
+    "query_points",
+]
 
 # Headers whose values carry no attacker-chosen text worth inspecting as a payload.
 _STRUCTURAL_HEADERS = frozenset({"content-length", "cookie"})
@@ -31,20 +40,31 @@ def extract_points(request: HttpRequest, *, headers: bool = True) -> list[Reques
     by `extend` from the part generators: cheaper than a chain of `yield from` per point.
     """
     path, _, query = request.target.partition("?")
-    points = list(_path_points(path))
+    points = list(path_points(path))
     if query:
-        points.extend(urlencoded_points("query", query))
+        points.extend(query_points(query))
     if headers:
         for raw_name, value in request.headers:
             points.extend(header_points(raw_name, value))
-    if request.body:
-        points.extend(body_points(request))
+    points.extend(body_and_anomaly_points(request))
+    return points
+
+
+def body_and_anomaly_points(request: HttpRequest) -> list[RequestPoint]:
+    """The points of the body, then the reassembly anomalies of `request` as one point."""
+    points = list(body_points(request)) if request.body else []
     if request.anomalies:
         points.append(RequestPoint(name="request", value=" ".join(request.anomalies), kind="anomaly"))
     return points
 
 
-def _path_points(path: str) -> Iterator[RequestPoint]:
+def query_points(query: str) -> Iterator[RequestPoint]:
+    """The points of a query string (the target after its first `?`)."""
+    return urlencoded_points("query", query)
+
+
+def path_points(path: str) -> Iterator[RequestPoint]:
+    """The points of a path (the target before its first `?`): all of it, and each segment."""
     decoded = bounded(percent_decode(path, plus_is_space=False))
     yield RequestPoint(name="path", value=decoded, kind="path")
     segments = [segment for segment in path.split("/") if segment]
