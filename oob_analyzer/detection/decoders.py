@@ -27,6 +27,7 @@ __all__ = [
     "needs_no_decoding",
     "normalize_for_matching",
     "percent_decode",
+    "python_decode_base64",
     "strip_comments",
     "strip_interleaved_tags",
 ]
@@ -120,8 +121,11 @@ def decode_overlong_utf8(text: str) -> str:
     return _OVERLONG_TWO_BYTE.sub(lambda m: chr(((ord(m.group(0)[0]) & 0x1F) << 6) | (ord(m.group(1)) & 0x3F)), text)
 
 
-def decode_base64(text: str) -> str:
+def python_decode_base64(text: str) -> str:
     """Base64 or base64url tokens that decode to readable text, replaced by that text.
+
+    The reference for `decode_base64`, which is the compiled `_base64_text.decode_base64`
+    when it is built (tests/detection/test_base64_text.py holds the two to the same output).
 
     Plausibility guards against decoding every identifier: a token of 8+ characters from
     the alphabet, with both upper- and lower-case letters, whose decoding is valid UTF-8
@@ -134,8 +138,14 @@ def decode_base64(text: str) -> str:
     return _BASE64_TOKEN.sub(_base64_match_text, text)
 
 
+try:
+    from oob_analyzer.detection._base64_text import decode_base64
+except ImportError:  # not built (a source tree without `pip install`): the Python reference
+    decode_base64 = python_decode_base64
+
+
 def _decode_base64_remembering(text: str, tokens: dict[str, str]) -> str:
-    """`decode_base64`, looking each token up in `tokens` (token -> its text) before decoding it.
+    """`python_decode_base64`, looking each token up in `tokens` (token -> its text) before decoding it.
 
     The variants of one value share most of their tokens: a JWT's signature, which decodes to
     nothing readable, was tried once per variant (four times in a bearer header) before.
@@ -227,7 +237,7 @@ def decoded_variants(value: str, *, depth: int = MAX_DECODE_DEPTH) -> list[str]:
             if needs_no_decoding(text):
                 continue
             for decode in _DECODERS:
-                if decode is decode_base64:
+                if decode is python_decode_base64:
                     decoded = _decode_base64_remembering(text, base64_tokens)
                 else:
                     decoded = decode(text)
