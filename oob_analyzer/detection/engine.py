@@ -74,6 +74,8 @@ class DetectionEngine:
             # the field's own (name, value) tuple is the cache key, no key to build.
             field_verdict = header_verdicts.get(field)
             if field_verdict is None:
+                field_verdict = header_verdicts.recall(field)
+            if field_verdict is None:
                 field_verdict = self._judge_header(field)
             if field_verdict:
                 _keep_first_per_type(found, field_verdict, scope)
@@ -87,6 +89,8 @@ class DetectionEngine:
     ) -> tuple[Finding, ...]:
         key = (part, text)
         verdict = self._part_verdicts.get(key)
+        if verdict is None:
+            verdict = self._part_verdicts.recall(key)
         if verdict is None:
             verdict = tuple(finding for point in points_of(text) for finding in self._cached(point))
             if len(text) <= _CACHED_VALUE_CHARS:
@@ -108,6 +112,8 @@ class DetectionEngine:
         if len(point.value) > _CACHED_VALUE_CHARS or self.cache_size == 0:
             return tuple(self._inspect_point(point))
         cached = self._verdicts.get(point)  # a RequestPoint is a tuple: (name, value, kind)
+        if cached is None:
+            cached = self._verdicts.recall(point)
         if cached is None:
             cached = tuple(self._inspect_point(point))
             self._verdicts.put(point, cached)
