@@ -1,4 +1,4 @@
-"""Build of the compiled hot path; every other piece of metadata is in setup.cfg."""
+"""Build of the compiled hot paths; every other piece of metadata is in setup.cfg."""
 
 from setuptools import Extension, setup
 
@@ -9,6 +9,26 @@ setup(
             sources=["capture/_fastdecode.c", "capture/_fastdecode_frames.c", "capture/_fastdecode_records.c"],
             depends=["capture/_fastdecode.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
-        )
+        ),
+        Extension(
+            "reassembly._fasttrack",
+            sources=[
+                "reassembly/_fasttrack.c",
+                "reassembly/_fasttrack_stream.c",
+                "reassembly/_fasttrack_lines.c",
+                "reassembly/_fasttrack_head.c",
+                "reassembly/_fasttrack_http.c",
+                "reassembly/_fasttrack_table.c",
+                "reassembly/_fasttrack_conn.c",
+                "reassembly/_fasttrack_tracker.c",
+            ],
+            depends=[
+                "reassembly/_fasttrack.h",
+                "reassembly/_fasttrack_http.h",
+                "reassembly/_fasttrack_table.h",
+                "reassembly/_fasttrack_conn.h",
+            ],
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        ),
     ]
 )

@@ -1,0 +1,98 @@
+"""The connection tracker reassembly exposes: the compiled one when it is built, else the reference.
+
+Sans-I/O, like everything in `reassembly`: TCP segments in, HTTP events out. The work is
+done by `reassembly._fasttrack` (C, built by `pip install`), an exact port of the pure-Python
+`reassembly.connections.PythonConnectionTracker`, which stays the reference and the fallback
+when the extension is missing. tests/reassembly/test_compiled_tracker.py holds the two to the
+same events (same order, same field values), stats and capture-loss counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from capture.packets import TcpSegment
+from reassembly.body_decoding import decode_body
+from reassembly.capture_loss import CaptureLoss
+from reassembly.connections import PythonConnectionTracker
+from reassembly.events import Anomaly, FlowKey, HttpRequest, HttpResponse, ProtocolSwitch, ReassemblyEvent
+from reassembly.limits import ReassemblyLimits
+
+try:
+    from reassembly import _fasttrack
+except ImportError:  # a checkout run without `pip install`: the pure-Python tracker alone
+    _fasttrack = None  # type: ignore[assignment]
+
+__all__ = ["ConnectionTracker"]
+
+
+class ConnectionTracker:
+    """Tracks every TCP connection and parses the HTTP messages both sides send.
+
+    `receive_segment(segment)` returns the events the segment completes, `close_all()` those
+    still in progress at the end of input. `compiled=False` keeps to the pure-Python
+    reference; `compiled` tells afterwards which one runs.
+    """
+
+    # Bound straight to the implementation's methods: no Python call in between per segment.
+    receive_segment: Callable[[TcpSegment], list[ReassemblyEvent]]
+    close_all: Callable[[], list[ReassemblyEvent]]
+
+    def __init__(self, limits: ReassemblyLimits | None = None, *, compiled: bool = True) -> None:
+        self.limits = limits or ReassemblyLimits()
+        self._compiled = (
+            _fasttrack.ConnectionTracker(
+                limits=self.limits,
+                flow_type=FlowKey,
+                request_type=HttpRequest,
+                response_type=HttpResponse,
+                anomaly_type=Anomaly,
+                switch_type=ProtocolSwitch,
+                segment_type=TcpSegment,
+                decode_body=decode_body,
+                counter_type=Counter,
+            )
+            if compiled and _fasttrack is not None
+            else None
+        )
+        self._reference = PythonConnectionTracker(self.limits) if self._compiled is None else None
+        implementation = self._compiled or self._reference
+        assert implementation is not None
+        self.receive_segment = implementation.receive_segment
+        self.close_all = implementation.close_all
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    @property
+    def stats(self) -> Counter[str]:
+        """What the tracker counted, by reason (a snapshot when compiled)."""
+        if self._compiled is not None:
+            return self._compiled.stats()
+        assert self._reference is not None
+        return self._reference.stats
+
+    @property
+    def tracked_connections(self) -> int:
+        if self._compiled is not None:
+            return self._compiled.tracked_connections
+        assert self._reference is not None
+        return self._reference.tracked_connections
+
+    @property
+    def pending_bytes(self) -> int:
+        if self._compiled is not None:
+            return self._compiled.pending_bytes
+        assert self._reference is not None
+        return self._reference.pending_bytes
+
+    @property
+    def capture_loss(self) -> CaptureLoss:
+        """Acknowledgements seen so far, and the acknowledged bytes the capture never held."""
+        if self._compiled is not None:
+            ack_events, ack_bytes, gap_events, gap_bytes = self._compiled.capture_loss()
+            return CaptureLoss(ack_events=ack_events, ack_bytes=ack_bytes, gap_events=gap_events, gap_bytes=gap_bytes)
+        assert self._reference is not None
+        return self._reference.capture_loss
