@@ -3,7 +3,7 @@
 from collections import Counter
 from collections.abc import Callable
 
-from capture.packets import TcpSegment
+from capture.packets import RawPacket, TcpSegment
 from reassembly.events import Anomaly, FlowKey, HttpRequest, HttpResponse, ProtocolSwitch, ReassemblyEvent
 from reassembly.limits import ReassemblyLimits
 
@@ -23,6 +23,12 @@ class ConnectionTracker:
     ) -> None: ...
     def receive_segment(self, segment: TcpSegment, /) -> list[ReassemblyEvent]: ...
     def close_all(self) -> list[ReassemblyEvent]: ...
+    def packet_feed(
+        self,
+        fast_decode: Callable[[RawPacket], TcpSegment | None] | None,
+        decode: Callable[[RawPacket], TcpSegment | None],
+        /,
+    ) -> Callable[[RawPacket], list[ReassemblyEvent]]: ...
     def stats(self) -> Counter[str]: ...
     def capture_loss(self) -> tuple[int, int, int, int]: ...
     @property

@@ -4,6 +4,10 @@
 
 /* Python's tuple order on (address, port): the address decides unless equal. */
 static int endpoint_less(PyObject *a, long a_port, PyObject *b, long b_port) {
+    if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) { /* one comparison where two would do */
+        int order = a == b ? 0 : PyUnicode_Compare(a, b);
+        return order == 0 ? a_port < b_port : order < 0;
+    }
     int equal = PyObject_RichCompareBool(a, b, Py_EQ);
     if (equal < 0) {
         return -1;

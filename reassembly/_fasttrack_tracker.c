@@ -27,12 +27,9 @@ static const char *const segment_fields[] = {"ts",  "src",   "dst",     "sport",
 /* ---- reading a segment -------------------------------------------------------------------- */
 
 static int as_seq(PyObject *value, uint32_t *out) {
-    unsigned long long number = PyLong_Check(value) ? PyLong_AsUnsignedLongLong(value) : (unsigned long long)-1;
-    if (number == (unsigned long long)-1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        number = 1ull << 32;
-    }
-    if (number >> 32) {
+    int overflow = 1;
+    long long number = PyLong_Check(value) ? PyLong_AsLongLongAndOverflow(value, &overflow) : -1;
+    if (overflow || number < 0 || number >> 32) {
         PyErr_SetString(PyExc_ValueError, "TCP sequence and acknowledgement numbers are 32-bit (0 to 2**32 - 1)");
         return -1;
     }
@@ -332,6 +329,82 @@ static PyObject *tracker_receive_segment(Tracker *t, PyObject *object) {
     return take_output(t, failed);
 }
 
+/* ---- packets in: the capture decoder's segments straight in ------------------------------ */
+
+/* A callable `feed(packet) -> events`: the compiled frame decoder first, the full decoder for
+ * the frames it hands back, then the tracker; no Python frame per packet in between. */
+typedef struct {
+    PyObject_HEAD
+    Tracker *tracker;
+    PyObject *fast_decode; /* or None */
+    PyObject *decode;
+    vectorcallfunc vectorcall;
+} PacketFeed;
+
+static PyObject *feed_call(PacketFeed *feed, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "feed() takes one packet");
+        return NULL;
+    }
+    PyObject *segment = NULL;
+    if (feed->fast_decode != Py_None) {
+        segment = PyObject_CallOneArg(feed->fast_decode, args[0]);
+        if (segment == NULL) {
+            return NULL;
+        }
+    }
+    if (segment == NULL || segment == Py_None) {
+        Py_XDECREF(segment);
+        segment = PyObject_CallOneArg(feed->decode, args[0]);
+        if (segment == NULL) {
+            return NULL;
+        }
+    }
+    if (segment == Py_None) {
+        Py_DECREF(segment);
+        return PyList_New(0);
+    }
+    PyObject *events = tracker_receive_segment(feed->tracker, segment);
+    Py_DECREF(segment);
+    return events;
+}
+
+static void feed_dealloc(PacketFeed *feed) {
+    Py_CLEAR(feed->tracker);
+    Py_CLEAR(feed->fast_decode);
+    Py_CLEAR(feed->decode);
+    Py_TYPE(feed)->tp_free((PyObject *)feed);
+}
+
+static PyTypeObject PacketFeedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "reassembly._fasttrack.PacketFeed",
+    .tp_basicsize = sizeof(PacketFeed),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "feed(packet) -> the events the packet's segment completes.",
+    .tp_vectorcall_offset = offsetof(PacketFeed, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_dealloc = (destructor)feed_dealloc,
+};
+
+static PyObject *tracker_packet_feed(Tracker *t, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "packet_feed(fast_decode, decode)");
+        return NULL;
+    }
+    if (PyType_Ready(&PacketFeedType) < 0) {
+        return NULL;
+    }
+    PacketFeed *feed = PyObject_New(PacketFeed, &PacketFeedType);
+    if (feed == NULL) {
+        return NULL;
+    }
+    feed->tracker = (Tracker *)Py_NewRef(t);
+    feed->fast_decode = Py_NewRef(args[0]);
+    feed->decode = Py_NewRef(args[1]);
+    feed->vectorcall = (vectorcallfunc)feed_call;
+    return (PyObject *)feed;
+}
+
 static PyObject *tracker_close_all(Tracker *t, PyObject *Py_UNUSED(ignored)) {
     if (t->out != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "ConnectionTracker is not reentrant");
@@ -465,6 +538,8 @@ static void tracker_dealloc(Tracker *t) {
 static PyMethodDef tracker_methods[] = {
     {"receive_segment", (PyCFunction)tracker_receive_segment, METH_O, "The events this segment completes."},
     {"close_all", (PyCFunction)tracker_close_all, METH_NOARGS, "End of input: every message still in progress."},
+    {"packet_feed", (PyCFunction)(void (*)(void))tracker_packet_feed, METH_FASTCALL,
+     "packet_feed(fast_decode, decode): a callable from packet to events, decoding and tracking in one call."},
     {"stats", (PyCFunction)tracker_stats, METH_NOARGS, "A Counter of what the tracker counted, by reason."},
     {"capture_loss", (PyCFunction)tracker_capture_loss, METH_NOARGS,
      "(ack_events, ack_bytes, gap_events, gap_bytes) so far."},

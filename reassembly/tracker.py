@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from capture.packets import TcpSegment
+from capture.packets import RawPacket, TcpSegment
 from reassembly.body_decoding import decode_body
 from reassembly.capture_loss import CaptureLoss
 from reassembly.connections import PythonConnectionTracker
@@ -61,6 +61,28 @@ class ConnectionTracker:
         assert implementation is not None
         self.receive_segment = implementation.receive_segment
         self.close_all = implementation.close_all
+
+    def packet_feed(
+        self,
+        decode: Callable[[RawPacket], TcpSegment | None],
+        fast_decode: Callable[[RawPacket], TcpSegment | None] | None = None,
+    ) -> Callable[[RawPacket], list[ReassemblyEvent]]:
+        """A function from a packet to the events its segment completes: `fast_decode` first
+        (when given; None hands the packet on), then `decode`, then `receive_segment`.
+
+        Compiled, it is one C call per packet: no Python frame between decoder and tracker.
+        """
+        if self._compiled is not None:
+            return self._compiled.packet_feed(fast_decode, decode)
+        receive = self.receive_segment
+
+        def feed(packet: RawPacket) -> list[ReassemblyEvent]:
+            segment = fast_decode(packet) if fast_decode is not None else None
+            if segment is None:
+                segment = decode(packet)
+            return [] if segment is None else receive(segment)
+
+        return feed
 
     @property
     def compiled(self) -> bool:
