@@ -32,7 +32,9 @@ typedef struct {
     Py_ssize_t cap;
 } ByteBuf;
 
-static inline unsigned char *bb_ptr(const ByteBuf *b) { return b->data + b->start; }
+extern unsigned char bb_empty[1];
+/* Never NULL (memchr and memcmp want a pointer even for no bytes). */
+static inline unsigned char *bb_ptr(const ByteBuf *b) { return b->data != NULL ? b->data + b->start : bb_empty; }
 int bb_append(ByteBuf *b, const unsigned char *data, Py_ssize_t len);
 void bb_consume(ByteBuf *b, Py_ssize_t count);
 static inline void bb_clear(ByteBuf *b) { b->start = b->len = 0; }

@@ -8,6 +8,8 @@
 
 /* ---- byte buffers ------------------------------------------------------------------ */
 
+unsigned char bb_empty[1];
+
 int bb_append(ByteBuf *b, const unsigned char *data, Py_ssize_t len) {
     if (len <= 0) {
         return 0;
