@@ -23,7 +23,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from capture import layers
 from capture.fragments import FragmentReassembler
@@ -124,10 +124,10 @@ class PacketDecoder:
             self._compiled.set_ports(self._vxlan_ports, self._geneve_ports)
 
     @property
-    def compiled_decode(self) -> Callable[[RawPacket], TcpSegment | None] | None:
-        """The compiled path alone (None when not in use): a segment, or None for a frame that
-        only `decode` can handle. Lets a caller in C try it first without a Python call."""
-        return self._compiled.decode if self._compiled is not None else None
+    def frame_decoder(self) -> _fastdecode.FrameDecoder | None:
+        """The compiled path alone (None when not in use): its `decode` gives a segment, or None
+        for a frame only `decode` here can handle. Lets a caller in C try it first."""
+        return self._compiled
 
     @property
     def anomalies(self) -> Counter[str]:

@@ -114,7 +114,18 @@ PyObject *make_object(const Kind *kind, PyObject **values) {
     for (int i = 0; i < kind->count; i++) {
         *(PyObject **)((char *)made + kind->offsets[i]) = values[i];
     }
-    return made;
+    return untracked(made);
+}
+
+PyObject *untracked(PyObject *object) {
+    /* Events, flows and their header tuples are frozen and hold only strings, numbers, bytes
+     * and other such objects: they can be in no reference cycle, so the cyclic collector need
+     * not visit them (CPython leaves tuples of atoms out the same way). Untracked, the many
+     * messages alive at once no longer make every collection longer. */
+    if (object != NULL && PyObject_IS_GC(object) && PyObject_GC_IsTracked(object)) {
+        PyObject_GC_UnTrack(object);
+    }
+    return object;
 }
 
 PyObject *copy_object(const Kind *kind, PyObject *object) {

@@ -102,6 +102,8 @@ int kind_init(Kind *kind, PyObject *type, const char *const *names, int count);
 void types_clear(Types *types);
 /* A new object of `kind` with its slots set to `values` (stolen, each non-NULL). */
 PyObject *make_object(const Kind *kind, PyObject **values);
+/* `object` left out of the cyclic collector's walks (NULL passes through). */
+PyObject *untracked(PyObject *object);
 /* A copy of `object` (dataclasses.replace with no changes). */
 PyObject *copy_object(const Kind *kind, PyObject *object);
 

@@ -3,6 +3,7 @@
 from collections import Counter
 from collections.abc import Callable
 
+from capture._fastdecode import FrameDecoder, PcapRecordReader
 from capture.packets import RawPacket, TcpSegment
 from reassembly.events import Anomaly, FlowKey, HttpRequest, HttpResponse, ProtocolSwitch, ReassemblyEvent
 from reassembly.limits import ReassemblyLimits
@@ -23,6 +24,15 @@ class ConnectionTracker:
     ) -> None: ...
     def receive_segment(self, segment: TcpSegment, /) -> list[ReassemblyEvent]: ...
     def close_all(self) -> list[ReassemblyEvent]: ...
+    def feed_records(
+        self,
+        buffer: bytes,
+        start: int,
+        reader: PcapRecordReader,
+        decoder: FrameDecoder,
+        decode: Callable[[RawPacket], TcpSegment | None],
+        /,
+    ) -> tuple[list[ReassemblyEvent], int, int, int, int]: ...
     def packet_feed(
         self,
         fast_decode: Callable[[RawPacket], TcpSegment | None] | None,

@@ -122,4 +122,11 @@ void note_ack(Tracker *t, Direction *acked, uint32_t ack);
 int connection_close(Tracker *t, Connection *c, StatId reason);
 int emit_anomaly(Tracker *t, Connection *c, double ts, PyObject *name, uint32_t seq);
 
+/* _fasttrack_tracker.c: a TcpSegment read; one segment tracked (its events appended to t->out). */
+int read_segment(Tracker *t, PyObject *object, Segment *seg);
+int tracker_receive(Tracker *t, const Segment *seg);
+/* _fasttrack_feed.c */
+extern const char feed_records_doc[];
+PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nargs);
+
 #endif

@@ -256,7 +256,7 @@ static PyObject *finish(Parser *p, bool complete) {
     values[4] = decoded_body(p, values[0], complete);
     values[1] = PyLong_FromLongLong(p->body_length);
     values[2] = Py_NewRef(complete ? Py_True : Py_False);
-    values[3] = PyList_AsTuple(p->anomalies);
+    values[3] = untracked(PyList_AsTuple(p->anomalies));
     values[5] = PyLong_FromLongLong(p->count);
     if (values[1] == NULL || values[3] == NULL || values[4] == NULL || values[5] == NULL) {
         for (int i = 0; i < 6; i++) {
@@ -483,7 +483,7 @@ static int add_trailer(Parser *p, const unsigned char *line, Py_ssize_t len) {
     const unsigned char *colon = memchr(line, ':', (size_t)len);
     PyObject *name = ascii_stripped(line, colon - line);
     PyObject *value = name == NULL ? NULL : ascii_stripped(colon + 1, line + len - colon - 1);
-    PyObject *trailer = value == NULL ? NULL : PyTuple_Pack(2, name, value);
+    PyObject *trailer = value == NULL ? NULL : untracked(PyTuple_Pack(2, name, value));
     Py_XDECREF(name);
     Py_XDECREF(value);
     if (trailer == NULL) {
@@ -492,7 +492,7 @@ static int add_trailer(Parser *p, const unsigned char *line, Py_ssize_t len) {
     const Kind *kind = p->is_response ? &p->types->response : &p->types->request;
     PyObject *headers = get_slot(p->head, kind->offsets[MSG_HEADERS]);
     Py_ssize_t n = PyTuple_GET_SIZE(headers);
-    PyObject *grown = PyTuple_New(n + 1);
+    PyObject *grown = untracked(PyTuple_New(n + 1));
     if (grown == NULL) {
         Py_DECREF(trailer);
         return -1;

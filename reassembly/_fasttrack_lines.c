@@ -281,7 +281,7 @@ static int fold_into_last(PyObject *headers, const unsigned char *line, Py_ssize
     }
     PyObject *name = PyTuple_GET_ITEM(last, 0);
     Py_INCREF(name);
-    PyObject *field = PyTuple_Pack(2, name, value);
+    PyObject *field = untracked(PyTuple_Pack(2, name, value));
     Py_DECREF(name);
     Py_DECREF(value);
     if (field == NULL) {
@@ -325,7 +325,7 @@ static int parse_header_line(const unsigned char *line, Py_ssize_t len, PyObject
     }
     PyObject *name = latin1(line + name_start, name_end - name_start);
     PyObject *value = name == NULL ? NULL : latin1(line + value_start, value_end - value_start);
-    PyObject *field = value == NULL ? NULL : PyTuple_Pack(2, name, value);
+    PyObject *field = value == NULL ? NULL : untracked(PyTuple_Pack(2, name, value));
     Py_XDECREF(name);
     Py_XDECREF(value);
     if (field == NULL) {
@@ -359,7 +359,7 @@ PyObject *parse_header_lines(const unsigned char *lines, Py_ssize_t len, bool st
         }
         p = nl + 1;
     }
-    PyObject *tuple = PyList_AsTuple(headers);
+    PyObject *tuple = untracked(PyList_AsTuple(headers));
     Py_DECREF(headers);
     return tuple;
 }

@@ -37,7 +37,7 @@ static int as_seq(PyObject *value, uint32_t *out) {
     return 0;
 }
 
-static int read_segment(Tracker *t, PyObject *object, Segment *seg) {
+int read_segment(Tracker *t, PyObject *object, Segment *seg) {
     const Kind *kind = &t->types.segment;
     if (!PyObject_TypeCheck(object, kind->type)) {
         PyErr_Format(PyExc_TypeError, "expected a TcpSegment, not %.100s", Py_TYPE(object)->tp_name);
@@ -234,7 +234,7 @@ static Connection *find_or_open(Tracker *t, const Key *key, const Segment *seg, 
     return c;
 }
 
-static int receive(Tracker *t, const Segment *seg) {
+int tracker_receive(Tracker *t, const Segment *seg) {
     if (seg->ts >= t->next_idle_check && evict_idle(t, seg->ts) < 0) {
         return -1;
     }
@@ -324,7 +324,7 @@ static PyObject *tracker_receive_segment(Tracker *t, PyObject *object) {
         return NULL;
     }
     Py_INCREF(object); /* the payload is read in place */
-    int failed = receive(t, &seg);
+    int failed = tracker_receive(t, &seg);
     Py_DECREF(object);
     return take_output(t, failed);
 }
@@ -538,6 +538,7 @@ static void tracker_dealloc(Tracker *t) {
 static PyMethodDef tracker_methods[] = {
     {"receive_segment", (PyCFunction)tracker_receive_segment, METH_O, "The events this segment completes."},
     {"close_all", (PyCFunction)tracker_close_all, METH_NOARGS, "End of input: every message still in progress."},
+    {"feed_records", (PyCFunction)(void (*)(void))tracker_feed_records, METH_FASTCALL, feed_records_doc},
     {"packet_feed", (PyCFunction)(void (*)(void))tracker_packet_feed, METH_FASTCALL,
      "packet_feed(fast_decode, decode): a callable from packet to events, decoding and tracking in one call."},
     {"stats", (PyCFunction)tracker_stats, METH_NOARGS, "A Counter of what the tracker counted, by reason."},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from capture.packets import RawPacket, TcpSegment
 from reassembly.body_decoding import decode_body
@@ -18,6 +19,9 @@ from reassembly.capture_loss import CaptureLoss
 from reassembly.connections import PythonConnectionTracker
 from reassembly.events import Anomaly, FlowKey, HttpRequest, HttpResponse, ProtocolSwitch, ReassemblyEvent
 from reassembly.limits import ReassemblyLimits
+
+if TYPE_CHECKING:
+    from capture._fastdecode import FrameDecoder, PcapRecordReader
 
 try:
     from reassembly import _fasttrack
@@ -83,6 +87,25 @@ class ConnectionTracker:
             return [] if segment is None else receive(segment)
 
         return feed
+
+    def feed_records(
+        self,
+        buffer: bytes,
+        start: int,
+        reader: PcapRecordReader,
+        frame_decoder: FrameDecoder,
+        decode: Callable[[RawPacket], TcpSegment | None],
+    ) -> tuple[list[ReassemblyEvent], int, int, int, int]:
+        """Compiled only: the whole pcap records of `buffer` from `start` decoded and tracked in
+        C, building no packet (frames the compiled `frame_decoder` hands back go to `decode`).
+
+        Returns (their events, the next record's offset, the bytes it needs from there or -1,
+        records, bytes captured): the events `receive_segment` gives for the same packets'
+        segments, in the same order.
+        """
+        if self._compiled is None:
+            raise RuntimeError("feed_records needs the compiled tracker")
+        return self._compiled.feed_records(buffer, start, reader, frame_decoder, decode)
 
     @property
     def compiled(self) -> bool:
