@@ -296,6 +296,8 @@ Py_ssize_t find_request_resync(const unsigned char *buf, Py_ssize_t len);
 Py_ssize_t find_response_resync(const unsigned char *buf, Py_ssize_t len);
 bool looks_like_request(const unsigned char *buf, Py_ssize_t len);  /* connections._LOOKS_LIKE_REQUEST */
 bool looks_like_response(const unsigned char *buf, Py_ssize_t len); /* connections._LOOKS_LIKE_RESPONSE */
+/* `bytes.decode("latin-1")`, short texts shared from a cache. */
+PyObject *latin1(const unsigned char *p, Py_ssize_t len);
 bool is_tchar(unsigned char c);
 bool is_ascii_space(unsigned char c); /* bytes.strip() */
 bool is_str_space(unsigned char c);   /* str.strip() on a Latin-1 string */

@@ -6,10 +6,6 @@
 
 #include "_fasttrack_http.h"
 
-static PyObject *latin1(const unsigned char *p, Py_ssize_t len) {
-    return PyUnicode_DecodeLatin1((const char *)p, len, NULL);
-}
-
 PyObject *new_anomaly(Parser *p, PyObject *name, PyObject *detail) {
     PyObject *values[ANOM_FIELDS];
     values[ANOM_TS] = PyFloat_FromDouble(p->last_ts);
@@ -87,7 +83,7 @@ static PyObject *parse_request_start(Parser *p, const unsigned char *line, Py_ss
     }
     PyObject *values[REQ_FIELDS] = {NULL};
     values[REQ_METHOD] = latin1(parsed.method, parsed.method_len);
-    values[REQ_TARGET] = latin1(parsed.target, parsed.target_len);
+    values[REQ_TARGET] = PyUnicode_DecodeLatin1((const char *)parsed.target, parsed.target_len, NULL);
     values[MSG_VERSION] = parsed.version ? latin1(parsed.version, parsed.version_len) : Py_NewRef(strings[S_HTTP09]);
     PyObject *message = new_message(p, &p->types->request, values);
     if (message == NULL || failed) {

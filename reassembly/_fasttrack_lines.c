@@ -255,8 +255,39 @@ PyObject *header_value(PyObject *headers, const char *name, Py_ssize_t name_len)
     return NULL;
 }
 
-static PyObject *latin1(const unsigned char *p, Py_ssize_t len) {
-    return PyUnicode_DecodeLatin1((const char *)p, len, NULL);
+/* Short texts recur in every message (field names, "HTTP/1.1", "GET", a Host, a server's
+ * name): each is decoded once and shared, from a direct-mapped cache of fixed size (str is
+ * immutable, so sharing is invisible). */
+#define TEXT_CACHE_SIZE 1024
+#define TEXT_CACHE_LONGEST 24
+
+typedef struct {
+    unsigned char length;
+    unsigned char bytes[TEXT_CACHE_LONGEST];
+    PyObject *text;
+} CachedText;
+
+static CachedText text_cache[TEXT_CACHE_SIZE];
+
+PyObject *latin1(const unsigned char *p, Py_ssize_t len) {
+    if (len == 0 || len > TEXT_CACHE_LONGEST) {
+        return PyUnicode_DecodeLatin1((const char *)p, len, NULL);
+    }
+    uint32_t h = 2166136261u;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        h = (h ^ p[i]) * 16777619u; /* FNV-1a */
+    }
+    CachedText *entry = &text_cache[h % TEXT_CACHE_SIZE];
+    if (entry->text != NULL && entry->length == len && memcmp(entry->bytes, p, (size_t)len) == 0) {
+        return Py_NewRef(entry->text);
+    }
+    PyObject *text = PyUnicode_DecodeLatin1((const char *)p, len, NULL);
+    if (text != NULL) {
+        Py_XSETREF(entry->text, Py_NewRef(text));
+        entry->length = (unsigned char)len;
+        memcpy(entry->bytes, p, (size_t)len);
+    }
+    return text;
 }
 
 /* The last field with ` value` appended: RFC 9112 section 5.2, a fold becomes a space. */
