@@ -18,6 +18,7 @@ setup(
                 "reassembly/_fasttrack_lines.c",
                 "reassembly/_fasttrack_head.c",
                 "reassembly/_fasttrack_http.c",
+                "reassembly/_fasttrack_body.c",
                 "reassembly/_fasttrack_table.c",
                 "reassembly/_fasttrack_conn.c",
                 "reassembly/_fasttrack_tracker.c",

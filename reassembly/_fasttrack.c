@@ -7,10 +7,12 @@
  * same field values, and the same stats and capture-loss counts. The parts:
  *
  * - _fasttrack_stream.c: one direction's ordering (TcpStream);
- * - _fasttrack_lines.c, _fasttrack_head.c, _fasttrack_http.c: HTTP/1.x parsing of one
- *   direction (start lines, heads, bodies, gaps, protocol switches, response pairing);
+ * - _fasttrack_lines.c, _fasttrack_head.c, _fasttrack_body.c, _fasttrack_http.c: HTTP/1.x
+ *   parsing of one direction (start lines, heads, bodies, gaps, protocol switches, response
+ *   pairing);
  * - _fasttrack_table.c: connections by their endpoints, least recently active first;
- * - _fasttrack_tracker.c: the ConnectionTracker type.
+ * - _fasttrack_tracker.c: the ConnectionTracker type;
+ * - _fasttrack_feed.c: capture records straight in, through capture._fastdecode's C API.
  *
  * Events are the project's slotted dataclasses, built by filling their slots at the offsets
  * their member descriptors publish (as capture/_fastdecode.c builds segments). This file

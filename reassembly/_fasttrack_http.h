@@ -1,5 +1,5 @@
-/* What the two halves of the compiled HTTP/1.x parser share: heads (_fasttrack_head.c) and
- * the state machine around them (_fasttrack_http.c). */
+/* What the parts of the compiled HTTP/1.x parser share: heads (_fasttrack_head.c), bodies
+ * (_fasttrack_body.c) and the state machine around them (_fasttrack_http.c). */
 
 #ifndef REASSEMBLY_FASTTRACK_HTTP_H
 #define REASSEMBLY_FASTTRACK_HTTP_H
@@ -27,7 +27,24 @@ long long content_length_framing(Parser *p, PyObject *headers);
 long long body_framing(Parser *p, PyObject *message);
 bool request_method_is(PyObject *request, const Types *types, const char *method);
 void unanswered_pop(Parser *p);
-/* _fasttrack_http.c */
+/* _fasttrack_http.c: finishing a message */
+int append_anomaly(Parser *p, StringId name);
+bool has_tcp_gap(Parser *p);
+/* `_filled`: the head with these fields, in place while the parser is its only holder, else a
+ * copy; steals every value. */
+PyObject *filled(Parser *p, PyObject *head, PyObject **values, const int *fields, int count);
+/* The message finished (`complete` or not) into *out: STEP_EVENT or STEP_ERROR. */
+Step finished(Parser *p, bool complete, PyObject **out);
+/* finished(False) after naming why, and resynchronise after it. */
+Step cut_short(Parser *p, StringId anomaly, PyObject **out);
+/* _fasttrack_body.c: the body states' steps */
 Step start_body(Parser *p, PyObject *message, PyObject **out);
+long long take_body(Parser *p, long long count);
+int count_lost_body(Parser *p, long long size);
+Step read_body(Parser *p, PyObject **out);
+Step read_chunk_size(Parser *p, PyObject **out);
+Step read_chunk_data(Parser *p);
+Step read_chunk_data_end(Parser *p, PyObject **out);
+Step read_trailers(Parser *p, PyObject **out);
 
 #endif
