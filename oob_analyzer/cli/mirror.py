@@ -104,7 +104,10 @@ def mirror_server(
     # The receiver resolves the client with the trusted proxies; the engine must not again.
     engine = build_engine(config, resolve_clients=False)
     reloader = ConfigReloader(
-        engine, say=lambda message: click.echo(message, err=True), restart_only=("trusted_proxies",)
+        config,
+        say=lambda message: click.echo(message, err=True),
+        listeners=[engine.apply],
+        restart_only=("trusted_proxies",),
     )
     settings = MirrorSettings(
         receiver=ReceiverSettings(host=host, port=port, allow=allow, max_connections=max_connections),

@@ -21,7 +21,7 @@ from oob_analyzer.metrics import PipelineMetrics
 from oob_analyzer.pipeline import HitSink, RequestStream, RunSummary, analyze_packets
 from oob_analyzer.workers import WorkerError, WorkerPool, analyze_packets_in_workers, choose_workers
 
-__all__ = ["WorkerCountType", "analyze", "worker_count", "workers_option"]
+__all__ = ["WorkerCountType", "analyze", "engine_for", "worker_count", "workers_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_WORKERS = 256
@@ -68,11 +68,18 @@ def worker_count(requested: int | None, config: SensorConfig, sources: Sequence[
     return choose_workers(from_config("workers", requested, configured), sources, live=live)
 
 
+def engine_for(workers: int, config: SensorConfig) -> SensorEngine | None:
+    """The engine this process judges with: one when it analyzes alone; none when workers do
+    (each builds its own from the config; building one costs seconds of CPU)."""
+    return build_engine(config) if workers == 1 else None
+
+
 def analyze(
     packets: Iterable[RawPacket | None],
     *,
     workers: int,
-    engine: SensorEngine,
+    config: SensorConfig,
+    engine: SensorEngine | None,
     stream: RequestStream,
     sink: HitSink,
     summary: RunSummary,
@@ -82,11 +89,14 @@ def analyze(
 ) -> None:
     """`analyze_packets` in this process, or over `workers` processes; a dead worker is an error.
 
-    With workers, `stream` only decodes (each worker has its own tracker and builds its own
-    engine from `engine.config`: a compiled engine does not cross processes); `metrics` reads
-    the workers' reassembly counters, and a config `reloader` reconfigures every worker.
+    `engine` is `engine_for(workers, config)`: this process's engine, or None with workers,
+    where `stream` only decodes (each worker has its own tracker and builds its own engine
+    from `config`: a compiled engine does not cross processes); `metrics` reads the workers'
+    reassembly counters, and a config `reloader` reconfigures every worker.
     """
     if workers == 1:
+        if engine is None:
+            raise ValueError("analyzing in this process needs its engine: engine_for(1, config)")
         try:
             analyze_packets(packets, engine=engine, sink=sink, summary=summary, stream=stream)
         finally:
@@ -96,16 +106,16 @@ def analyze(
     if metrics is not None:
         metrics.workers = functools.partial(_running_counters, pools)
     if reloader is not None:
-        reloader.on_reload.append(functools.partial(_reconfigure, pools))
+        reloader.listeners.append(functools.partial(_reconfigure, pools))
     try:
         analyze_packets_in_workers(
             packets,
             workers=workers,
-            engine_factory=functools.partial(build_engine, engine.config),
+            engine_factory=functools.partial(build_engine, config),
             sink=sink,
             summary=summary,
             decoder=stream.decoder,
-            limits=engine.config.reassembly,
+            limits=config.reassembly,
             live=live,
             pool_ready=pools,
         )
