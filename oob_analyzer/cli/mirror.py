@@ -121,7 +121,7 @@ def mirror_server(
     )
     with recording_run(source=source, **writing) as run, reload_on_sighup(reloader):
         service = MirrorService(settings, engine=_Reloading(engine, reloader), sink=run.writer)
-        metrics = PipelineMetrics(writer=run.writer, mirror=service)
+        metrics = PipelineMetrics(writer=run.writer, mirror=service, engine_counters=engine.counters)
         try:
             with serving_metrics(metrics_address, metrics) as health, health.running():
 

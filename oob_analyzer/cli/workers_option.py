@@ -97,6 +97,8 @@ def analyze(
     if workers == 1:
         if engine is None:
             raise ValueError("analyzing in this process needs its engine: engine_for(1, config)")
+        if metrics is not None:
+            metrics.engine_counters = engine.counters  # kept across reloads
         try:
             analyze_packets(packets, engine=engine, sink=sink, summary=summary, stream=stream)
         finally:

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
 
 from oob_analyzer.detection import AttackHit
-from oob_analyzer.metrics import tracker_counters
+from oob_analyzer.metrics import ENGINE_PREFIX, tracker_counters
 from oob_analyzer.pipeline import RequestAnalyzer, RunSummary, judge_events, record_hits
 from oob_analyzer.response_wait import HitsAwaitingResponse
 from oob_analyzer.workers.flows import SegmentTuple, segment_from_tuple
@@ -39,9 +39,8 @@ from oob_analyzer.workers.messages import (
 from reassembly import ConnectionTracker, ReassemblyLimits
 from storage.batches import AnomalySighting
 
-__all__ = ["ENGINE_PREFIX", "FlowWorker", "run_worker"]
+__all__ = ["FlowWorker", "run_worker"]
 
-ENGINE_PREFIX = "engine."  # counters keys that are the engine's (requests not judged, by reason)
 _PARENT_CHECK_SECONDS = 1.0
 
 

@@ -23,9 +23,9 @@ from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 
-from oob_analyzer.metrics import TRACKER_PREFIX
+from oob_analyzer.metrics import ENGINE_PREFIX, TRACKER_PREFIX
 from oob_analyzer.pipeline import HitSink, RunSummary
-from oob_analyzer.workers.child import ENGINE_PREFIX, run_worker
+from oob_analyzer.workers.child import run_worker
 from oob_analyzer.workers.flows import SegmentTuple
 from oob_analyzer.workers.messages import (
     CountersReply,
