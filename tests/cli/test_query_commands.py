@@ -135,9 +135,15 @@ def test_db_prune_and_upgrade(db_url: str) -> None:
     now = datetime.now(UTC).timestamp()
     store = AttackStore.open(db_url)
     store.record([hit(ts=now - 40 * 86400, target="/old"), hit(ts=now - 86400, target="/new")])
+    day_30 = now - 30 * 86400  # and an attack going on across the cutoff: two hits before it, one after
+    store.record(
+        [hit(ts=day_30 - 1200, target="/on"), hit(ts=day_30 - 600, target="/on"), hit(ts=day_30 + 600, target="/on")]
+    )
     store.close()
-    assert ": 1 hits, 1 attacks, 0 anomalies, 0 runs" in invoke("db", "prune", "--older-than", "30d", "--db", db_url)
-    assert [h["target"] for h in hits_json(db_url)] == ["/new"]
+    assert ": 3 hits, 1 attacks, 0 anomalies, 0 runs" in invoke("db", "prune", "--older-than", "30d", "--db", db_url)
+    assert sorted(h["target"] for h in hits_json(db_url)) == ["/new", "/on"]
+    attacks = json.loads(invoke("attacks", "list", "--format", "json", "--db", db_url))
+    assert sorted((a["target"], a["hits"]) for a in attacks) == [("/new", 1), ("/on", 1)]
 
 
 @pytest.mark.parametrize(
