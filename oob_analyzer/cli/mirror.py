@@ -120,7 +120,8 @@ def mirror_server(
         config, db_url=db_url, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
     )
     with recording_run(source=source, **writing) as run, reload_on_sighup(reloader):
-        service = MirrorService(settings, engine=_Reloading(engine, reloader), sink=run.writer)
+        # The analysis thread reloads before its next request, or at once when none is waiting.
+        service = MirrorService(settings, engine=_Reloading(engine, reloader), sink=run.writer, when_idle=reloader.poll)
         metrics = PipelineMetrics(writer=run.writer, mirror=service, engine_counters=engine.counters)
         try:
             with serving_metrics(metrics_address, metrics) as health, health.running():
