@@ -28,6 +28,7 @@ from oob_analyzer.cli.sources import (
 from oob_analyzer.cli.workers_option import analyze, engine_for, worker_count, workers_option
 from oob_analyzer.metrics import PipelineMetrics
 from oob_analyzer.pipeline import RequestStream, RunSummary, iter_packets
+from oob_analyzer.workers import reads_never_stall
 
 __all__ = ["replay"]
 
@@ -103,6 +104,7 @@ def replay(
                     sink=run.writer,
                     summary=run.summary,
                     live=False,
+                    regular_files=count > 1 and reads_never_stall(sources),
                     metrics=metrics,
                 )
     if stats:

@@ -84,6 +84,7 @@ def analyze(
     sink: HitSink,
     summary: RunSummary,
     live: bool,
+    regular_files: bool = False,
     metrics: PipelineMetrics | None = None,
     reloader: ConfigReloader | None = None,
 ) -> None:
@@ -92,7 +93,8 @@ def analyze(
     `engine` is `engine_for(workers, config)`: this process's engine, or None with workers,
     where `stream` only decodes (each worker has its own tracker and builds its own engine
     from `config`: a compiled engine does not cross processes); `metrics` reads the workers'
-    reassembly counters, and a config `reloader` reconfigures every worker.
+    reassembly counters, and a config `reloader` reconfigures every worker. `regular_files`:
+    the packets come from regular files only (`reads_never_stall`), dispatched without a lock.
     """
     if workers == 1:
         if engine is None:
@@ -119,6 +121,7 @@ def analyze(
             decoder=stream.decoder,
             limits=config.reassembly,
             live=live,
+            regular_files=regular_files,
             pool_ready=pools,
         )
     except WorkerError as exc:
