@@ -120,8 +120,14 @@ def run_live(
         ):
             metrics = PipelineMetrics(summary=run.summary, stream=stream, writer=run.writer, source_stats=source.stats)
             with serving_metrics(metrics_address, metrics) as health:
-                click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
-                health.source_opened()
+
+                def started() -> None:
+                    # After the handlers (a signal from now on stops cleanly) and once workers have
+                    # built their engines: until then packets wait in the kernel, so the banner
+                    # says that the analysis runs.
+                    click.echo(banner, err=True)
+                    health.source_opened()
+
                 try:
                     with health.running():
                         packets = reloading(counted(source.packets(stop.is_set), run.summary), reloader)
@@ -136,6 +142,7 @@ def run_live(
                             live=True,
                             metrics=metrics,
                             reloader=reloader,
+                            started=started,
                         )
                 finally:
                     run.summary.drops += source.stats

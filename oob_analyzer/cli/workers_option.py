@@ -87,6 +87,7 @@ def analyze(
     regular_files: bool = False,
     metrics: PipelineMetrics | None = None,
     reloader: ConfigReloader | None = None,
+    started: Callable[[], None] | None = None,
 ) -> None:
     """`analyze_packets` in this process, or over `workers` processes; a dead worker is an error.
 
@@ -95,12 +96,16 @@ def analyze(
     from `config`: a compiled engine does not cross processes); `metrics` reads the workers'
     reassembly counters, and a config `reloader` reconfigures every worker. `regular_files`:
     the packets come from regular files only (`reads_never_stall`), dispatched without a lock.
+    `started` is called when the analysis is ready for the first packet (workers: every one
+    has built its engine).
     """
     if workers == 1:
         if engine is None:
             raise ValueError("analyzing in this process needs its engine: engine_for(1, config)")
         if metrics is not None:
             metrics.engine_counters = engine.counters  # kept across reloads
+        if started is not None:
+            started()
         try:
             analyze_packets(packets, engine=engine, sink=sink, summary=summary, stream=stream)
         finally:
@@ -123,6 +128,7 @@ def analyze(
             live=live,
             regular_files=regular_files,
             pool_ready=pools,
+            on_ready=started,
         )
     except WorkerError as exc:
         raise click.ClickException(f"{exc}; what was detected before is recorded") from exc

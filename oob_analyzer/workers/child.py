@@ -30,6 +30,7 @@ from oob_analyzer.workers.messages import (
     EngineFactory,
     Finish,
     Finished,
+    Ready,
     Reconfigure,
     ReconfigureFailed,
     Results,
@@ -160,7 +161,9 @@ def run_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        _serve(inbox, outbox, FlowWorker(engine_factory(), limits), lifeline, live=live)
+        worker = FlowWorker(engine_factory(), limits)  # seconds: the parent waits for Ready
+        outbox.send(Ready())
+        _serve(inbox, outbox, worker, lifeline, live=live)
     except BaseException:
         with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
             outbox.send(Crashed(traceback.format_exc()))

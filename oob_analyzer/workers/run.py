@@ -17,7 +17,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from capture import STDIN, PacketDecoder, RawPacket, expand_capture_paths
@@ -104,6 +104,7 @@ def analyze_packets_in_workers(
     live: bool = False,
     regular_files: bool = False,
     pool_ready: list[WorkerPool] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Analyze packets with `workers` processes; every hit and anomaly goes to `sink`.
 
@@ -111,7 +112,9 @@ def analyze_packets_in_workers(
     for long: a batch for a worker whose queue is full is dropped and counted under
     `segments_dropped_worker_queue_full`. On KeyboardInterrupt the workers analyze what was
     queued, their results are recorded, and the interrupt goes on. Raises `WorkerError` when
-    a worker dies. `pool_ready`, if given, receives the pool (for reconfigure and counters).
+    a worker dies. `pool_ready`, if given, receives the pool (for reconfigure and counters),
+    and `on_ready` is called, once every worker has built its engine and the first packet can
+    be read.
 
     `regular_files`: the packets come from regular files only (`reads_never_stall`), so no
     read waits for data and no thread needs to send what a stalled source left waiting: the
@@ -124,6 +127,8 @@ def analyze_packets_in_workers(
     with started as pool:
         if pool_ready is not None:
             pool_ready.append(pool)
+        if on_ready is not None:
+            on_ready()
         batches: list[list[SegmentTuple]] = [[] for _ in range(workers)]
         try:
             if regular_files and not live:

@@ -99,5 +99,11 @@ class SlowEngine(DetectionEngine):
         return super().analyze(request, application=application)
 
 
+def slow_start_engine(seconds: float) -> DetectionEngine:
+    """Built in `seconds`, as the full engine on a busy machine."""
+    time.sleep(seconds)
+    return small_engine()
+
+
 def failing_engine() -> DetectionEngine:
     raise RuntimeError("the engine cannot be built")

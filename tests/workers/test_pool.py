@@ -25,6 +25,7 @@ from tests.workers.runs import (
     SlowEngine,
     failing_engine,
     run_packets_in_workers,
+    slow_start_engine,
     small_engine,
 )
 
@@ -220,3 +221,28 @@ def test_from_regular_files_no_flusher_thread_runs(regular_files: bool) -> None:
     )
     assert (summary.packets, summary.requests) == (0, 9)  # packets are counted by the reader: not this one
     assert len(flusher_running) == 55 and set(flusher_running) == {not regular_files}
+
+
+def test_a_live_source_is_read_only_once_every_worker_has_built_its_engine() -> None:
+    """Else the first seconds of a capture overflow the queues of workers still starting."""
+    events: list[str] = []
+
+    def trickle() -> Iterator[RawPacket]:  # 200 packets over about a second: batches every 50 ms
+        for packet in attack_packets(200):
+            events.append("read")
+            time.sleep(0.005)
+            yield packet
+
+    summary, sink = RunSummary(), ListSink()
+    analyze_packets_in_workers(
+        trickle(),
+        workers=2,
+        engine_factory=functools.partial(slow_start_engine, 2.0),
+        sink=sink,
+        summary=summary,
+        live=True,
+        on_ready=lambda: events.append("ready"),
+    )
+    assert events[0] == "ready" and events.count("read") == 200
+    assert summary.drops[QUEUE_FULL_DROP] == 0
+    assert summary.requests == summary.hits == len(sink.hits) == 200
