@@ -118,7 +118,7 @@ def analyze_packets_in_workers(
 
     `regular_files`: the packets come from regular files only (`reads_never_stall`), so no
     read waits for data and no thread needs to send what a stalled source left waiting: the
-    dispatcher takes no lock and reads no clock per packet (0.4 us of its 3.6 us).
+    dispatcher takes no lock and reads no clock per packet (a fifth of its instructions).
     """
     decoder = decoder or PacketDecoder()
     started = WorkerPool.started(
