@@ -165,8 +165,10 @@ def _delete(session: Session, statement: Delete) -> int:
 def _delete_hits_of_kept_attacks(session: Session, older_than: datetime) -> int:
     """Delete the hits before `older_than` and take them off their attacks' `hit_count`.
 
-    RETURNING names the attack of each row this statement deleted, so the counts stay exact
-    even when a writer adds hits meanwhile (a replay of an old capture does).
+    RETURNING names the attack of each row this statement deleted, so a hit a writer adds
+    meanwhile (a replay of an old capture does) is never taken off unless it was deleted.
+    Not covered: a writer that read an attack before this commits and writes its count after
+    sets the value it computed (`_AttackGroups.apply_counts`), and the decrement is lost.
     """
     deleted = Counter(session.scalars(delete(Hit).where(Hit.ts < older_than).returning(Hit.attack_id)))
     if deleted:
