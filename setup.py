@@ -7,7 +7,31 @@ setup(
         Extension(
             "capture._fastdecode",
             sources=["capture/_fastdecode.c", "capture/_fastdecode_frames.c", "capture/_fastdecode_records.c"],
-            depends=["capture/_fastdecode.h"],
+            depends=["capture/_fastdecode.h", "capture/_fastdecode_api.h"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        ),
+        Extension(
+            "reassembly._fasttrack",
+            sources=[
+                "reassembly/_fasttrack.c",
+                "reassembly/_fasttrack_stream.c",
+                "reassembly/_fasttrack_lines.c",
+                "reassembly/_fasttrack_head.c",
+                "reassembly/_fasttrack_http.c",
+                "reassembly/_fasttrack_body.c",
+                "reassembly/_fasttrack_table.c",
+                "reassembly/_fasttrack_conn.c",
+                "reassembly/_fasttrack_tracker.c",
+                "reassembly/_fasttrack_feed.c",
+            ],
+            include_dirs=["capture"],  # _fastdecode_api.h: the record walk and frame decoder it calls
+            depends=[
+                "reassembly/_fasttrack.h",
+                "reassembly/_fasttrack_http.h",
+                "reassembly/_fasttrack_table.h",
+                "reassembly/_fasttrack_conn.h",
+                "capture/_fastdecode_api.h",
+            ],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
         Extension(

@@ -16,6 +16,8 @@
  *   of a classic pcap buffer, and runs of pcapng enhanced packet blocks, as `RawPacket`s.
  *   Each stops at the first record or block that is not whole or not sound, so that the
  *   Python readers keep reading and keep every error message.
+ * - the capsule `_C_API` (_fastdecode_api.h): the same two, record by record and without
+ *   Python objects, for reassembly._fasttrack to feed its tracker straight from a buffer.
  *
  * The objects are the project's slotted dataclasses: their slots are filled directly, at
  * the offsets their member descriptors publish (what `object.__setattr__` would do), which
@@ -56,6 +58,13 @@ static struct PyModuleDef fastdecode_module = {
     .m_methods = record_functions,
 };
 
+static FastDecodeApi api = {
+    .version = FASTDECODE_API_VERSION,
+    .next_record = api_next_record,
+    .raw_packet = api_raw_packet,
+    .decode_record = api_decode_record,
+};
+
 PyMODINIT_FUNC PyInit__fastdecode(void) {
     if (PyType_Ready(&FrameDecoderType) < 0 || PyType_Ready(&PcapRecordReaderType) < 0) {
         return NULL;
@@ -73,6 +82,12 @@ PyMODINIT_FUNC PyInit__fastdecode(void) {
     Py_INCREF(&PcapRecordReaderType);
     if (PyModule_AddObject(module, "PcapRecordReader", (PyObject *)&PcapRecordReaderType) < 0) {
         Py_DECREF(&PcapRecordReaderType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New(&api, FASTDECODE_API_CAPSULE, NULL);
+    if (capsule == NULL || PyModule_AddObject(module, "_C_API", capsule) < 0) {
+        Py_XDECREF(capsule);
         Py_DECREF(module);
         return NULL;
     }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_fastdecode_api.h"
+
 #ifdef Py_T_OBJECT_EX
 #define SLOT_MEMBER_TYPE Py_T_OBJECT_EX
 #else
@@ -44,5 +46,11 @@ static inline void set_slot(PyObject *object, Py_ssize_t offset, PyObject *value
 extern PyTypeObject FrameDecoderType;     /* _fastdecode_frames.c */
 extern PyTypeObject PcapRecordReaderType; /* _fastdecode_records.c */
 extern PyMethodDef record_functions[];    /* _fastdecode_records.c */
+
+/* The capsule's functions (_fastdecode_api.h). */
+int api_next_record(PyObject *reader, const unsigned char *buffer, Py_ssize_t size, Py_ssize_t *position,
+                    PcapRecord *record, Py_ssize_t *needed);
+PyObject *api_raw_packet(PyObject *reader, const PcapRecord *record);
+int api_decode_record(PyObject *decoder, const PcapRecord *record, FastSegment *segment);
 
 #endif

@@ -92,6 +92,7 @@ typedef struct {
     const unsigned char *buf;
     int truncated; /* bytes are missing: only ever turns true */
     PyObject *ts;  /* borrowed from the packet */
+    FastSegment *raw; /* when set, the segment goes here instead of into a TcpSegment */
 } Frame;
 
 static int decode_ethernet(FrameDecoder *self, Frame *frame, Py_ssize_t offset, Py_ssize_t end, PyObject *tunnel,
@@ -322,6 +323,22 @@ static int decode_tcp(FrameDecoder *self, Frame *frame, Py_ssize_t offset, Py_ss
     PyObject *src_text, *dst_text;
     if (lookup_addresses(self, src, dst, address_length, &src_text, &dst_text) < 0) {
         return FAILED;
+    }
+    if (frame->raw != NULL) {
+        FastSegment *raw = frame->raw;
+        raw->src = src_text;
+        raw->dst = dst_text;
+        Py_INCREF(tunnel);
+        raw->tunnel = tunnel;
+        raw->sport = (long)be16(tcp);
+        raw->dport = (long)be16(tcp + 2);
+        raw->seq = be32(tcp + 4);
+        raw->ack = be32(tcp + 8);
+        raw->flags = tcp[13];
+        raw->payload = frame->buf + offset + header_length;
+        raw->payload_length = end - offset - header_length;
+        raw->truncated = frame->truncated;
+        return DECODED;
     }
     PyObject *values[SEG_FIELDS];
     values[SEG_SPORT] = PyLong_FromLong((long)be16(tcp));
@@ -566,6 +583,20 @@ static PyObject *FrameDecoder_decode(FrameDecoder *self, PyObject *packet) {
         Py_RETURN_NONE;
     }
     return segment;
+}
+
+/* FrameDecoder.decode for a record of a buffer, into a FastSegment (the capsule's). */
+int api_decode_record(PyObject *object, const PcapRecord *record, FastSegment *segment) {
+    if (!Py_IS_TYPE(object, &FrameDecoderType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a FrameDecoder");
+        return FAILED;
+    }
+    FrameDecoder *self = (FrameDecoder *)object;
+    if (record->linktype != LINKTYPE_ETHERNET || self->raw_type == NULL) {
+        return FALLBACK;
+    }
+    Frame frame = {.buf = record->frame, .truncated = record->truncated, .ts = Py_None, .raw = segment};
+    return decode_ethernet(self, &frame, 0, record->captured, self->no_tunnel, 0, NULL);
 }
 
 PyDoc_STRVAR(FrameDecoder_set_ports_doc,

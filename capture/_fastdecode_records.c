@@ -15,6 +15,7 @@ typedef struct {
     PyTypeObject *raw_type;
     Py_ssize_t offsets[RAW_FIELDS];
     PyObject *linktype;
+    long linktype_value; /* -1 when it is no small integer */
     PyObject *origin;
     int big_endian;
     double divisor;
@@ -65,6 +66,12 @@ static int PcapRecordReader_init(PcapRecordReader *self, PyObject *args, PyObjec
     self->raw_type = raw_type;
     Py_INCREF(linktype);
     self->linktype = linktype;
+    int overflow = 1;
+    self->linktype_value = PyLong_Check(linktype) ? PyLong_AsLongAndOverflow(linktype, &overflow) : -1;
+    if (overflow || PyErr_Occurred()) {
+        PyErr_Clear();
+        self->linktype_value = -1;
+    }
     Py_INCREF(origin);
     self->origin = origin;
     self->big_endian = big_endian;
@@ -99,6 +106,40 @@ static PyObject *make_raw_packet(PcapRecordReader *self, const unsigned char *he
         set_slot(made, self->offsets[i], values[i]);
     }
     return made;
+}
+
+/* The same walk as `parse`, one record at a time, for the capsule. */
+int api_next_record(PyObject *object, const unsigned char *buf, Py_ssize_t size, Py_ssize_t *position,
+                    PcapRecord *record, Py_ssize_t *needed) {
+    PcapRecordReader *self = (PcapRecordReader *)object;
+    uint32_t (*word)(const unsigned char *) = self->big_endian ? be32 : le32;
+    Py_ssize_t at = *position;
+    if (size - at < PCAP_RECORD_HEADER) {
+        *needed = PCAP_RECORD_HEADER;
+        return 0;
+    }
+    Py_ssize_t captured = (Py_ssize_t)word(buf + at + 8);
+    if (captured > self->max_record) {
+        *needed = -1;
+        return 0;
+    }
+    if (size - at - PCAP_RECORD_HEADER < captured) {
+        *needed = PCAP_RECORD_HEADER + captured;
+        return 0;
+    }
+    const unsigned char *header = buf + at;
+    record->header = header;
+    record->frame = header + PCAP_RECORD_HEADER;
+    record->captured = captured;
+    record->ts = (double)word(header) + (double)word(header + 4) / self->divisor;
+    record->truncated = (Py_ssize_t)word(header + 12) > captured;
+    record->linktype = self->linktype_value;
+    *position = at + PCAP_RECORD_HEADER + captured;
+    return 1;
+}
+
+PyObject *api_raw_packet(PyObject *object, const PcapRecord *record) {
+    return make_raw_packet((PcapRecordReader *)object, record->header, record->captured);
 }
 
 PyDoc_STRVAR(PcapRecordReader_parse_doc,

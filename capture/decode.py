@@ -124,6 +124,12 @@ class PacketDecoder:
             self._compiled.set_ports(self._vxlan_ports, self._geneve_ports)
 
     @property
+    def frame_decoder(self) -> _fastdecode.FrameDecoder | None:
+        """The compiled path alone (None when not in use): its `decode` gives a segment, or None
+        for a frame only `decode` here can handle. Lets a caller in C try it first."""
+        return self._compiled
+
+    @property
     def anomalies(self) -> Counter[str]:
         return self._anomalies + self.fragments.anomalies
 

@@ -19,6 +19,7 @@ import sys
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
+from typing import IO, TypeVar
 
 from capture.errors import CaptureError, CaptureFormatError, CaptureTruncatedError
 from capture.packets import RawPacket
@@ -29,7 +30,15 @@ try:
 except ImportError:  # a checkout run without `pip install`: records are read in Python
     _fastdecode = None  # type: ignore[assignment]
 
-__all__ = ["STDIN", "capture_size", "expand_capture_paths", "read_capture", "read_captures", "read_stream"]
+__all__ = [
+    "STDIN",
+    "capture_size",
+    "expand_capture_paths",
+    "read_capture",
+    "read_captures",
+    "read_pcap_with",
+    "read_stream",
+]
 
 STDIN = Path("-")
 # draft-ietf-opsawg-pcap section 4: magic -> (byte order, fractional-second divisor)
@@ -49,6 +58,12 @@ _MAX_RECORD_BYTES = 1 << 28  # larger than any link's frame: a record claiming m
 _CHUNK_BYTES = 1 << 20  # what the compiled record reader asks the stream for at a time
 
 ErrorHandler = Callable[[CaptureError], None]
+T = TypeVar("T")
+# (buffer, start) -> (what the whole records from start made, the next record's offset,
+# the bytes it needs from there or -1 when it claims too many, how many records were whole):
+# `PcapRecordReader.parse` and the record count.
+RecordParse = Callable[[bytes, int], tuple[list[T], int, int, int]]
+ParseWith = Callable[["_fastdecode.PcapRecordReader"], RecordParse[T]]
 
 
 def expand_capture_paths(paths: Iterable[Path]) -> list[Path]:
@@ -220,7 +235,53 @@ class _Prefixed:
         raise OSError("a capture stream is read once, front to back")
 
 
+def read_pcap_with(path: Path, parse_with: ParseWith[T]) -> Iterator[T | RawPacket] | None:
+    """One uncompressed classic pcap file's whole records through `parse_with(reader)`, a
+    consumer's own compiled walk of a `PcapRecordReader`'s buffers (reassembly's tracker
+    decodes and tracks them in C, building no packet); then, as RawPackets, the records this
+    module reads itself (a cut or damaged tail, before its CaptureError).
+
+    None when it cannot: the compiled reader is not built, or the file is not a plain
+    classic pcap, or cannot be opened; `read_captures` reads it then (and names any error).
+    """
+    if _fastdecode is None or path == STDIN:
+        return None
+    try:
+        stream = path.open("rb")
+    except OSError:
+        return None
+    magic = stream.read(4)
+    if magic not in _PCAP_MAGICS:
+        stream.close()
+        return None
+    items = _read_pcap_items(stream, str(path), magic, parse_with)
+    return _closing(stream, items)
+
+
+def _closing(stream: IO[bytes], items: Iterator[T]) -> Iterator[T]:
+    try:
+        yield from items
+    finally:
+        stream.close()
+
+
 def _read_pcap(stream: ByteStream, name: str, magic: bytes, *, compiled: bool = True) -> Iterator[RawPacket]:
+    return _read_pcap_items(stream, name, magic, _packets if compiled else None)
+
+
+def _packets(records: _fastdecode.PcapRecordReader) -> RecordParse[RawPacket]:
+    def parse(buffer: bytes, start: int) -> tuple[list[RawPacket], int, int, int]:
+        packets, start, needed = records.parse(buffer, start)
+        return packets, start, needed, len(packets)
+
+    return parse
+
+
+def _read_pcap_items(
+    stream: ByteStream, name: str, magic: bytes, parse_with: ParseWith[T] | None
+) -> Iterator[T | RawPacket]:
+    """The whole records through `parse_with(reader)` when given (and compiled), then the
+    rest record by record as RawPackets."""
     byte_order, divisor = _PCAP_MAGICS[magic]
     file_header = struct.Struct(byte_order + _PCAP_FILE_HEADER)
     rest = stream.read(file_header.size - 4)
@@ -228,7 +289,7 @@ def _read_pcap(stream: ByteStream, name: str, magic: bytes, *, compiled: bool = 
         raise CaptureTruncatedError(f"{name}: capture ends inside its file header")
     linktype = file_header.unpack(magic + rest)[6] & 0x0FFFFFFF
     count = 0
-    if compiled and _fastdecode is not None:
+    if parse_with is not None and _fastdecode is not None:
         records = _fastdecode.PcapRecordReader(
             raw_packet_type=RawPacket,
             big_endian=byte_order == ">",
@@ -237,7 +298,7 @@ def _read_pcap(stream: ByteStream, name: str, magic: bytes, *, compiled: bool = 
             origin=name,
             max_record=_MAX_RECORD_BYTES,
         )
-        leftover, count = yield from _read_whole_records(stream, records)
+        leftover, count = yield from _read_whole_records(stream, parse_with(records))
         # The end of the stream, or a record claiming too many bytes: the record-by-record
         # reader below says what is wrong, after the packets before it.
         stream = _Prefixed(leftover, stream)
@@ -251,10 +312,9 @@ def _read_pcap(stream: ByteStream, name: str, magic: bytes, *, compiled: bool = 
     )
 
 
-def _read_whole_records(
-    stream: ByteStream, records: _fastdecode.PcapRecordReader
-) -> Generator[RawPacket, None, tuple[bytes, int]]:
-    """The packets of the whole records, a chunk at a time; returns the bytes after them and their count.
+def _read_whole_records(stream: ByteStream, parse: RecordParse[T]) -> Generator[T, None, tuple[bytes, int]]:
+    """What `parse` makes of the whole records (packets), a chunk at a time; returns the bytes
+    after them and how many records they were.
 
     Reads with `read1` where the stream has it, so a pipe's packets come as they arrive.
     Stops at the end of the stream or at a record claiming more than `_MAX_RECORD_BYTES`.
@@ -262,8 +322,8 @@ def _read_whole_records(
     read_some: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
     buffer, start, count = b"", 0, 0
     while True:
-        packets, start, needed = records.parse(buffer, start)
-        count += len(packets)
+        packets, start, needed, records = parse(buffer, start)
+        count += records
         yield from packets
         left = len(buffer) - start
         if needed < 0:

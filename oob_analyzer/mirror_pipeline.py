@@ -32,6 +32,7 @@ __all__ = ["MirrorAnalysis", "MirrorService", "MirrorSettings", "MirrorSummary"]
 
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_QUEUE_BYTES = 256 * 1024 * 1024
+_IDLE_SECONDS = 0.2  # how long the analysis thread waits for a request before its `when_idle`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,8 +77,12 @@ class MirrorAnalysis:
         queue_size: int,
         queue_bytes: int = DEFAULT_QUEUE_BYTES,
         on_failure: Callable[[], None],
+        when_idle: Callable[[], None] | None = None,
     ) -> None:
         self._resolver = resolver
+        # Run by the analysis thread after each quiet `_IDLE_SECONDS` (a reload SIGHUP asked for):
+        # the work that judges requests must not wait for the next one to come.
+        self._when_idle = when_idle
         self._engine = engine
         self._sink = sink
         self._queue: queue.Queue[HttpRequest | None] = queue.Queue(maxsize=queue_size)
@@ -129,7 +134,7 @@ class MirrorAnalysis:
     def _run(self) -> None:
         hits: list[AttackHit] = []
         try:
-            while (request := self._queue.get()) is not None:
+            while (request := self._next_request()) is not None:
                 hits = []
                 self._release(_request_bytes(request))
                 self.analyzed += 1
@@ -154,6 +159,16 @@ class MirrorAnalysis:
                 f"{abandoned} queued requests not analyzed"
             )
 
+    def _next_request(self) -> HttpRequest | None:
+        when_idle = self._when_idle
+        if when_idle is None:
+            return self._queue.get()
+        while True:
+            try:
+                return self._queue.get(timeout=_IDLE_SECONDS)
+            except queue.Empty:
+                when_idle()
+
     def _drain(self) -> int:
         """Empty the queue until `finish()`, so that offers fail fast; how many requests it held."""
         count = 0
@@ -170,10 +185,19 @@ def _request_bytes(request: HttpRequest) -> int:
 class MirrorService:
     """The receiver and the analysis thread, run until a signal or `request_stop()`."""
 
-    def __init__(self, settings: MirrorSettings, *, engine: RequestAnalyzer, sink: HitSink) -> None:
+    def __init__(
+        self,
+        settings: MirrorSettings,
+        *,
+        engine: RequestAnalyzer,
+        sink: HitSink,
+        when_idle: Callable[[], None] | None = None,
+    ) -> None:
+        """`when_idle`: run by the analysis thread whenever no request came for a moment."""
         self.settings = settings
         self._engine = engine
         self._sink = sink
+        self._when_idle = when_idle
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = threading.Event()
@@ -195,6 +219,7 @@ class MirrorService:
             queue_size=self.settings.queue_size,
             queue_bytes=self.settings.queue_bytes,
             on_failure=self.request_stop,
+            when_idle=self._when_idle,
         )
         receiver = HttpMirrorReceiver(self.settings.receiver, analysis.offer)
         self.live_stats = receiver.stats

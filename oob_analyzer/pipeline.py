@@ -8,16 +8,20 @@ front of it), for packets from any source; `replay_captures` does it for capture
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from capture import CaptureError, PacketDecoder, RawPacket, read_captures
+from capture.files import STDIN, RecordParse, read_pcap_with
 from oob_analyzer.detection import AttackHit
 from oob_analyzer.response_wait import HitsAwaitingResponse
 from reassembly import Anomaly, ConnectionTracker, HttpRequest, HttpResponse, ReassemblyEvent, ReassemblyLimits
 from storage.batches import AnomalySighting
+
+if TYPE_CHECKING:
+    from capture._fastdecode import PcapRecordReader
 
 __all__ = [
     "HitSink",
@@ -57,17 +61,58 @@ class RunSummary:
 
 
 class RequestStream:
-    """Packets in, reassembly events out: the capture decoder and the connection tracker."""
+    """Packets in, reassembly events out: the capture decoder and the connection tracker.
+
+    `feed(packet)` returns the events the packet completes; with both compiled it is one C
+    call per packet (`ConnectionTracker.packet_feed`).
+    """
+
+    feed: Callable[[RawPacket], list[ReassemblyEvent]]
 
     def __init__(self, decoder: PacketDecoder | None = None, limits: ReassemblyLimits | None = None) -> None:
         self.decoder = decoder or PacketDecoder()
         self.tracker = ConnectionTracker(limits)
+        frames = self.decoder.frame_decoder
+        self.feed = self.tracker.packet_feed(self.decoder.decode, fast_decode=frames.decode if frames else None)
 
-    def feed(self, packet: RawPacket) -> list[ReassemblyEvent]:
-        segment = self.decoder.decode(packet)
-        if segment is None:
-            return []
-        return self.tracker.receive_segment(segment)
+    def feed_file(self, path: Path, summary: RunSummary) -> Iterator[list[ReassemblyEvent]] | None:
+        """One capture file's events, a run of packets at a time, packets and bytes counted in
+        `summary` and a read error noted there (after the packets before it).
+
+        The compiled record path (`ConnectionTracker.feed_records`): records read, decoded and
+        tracked in C, no packet object built. None when it cannot take the file (not a plain
+        classic pcap, or a part not compiled); `iter_packets` and `feed` give the same events.
+        """
+        frames = self.decoder.frame_decoder
+        if frames is None or not self.tracker.compiled:
+            return None
+        feed_records, decode = self.tracker.feed_records, self.decoder.decode
+
+        def parse_with(reader: PcapRecordReader) -> RecordParse[list[ReassemblyEvent]]:
+            def parse(buffer: bytes, start: int) -> tuple[list[list[ReassemblyEvent]], int, int, int]:
+                events, start, needed, packets, size = feed_records(buffer, start, reader, frames, decode)
+                summary.packets += packets
+                summary.bytes += size
+                return [events], start, needed, packets
+
+            return parse
+
+        items = read_pcap_with(path, parse_with)
+        return None if items is None else self._file_events(items, summary)
+
+    def _file_events(
+        self, items: Iterator[list[ReassemblyEvent] | RawPacket], summary: RunSummary
+    ) -> Iterator[list[ReassemblyEvent]]:
+        try:
+            for item in items:
+                if isinstance(item, RawPacket):  # a record the Python reader read (the file's tail)
+                    summary.packets += 1
+                    summary.bytes += len(item.data)
+                    yield self.feed(item)
+                else:
+                    yield item
+        except CaptureError as exc:  # after every packet before the damage, as `iter_packets` does
+            summary.errors.append(str(exc))
 
     def finish(self) -> list[ReassemblyEvent]:
         return self.tracker.close_all()
@@ -213,12 +258,24 @@ def extract_events(
 ) -> Iterator[ReassemblyEvent]:
     """Every reassembly event (requests, responses, anomalies) in the capture files, in order."""
     stream = RequestStream(decoder, limits)
-    for packet in iter_packets(paths, summary):
-        for event in stream.feed(packet):
-            summary.requests += isinstance(event, HttpRequest)
-            yield event
+    sources = list(paths)
+    runs = stream.feed_file(sources[0], summary) if len(sources) == 1 and _is_file(sources[0]) else None
+    if runs is not None:  # one plain pcap: read, decoded and tracked in C
+        for events in runs:
+            for event in events:
+                summary.requests += isinstance(event, HttpRequest)
+                yield event
+    else:
+        for packet in iter_packets(sources, summary):
+            for event in stream.feed(packet):
+                summary.requests += isinstance(event, HttpRequest)
+                yield event
     for event in stream.finish():
         summary.requests += isinstance(event, HttpRequest)
         yield event
     summary.drops = stream.drops()
     summary.decode_anomalies = stream.decoder.anomalies
+
+
+def _is_file(path: Path) -> bool:
+    return path != STDIN and path.is_file()

@@ -2,7 +2,7 @@
 
 from reassembly.body_decoding import decode_body
 from reassembly.capture_loss import CaptureLoss
-from reassembly.connections import ConnectionTracker
+from reassembly.connections import PythonConnectionTracker
 from reassembly.events import (
     Anomaly,
     FlowKey,
@@ -17,6 +17,7 @@ from reassembly.http_request import HttpRequestParser
 from reassembly.http_response import HttpResponseParser
 from reassembly.limits import ReassemblyLimits
 from reassembly.tcp_stream import TcpStream
+from reassembly.tracker import ConnectionTracker
 
 __all__ = [
     "NEED_DATA",
@@ -31,6 +32,7 @@ __all__ = [
     "HttpResponseParser",
     "NeedData",
     "ProtocolSwitch",
+    "PythonConnectionTracker",
     "ReassemblyEvent",
     "ReassemblyLimits",
     "TcpStream",

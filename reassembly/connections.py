@@ -9,6 +9,9 @@ a request back. Holes that will not fill, full buffers, idle and surplus connect
 handled by the `ReassemblyLimits` passed in; whatever they cost is counted in `stats`.
 Acknowledgements of bytes the capture never held feed the capture-loss estimate
 (`capture_loss`, see `reassembly.capture_loss`).
+
+This is the pure-Python reference; `reassembly.tracker.ConnectionTracker` picks it or its
+compiled twin.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from reassembly.http_response import HttpResponseParser
 from reassembly.limits import ReassemblyLimits
 from reassembly.tcp_stream import TcpStream
 
-__all__ = ["ConnectionTracker"]
+__all__ = ["PythonConnectionTracker"]
 
 _SYN = TcpSegment.SYN
 _ACK = TcpSegment.ACK
@@ -77,8 +80,14 @@ class _Connection:
     held_bytes: int = 0
 
 
-class ConnectionTracker:
-    """Tracks every TCP connection and parses the HTTP messages both sides send."""
+class PythonConnectionTracker:
+    """Tracks every TCP connection and parses the HTTP messages both sides send.
+
+    The reference implementation: `reassembly.ConnectionTracker` runs the compiled twin of
+    this class (reassembly/_fasttrack*.c) when it is built, and this one otherwise, or when
+    asked (`compiled=False`); tests/reassembly/test_compiled_tracker.py holds the two to the
+    same events, stats and capture-loss counts.
+    """
 
     def __init__(self, limits: ReassemblyLimits | None = None) -> None:
         self.limits = limits or ReassemblyLimits()

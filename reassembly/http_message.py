@@ -32,6 +32,10 @@ NEED_DATA: Final = NeedData.NEED_DATA
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _NO_BODY = 0  # a BodyFraming that is a length of zero
+# Past these a Content-Length (decimal) or chunk size (hex) is invalid: no body is that long,
+# and every count stays within 64 bits (the compiled tracker, reassembly/_fasttrack*.c, agrees).
+_MAX_LENGTH_DIGITS = 18
+_MAX_CHUNK_SIZE_DIGITS = 15
 
 M = TypeVar("M", bound=HttpMessage)
 
@@ -201,7 +205,9 @@ class HttpMessageParser(Generic[M]):
             if not head:
                 return None
             verdict = self._looks_like_message_start(head)
-            if verdict is None:
+            # Undecided (a token with no end yet) waits, but no longer than a head may be long:
+            # past that no message starts here, and the buffer stays bounded.
+            if verdict is None and len(self._buffer) <= self.limits.max_head_bytes:
                 return NEED_DATA
             if verdict:
                 self._switch_asked = None
@@ -368,7 +374,9 @@ class HttpMessageParser(Generic[M]):
         if len({v.strip() for v in content_length}) > 1 or "," in content_length[0]:
             self._anomalies.append("multiple_content_length")
         first = content_length[0].split(",")[0].strip()
-        if not first.isdigit():
+        # ASCII digits only ("²".isdigit() is true, and int() refuses it), and no more than any
+        # body can be: a longer number is no length but an attempt (int() refuses 4,300 digits).
+        if not (first.isascii() and first.isdigit()) or len(first.lstrip("0")) > _MAX_LENGTH_DIGITS:
             self._anomalies.append("invalid_content_length")
             return None
         return int(first)
@@ -415,7 +423,11 @@ class HttpMessageParser(Generic[M]):
                 return self._finish(complete=False)
             return NEED_DATA
         size_text = line.split(b";", 1)[0].strip(b" \t")
-        if not size_text or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
+        if (
+            not size_text
+            or not all(c in b"0123456789abcdefABCDEF" for c in size_text)
+            or len(size_text.lstrip(b"0")) > _MAX_CHUNK_SIZE_DIGITS
+        ):
             self._anomalies.append("invalid_chunk_size")
             self._resyncing = True
             return self._finish(complete=False)

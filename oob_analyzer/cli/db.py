@@ -41,7 +41,11 @@ def upgrade(db_url: str) -> None:
 @db_option
 @click.option("--older-than", type=DURATION, required=True, help="Age of what to delete: 30d, 12w, ...")
 def prune(db_url: str, older_than: timedelta) -> None:
-    """Delete hits, anomalies and runs older than the given age, and attacks last seen before it."""
+    """Delete hits, anomalies and runs older than the given age, and attacks last seen before it.
+
+    An attack still going on at the cutoff is kept: its hit count loses the hits deleted
+    (hits counted but not stored, --sample-identical, stay counted: they have no time).
+    """
     cutoff = datetime.now(UTC) - older_than
     try:
         store = AttackStore.open(db_url)

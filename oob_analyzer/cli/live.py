@@ -34,8 +34,8 @@ from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
-from oob_analyzer.cli.workers_option import analyze, worker_count, workers_option
-from oob_analyzer.config import ConfigReloader, SensorEngine, build_engine
+from oob_analyzer.cli.workers_option import analyze, engine_for, worker_count, workers_option
+from oob_analyzer.config import ConfigReloader, SensorConfig
 from oob_analyzer.config.reload import reload_on_sighup
 from oob_analyzer.metrics import PipelineMetrics
 from oob_analyzer.pipeline import RequestStream, RunSummary
@@ -90,7 +90,7 @@ def run_live(
     source: UdpMirrorSource | InterfaceSource,
     decoder: PacketDecoder,
     *,
-    engine: SensorEngine,
+    config: SensorConfig,
     workers: int | None,
     banner: str,
     stats: bool,
@@ -102,12 +102,16 @@ def run_live(
     `workers`, `recording` and `metrics_address` are the options as given: where not given,
     the config file's values apply. SIGHUP reloads the config file (`ConfigReloader`).
     """
-    config = engine.config
     workers_count = worker_count(workers, config, live=True)
     recording = recording_settings(config, **recording)
     metrics_address = from_config("metrics_address", metrics_address, config.metrics)
-    reloader = ConfigReloader(engine, say=lambda message: click.echo(message, err=True))
-    stream = RequestStream(decoder, engine.config.reassembly)
+    engine = engine_for(workers_count, config)  # None with workers: each builds its own
+    reloader = ConfigReloader(
+        config,
+        say=lambda message: click.echo(message, err=True),
+        listeners=[engine.apply] if engine is not None else [],  # the pool adds itself when started
+    )
+    stream = RequestStream(decoder, config.reassembly)
     try:
         with (
             recording_run(source=banner, **recording) as run,
@@ -116,14 +120,21 @@ def run_live(
         ):
             metrics = PipelineMetrics(summary=run.summary, stream=stream, writer=run.writer, source_stats=source.stats)
             with serving_metrics(metrics_address, metrics) as health:
-                click.echo(banner, err=True)  # after the handlers: a signal from now on stops cleanly
-                health.source_opened()
+
+                def started() -> None:
+                    # After the handlers (a signal from now on stops cleanly) and once workers have
+                    # built their engines: until then packets wait in the kernel, so the banner
+                    # says that the analysis runs.
+                    click.echo(banner, err=True)
+                    health.source_opened()
+
                 try:
                     with health.running():
                         packets = reloading(counted(source.packets(stop.is_set), run.summary), reloader)
                         analyze(
                             packets,
                             workers=workers_count,
+                            config=config,
                             engine=engine,
                             stream=stream,
                             sink=run.writer,
@@ -131,6 +142,7 @@ def run_live(
                             live=True,
                             metrics=metrics,
                             reloader=reloader,
+                            started=started,
                         )
                 finally:
                     run.summary.drops += source.stats
@@ -202,7 +214,6 @@ def listen(
     host_port = vxlan_address or geneve_address
     assert host_port is not None
     address = MirrorListenAddress(host=host_port[0], port=host_port[1])
-    engine = build_engine(config)
     try:
         source = UdpMirrorSource.open(address, vnis=frozenset(vnis), reuse_port=reuse_port)
     except CaptureError as exc:
@@ -216,7 +227,7 @@ def listen(
     run_live(
         source,
         decoder,
-        engine=engine,
+        config=config,
         workers=workers,
         banner=banner,
         stats=stats,
@@ -260,7 +271,6 @@ def capture(
     if interface is None:
         raise click.UsageError("give --interface IF (or sources.interface in the --config file)")
     bpf = from_config("bpf", bpf, config.sources.bpf)
-    engine = build_engine(config)
     try:
         source = InterfaceSource.open(interface, bpf=bpf)
     except CaptureError as exc:
@@ -270,7 +280,7 @@ def capture(
     run_live(
         source,
         decoder,
-        engine=engine,
+        config=config,
         workers=workers,
         banner=banner,
         stats=stats,

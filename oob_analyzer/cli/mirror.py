@@ -104,7 +104,10 @@ def mirror_server(
     # The receiver resolves the client with the trusted proxies; the engine must not again.
     engine = build_engine(config, resolve_clients=False)
     reloader = ConfigReloader(
-        engine, say=lambda message: click.echo(message, err=True), restart_only=("trusted_proxies",)
+        config,
+        say=lambda message: click.echo(message, err=True),
+        listeners=[engine.apply],
+        restart_only=("trusted_proxies",),
     )
     settings = MirrorSettings(
         receiver=ReceiverSettings(host=host, port=port, allow=allow, max_connections=max_connections),
@@ -117,8 +120,9 @@ def mirror_server(
         config, db_url=db_url, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
     )
     with recording_run(source=source, **writing) as run, reload_on_sighup(reloader):
-        service = MirrorService(settings, engine=_Reloading(engine, reloader), sink=run.writer)
-        metrics = PipelineMetrics(writer=run.writer, mirror=service)
+        # The analysis thread reloads before its next request, or at once when none is waiting.
+        service = MirrorService(settings, engine=_Reloading(engine, reloader), sink=run.writer, when_idle=reloader.poll)
+        metrics = PipelineMetrics(writer=run.writer, mirror=service, engine_counters=engine.counters)
         try:
             with serving_metrics(metrics_address, metrics) as health, health.running():
 

@@ -51,9 +51,25 @@ def list_hits(db_url: str, output_format: str, limit: int, **filters: Any) -> No
 
 
 def hits_table(records: list[HitRecord]) -> str:
-    columns = [("ID", 5), ("TIME (UTC)", 16), ("TYPE", 5), ("SOURCE", 15), ("POINT", 17), ("TARGET", 16)]
-    rows = [(r.id, r.time.strftime(_MINUTE), r.type, r.src_ip, r.point, r.target) for r in records]
+    """One line per hit in 80 columns; STATUS is the response's (`-`: none was paired)."""
+    columns = [
+        ("ID", 5),
+        ("TIME (UTC)", 16),
+        ("TYPE", 5),
+        ("SOURCE", 15),
+        ("STATUS", 6),
+        ("POINT", 15),
+        ("TARGET", 12),
+    ]
+    rows = [
+        (r.id, r.time.strftime(_MINUTE), r.type, r.src_ip, _status(r.response_status), r.point, r.target)
+        for r in records
+    ]
     return render_table(columns, rows)
+
+
+def _status(response_status: int | None) -> str:
+    return "-" if response_status is None else str(response_status)
 
 
 @click.group()
@@ -126,10 +142,9 @@ def attack_report(detail: AttackDetail) -> str:
         "",
     ]
     for hit in detail.hits:
-        status = "-" if hit.response_status is None else str(hit.response_status)
         lines.append(
             f"Hit {hit.id}  {hit.time.strftime(_SECOND)}  {hit.src_ip}:{hit.src_port} -> "
-            f"{hit.dst_ip}:{hit.dst_port}  status {status}"
+            f"{hit.dst_ip}:{hit.dst_port}  status {_status(hit.response_status)}"
         )
         lines.append(f"  host {printable(hit.host)}  rule {printable(hit.rule)}  payload {printable(hit.payload)}")
         if hit.tunnel:

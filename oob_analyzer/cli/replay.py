@@ -25,10 +25,10 @@ from oob_analyzer.cli.sources import (
     sources_argument,
     stats_option,
 )
-from oob_analyzer.cli.workers_option import analyze, worker_count, workers_option
-from oob_analyzer.config import build_engine
+from oob_analyzer.cli.workers_option import analyze, engine_for, worker_count, workers_option
 from oob_analyzer.metrics import PipelineMetrics
 from oob_analyzer.pipeline import RequestStream, RunSummary, iter_packets
+from oob_analyzer.workers import reads_never_stall
 
 __all__ = ["replay"]
 
@@ -80,8 +80,8 @@ def replay(
     config = sensor_config(config_path)
     sources = given_sources(sources, config.sources.files)
     stream = RequestStream(make_decoder(vxlan_ports, geneve_ports), config.reassembly)
-    engine = build_engine(config)
     count = worker_count(workers, config, sources, live=False)
+    engine = engine_for(count, config)  # None with workers: each builds its own
     metrics_address = from_config("metrics_address", metrics_address, config.metrics)
     source = "replay " + " ".join(str(path) for path in sources)
     writing = recording_settings(
@@ -98,11 +98,13 @@ def replay(
                 analyze(
                     packets,
                     workers=count,
+                    config=config,
                     engine=engine,
                     stream=stream,
                     sink=run.writer,
                     summary=run.summary,
                     live=False,
+                    regular_files=count > 1 and reads_never_stall(sources),
                     metrics=metrics,
                 )
     if stats:

@@ -21,7 +21,7 @@ from oob_analyzer.metrics import PipelineMetrics
 from oob_analyzer.pipeline import HitSink, RequestStream, RunSummary, analyze_packets
 from oob_analyzer.workers import WorkerError, WorkerPool, analyze_packets_in_workers, choose_workers
 
-__all__ = ["WorkerCountType", "analyze", "worker_count", "workers_option"]
+__all__ = ["WorkerCountType", "analyze", "engine_for", "worker_count", "workers_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_WORKERS = 256
@@ -68,25 +68,44 @@ def worker_count(requested: int | None, config: SensorConfig, sources: Sequence[
     return choose_workers(from_config("workers", requested, configured), sources, live=live)
 
 
+def engine_for(workers: int, config: SensorConfig) -> SensorEngine | None:
+    """The engine this process judges with: one when it analyzes alone; none when workers do
+    (each builds its own from the config; building one costs seconds of CPU)."""
+    return build_engine(config) if workers == 1 else None
+
+
 def analyze(
     packets: Iterable[RawPacket | None],
     *,
     workers: int,
-    engine: SensorEngine,
+    config: SensorConfig,
+    engine: SensorEngine | None,
     stream: RequestStream,
     sink: HitSink,
     summary: RunSummary,
     live: bool,
+    regular_files: bool = False,
     metrics: PipelineMetrics | None = None,
     reloader: ConfigReloader | None = None,
+    started: Callable[[], None] | None = None,
 ) -> None:
     """`analyze_packets` in this process, or over `workers` processes; a dead worker is an error.
 
-    With workers, `stream` only decodes (each worker has its own tracker and builds its own
-    engine from `engine.config`: a compiled engine does not cross processes); `metrics` reads
-    the workers' reassembly counters, and a config `reloader` reconfigures every worker.
+    `engine` is `engine_for(workers, config)`: this process's engine, or None with workers,
+    where `stream` only decodes (each worker has its own tracker and builds its own engine
+    from `config`: a compiled engine does not cross processes); `metrics` reads the workers'
+    reassembly counters, and a config `reloader` reconfigures every worker. `regular_files`:
+    the packets come from regular files only (`reads_never_stall`), dispatched without a lock.
+    `started` is called when the analysis is ready for the first packet (workers: every one
+    has built its engine).
     """
     if workers == 1:
+        if engine is None:
+            raise ValueError("analyzing in this process needs its engine: engine_for(1, config)")
+        if metrics is not None:
+            metrics.engine_counters = engine.counters  # kept across reloads
+        if started is not None:
+            started()
         try:
             analyze_packets(packets, engine=engine, sink=sink, summary=summary, stream=stream)
         finally:
@@ -96,18 +115,20 @@ def analyze(
     if metrics is not None:
         metrics.workers = functools.partial(_running_counters, pools)
     if reloader is not None:
-        reloader.on_reload.append(functools.partial(_reconfigure, pools))
+        reloader.listeners.append(functools.partial(_reconfigure, pools))
     try:
         analyze_packets_in_workers(
             packets,
             workers=workers,
-            engine_factory=functools.partial(build_engine, engine.config),
+            engine_factory=functools.partial(build_engine, config),
             sink=sink,
             summary=summary,
             decoder=stream.decoder,
-            limits=engine.config.reassembly,
+            limits=config.reassembly,
             live=live,
+            regular_files=regular_files,
             pool_ready=pools,
+            on_ready=started,
         )
     except WorkerError as exc:
         raise click.ClickException(f"{exc}; what was detected before is recorded") from exc

@@ -3,7 +3,8 @@
 `load_config(path)` reads and validates the whole file into a frozen, picklable
 `SensorConfig` (or raises `ConfigError`, whose message starts `FILE:LINE: `);
 `build_engine(config)` makes the `SensorEngine` that judges requests by it;
-`ConfigReloader` re-reads the file on request (SIGHUP) and swaps the engine's judgement.
+`ConfigReloader` re-reads the file on request (SIGHUP) and hands the new config to its
+listeners (an engine swaps its judgement, a worker pool reconfigures its workers).
 The file's reference is docs/configuration.md.
 """
 

@@ -3,39 +3,50 @@
 The signal handler only sets a flag (`ConfigReloader.request`); the run loop calls `poll()`
 between packets or requests, and the reload happens there, in the thread that judges:
 re-read and validate the file; invalid -> the error on stderr, the running config stays;
-valid -> the engine's judgement (policy, applications, allowed hosts, trusted proxies) is
-swapped. Connections being reassembled, hits waiting for the writer and counters are not
-touched. Sections only a restart applies (sources, storage, workers, metrics, reassembly)
-are named on stderr when they changed.
+valid -> each listener gets the new config: an in-process engine swaps its judgement
+(`SensorEngine.apply`: policy, applications, allowed hosts, trusted proxies), a worker pool
+sends it to every worker. The reloader holds only the config, so a parent whose workers
+judge builds no engine of its own. Connections being reassembled, hits waiting for the
+writer and counters are not touched. Sections only a restart applies (sources, storage,
+workers, metrics, reassembly) are named on stderr when they changed.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from oob_analyzer.config.engine import SensorEngine
 from oob_analyzer.config.loader import load_config
 from oob_analyzer.config.nodes import ConfigError
 from oob_analyzer.config.schema import SensorConfig
 
-__all__ = ["ConfigReloader", "reload_on_sighup"]
+__all__ = ["ConfigListener", "ConfigReloader", "reload_on_sighup"]
+
+
+ConfigListener = Callable[[SensorConfig], None]
 
 
 class ConfigReloader:
-    """Re-reads `engine.config`'s file when asked; `say` reports what happened (to stderr)."""
+    """Re-reads `config`'s file when asked and hands each valid new config to the `listeners`
+    (an engine's `apply`, a worker pool's reconfigure), in order; `say` reports what happened."""
 
-    def __init__(self, engine: SensorEngine, *, say: Callable[[str], None], restart_only: tuple[str, ...] = ()) -> None:
-        self.engine = engine
-        self.started = engine.config  # what the sources, the writer, ... were set up with
+    def __init__(
+        self,
+        config: SensorConfig,
+        *,
+        say: Callable[[str], None],
+        listeners: Iterable[ConfigListener] = (),
+        restart_only: tuple[str, ...] = (),
+    ) -> None:
+        self.config = config  # the one running: the last valid file
+        self.started = config  # what the sources, the writer, ... were set up with
+        self.listeners = list(listeners)  # more may be added once the run has started its parts
         self._say = say
         self._restart_only = restart_only  # sections this command applies only at start
         self._requested = threading.Event()
-        # Also told of each new config, after the engine (e.g. to reconfigure worker processes).
-        self.on_reload: list[Callable[[SensorConfig], None]] = []
         self.reloads = 0
         self.failures = 0
 
@@ -49,7 +60,7 @@ class ConfigReloader:
             self.reload()
 
     def reload(self) -> bool:
-        path = self.engine.config.path
+        path = self.config.path
         if path is None:
             self._say("SIGHUP: no --config file to reload")
             return False
@@ -59,8 +70,8 @@ class ConfigReloader:
             self.failures += 1
             self._say(f"config not reloaded, the running config stays: {exc}")
             return False
-        self.engine.apply(new)
-        for listener in self.on_reload:
+        self.config = new
+        for listener in self.listeners:
             listener(new)
         self.reloads += 1
         self._say(f"config reloaded from {path}")

@@ -5,13 +5,14 @@ samples add up); `render` writes the Prometheus text format; `MetricsServer` ser
 `/healthz` and `/ready` (`Health`).
 """
 
-from oob_analyzer.metrics.collect import TRACKER_PREFIX, PipelineMetrics, tracker_counters
+from oob_analyzer.metrics.collect import ENGINE_PREFIX, TRACKER_PREFIX, PipelineMetrics, tracker_counters
 from oob_analyzer.metrics.exposition import CONTENT_TYPE, PREFIX, render
 from oob_analyzer.metrics.sample import FAMILIES, MetricFamily, MetricsSample
 from oob_analyzer.metrics.server import Health, MetricsServer
 
 __all__ = [
     "CONTENT_TYPE",
+    "ENGINE_PREFIX",
     "FAMILIES",
     "PREFIX",
     "TRACKER_PREFIX",

@@ -13,15 +13,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from oob_analyzer.config.engine import HOST_NOT_ALLOWED, NOT_MONITORED
 from oob_analyzer.metrics.sample import MetricsSample
 from oob_analyzer.mirror_pipeline import MirrorService
 from oob_analyzer.pipeline import RequestStream, RunSummary
 from reassembly import ConnectionTracker
 from storage import BatchedWriter
 
-__all__ = ["TRACKER_PREFIX", "PipelineMetrics", "tracker_counters"]
+__all__ = ["ENGINE_PREFIX", "TRACKER_PREFIX", "PipelineMetrics", "tracker_counters"]
 
 TRACKER_PREFIX = "tracker."  # counters keys that are a connection tracker's `stats`
+ENGINE_PREFIX = "engine."  # counters keys that are a `SensorEngine`'s (requests not judged, by reason)
+# The engine's counters of requests not judged -> the reason label of `requests_not_judged`.
+_NOT_JUDGED = {NOT_MONITORED: "not_monitored", HOST_NOT_ALLOWED: "host_not_allowed"}
 
 Series = tuple[str, Mapping[str, str], float]
 
@@ -44,8 +48,10 @@ class PipelineMetrics:
     writer: BatchedWriter | None = None
     source_stats: Counter[str] | None = None
     mirror: MirrorService | None = None
-    # Worker processes' reassembly counters, summed (`WorkerPool.counters`); with workers the
-    # `stream` here only decodes, its tracker stays empty.
+    # The engine judging in this process: its `counters` (requests not judged, by reason).
+    engine_counters: Mapping[str, int] | None = None
+    # Worker processes' reassembly and engine counters, summed (`WorkerPool.counters`); with
+    # workers the `stream` here only decodes, its tracker stays empty, and there is no engine.
     workers: Callable[[], Mapping[str, int]] | None = None
 
     def collect(self) -> MetricsSample:
@@ -55,8 +61,12 @@ class PipelineMetrics:
         if self.stream is not None:
             series += _from_decoder(self.stream)
             series += _from_tracker(tracker_counters(self.stream.tracker))
+        if self.engine_counters is not None:
+            series += _not_judged(_snapshot(self.engine_counters))
         if self.workers is not None:
-            series += _from_tracker(self.workers())
+            counters = self.workers()
+            series += _from_tracker(counters)
+            series += _not_judged({key.removeprefix(ENGINE_PREFIX): n for key, n in counters.items()})
         if self.source_stats is not None:
             series += [("source_events", {"event": name}, n) for name, n in _snapshot(self.source_stats).items()]
         if self.writer is not None:
@@ -75,6 +85,11 @@ def _from_summary(summary: RunSummary) -> Iterator[Series]:
         yield "hits", {"type": attack_type}, count
     for name, count in _snapshot(summary.anomalies_by_name).items():
         yield "anomalies", {"name": name}, count
+
+
+def _not_judged(engine_counters: Mapping[str, int]) -> Iterator[Series]:
+    for name, reason in _NOT_JUDGED.items():  # both, zero too: a counter exists from the start
+        yield "requests_not_judged", {"reason": reason}, engine_counters.get(name, 0)
 
 
 def _from_decoder(stream: RequestStream) -> Iterator[Series]:

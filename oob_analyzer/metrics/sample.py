@@ -56,6 +56,12 @@ _FAMILY_LIST = (
     MetricFamily(name="responses", kind="counter", help="HTTP responses parsed."),
     MetricFamily(name="hits", kind="counter", help="Attack hits detected, by attack type.", label="type"),
     MetricFamily(
+        name="requests_not_judged",
+        kind="counter",
+        help="HTTP requests the config file leaves unjudged, by reason (a route's mode off, a host not allowed).",
+        label="reason",
+    ),
+    MetricFamily(
         name="anomalies",
         kind="counter",
         help="Anomalies recorded (on requests and connections), by name.",

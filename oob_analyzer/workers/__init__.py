@@ -10,7 +10,13 @@ from oob_analyzer.workers.child import FlowWorker
 from oob_analyzer.workers.flows import segment_from_tuple, segment_to_tuple, worker_for
 from oob_analyzer.workers.messages import EngineFactory
 from oob_analyzer.workers.pool import QUEUE_FULL_DROP, WorkerError, WorkerPool, worker_limits
-from oob_analyzer.workers.run import SMALL_INPUT_BYTES, analyze_packets_in_workers, available_cores, choose_workers
+from oob_analyzer.workers.run import (
+    SMALL_INPUT_BYTES,
+    analyze_packets_in_workers,
+    available_cores,
+    choose_workers,
+    reads_never_stall,
+)
 
 __all__ = [
     "QUEUE_FULL_DROP",
@@ -22,6 +28,7 @@ __all__ = [
     "analyze_packets_in_workers",
     "available_cores",
     "choose_workers",
+    "reads_never_stall",
     "segment_from_tuple",
     "segment_to_tuple",
     "worker_for",

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
 
 from oob_analyzer.detection import AttackHit
-from oob_analyzer.metrics import tracker_counters
+from oob_analyzer.metrics import ENGINE_PREFIX, tracker_counters
 from oob_analyzer.pipeline import RequestAnalyzer, RunSummary, judge_events, record_hits
 from oob_analyzer.response_wait import HitsAwaitingResponse
 from oob_analyzer.workers.flows import SegmentTuple, segment_from_tuple
@@ -30,6 +30,7 @@ from oob_analyzer.workers.messages import (
     EngineFactory,
     Finish,
     Finished,
+    Ready,
     Reconfigure,
     ReconfigureFailed,
     Results,
@@ -39,9 +40,8 @@ from oob_analyzer.workers.messages import (
 from reassembly import ConnectionTracker, ReassemblyLimits
 from storage.batches import AnomalySighting
 
-__all__ = ["ENGINE_PREFIX", "FlowWorker", "run_worker"]
+__all__ = ["FlowWorker", "run_worker"]
 
-ENGINE_PREFIX = "engine."  # counters keys that are the engine's (requests not judged, by reason)
 _PARENT_CHECK_SECONDS = 1.0
 
 
@@ -161,7 +161,9 @@ def run_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        _serve(inbox, outbox, FlowWorker(engine_factory(), limits), lifeline, live=live)
+        worker = FlowWorker(engine_factory(), limits)  # seconds: the parent waits for Ready
+        outbox.send(Ready())
+        _serve(inbox, outbox, worker, lifeline, live=live)
     except BaseException:
         with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
             outbox.send(Crashed(traceback.format_exc()))

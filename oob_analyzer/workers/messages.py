@@ -2,7 +2,8 @@
 
 To a worker, through its bounded input queue and in order with its segments: a batch of
 segments, a new engine, a request for its counters, the end. From a worker, through its own
-pipe: results (hits and anomaly sightings), counters, the end, or why it stopped.
+pipe: that it is ready (its engine built), results (hits and anomaly sightings), counters,
+the end, or why it stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "EngineFactory",
     "Finish",
     "Finished",
+    "Ready",
     "Reconfigure",
     "ReconfigureFailed",
     "Results",
@@ -65,6 +67,11 @@ ToWorker = SegmentBatch | Reconfigure | CountersRequest | Finish
 
 
 @dataclass(frozen=True, slots=True)
+class Ready:
+    """The worker has built its engine: from now on it keeps up with its queue."""
+
+
+@dataclass(frozen=True, slots=True)
 class Results:
     hits: list[AttackHit]
     sightings: list[AnomalySighting]
@@ -93,4 +100,4 @@ class Crashed:
     error: str  # the traceback
 
 
-ToParent = Results | CountersReply | Finished | ReconfigureFailed | Crashed
+ToParent = Ready | Results | CountersReply | Finished | ReconfigureFailed | Crashed

@@ -23,9 +23,9 @@ from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 
-from oob_analyzer.metrics import TRACKER_PREFIX
+from oob_analyzer.metrics import ENGINE_PREFIX, TRACKER_PREFIX
 from oob_analyzer.pipeline import HitSink, RunSummary
-from oob_analyzer.workers.child import ENGINE_PREFIX, run_worker
+from oob_analyzer.workers.child import run_worker
 from oob_analyzer.workers.flows import SegmentTuple
 from oob_analyzer.workers.messages import (
     CountersReply,
@@ -34,6 +34,7 @@ from oob_analyzer.workers.messages import (
     EngineFactory,
     Finish,
     Finished,
+    Ready,
     Reconfigure,
     ReconfigureFailed,
     Results,
@@ -87,6 +88,7 @@ class _Worker:
     process: BaseProcess
     inbox: Queue[ToWorker]
     outbox: Connection
+    ready: bool = False  # its engine is built
     finished: bool = False
     counters: Counter[str] = field(default_factory=Counter)
 
@@ -132,6 +134,9 @@ class WorkerPool:
 
         `live`: the source may go quiet, and then a worker without segments releases the hits
         whose response is overdue by wall time; from files, capture time alone decides.
+        The pool is handed over once every worker has built its engine (seconds): until then
+        a live source's packets wait in the kernel's buffer, not in queues that would overflow.
+        Raises `WorkerError` if a worker fails to start.
         """
         context = _context()
         shares = worker_limits(limits, count)
@@ -156,6 +161,7 @@ class WorkerPool:
             lifeline.close()
             pool = cls(workers, sink=sink, summary=summary)
             try:
+                pool._wait_ready()
                 yield pool
             finally:
                 pool._closing.set()  # normally done already; not when the finish itself was interrupted
@@ -176,6 +182,12 @@ class WorkerPool:
     @property
     def failure(self) -> str | None:
         return self._failure
+
+    def _wait_ready(self) -> None:
+        with self._lock:
+            while not all(worker.ready for worker in self._workers) and self._failure is None:
+                self._lock.wait(timeout=_POLL_SECONDS)
+        self._raise_failure()
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -294,7 +306,11 @@ class WorkerPool:
                     del by_pipe[pipe]
 
     def _handle(self, worker: _Worker, message: ToParent) -> None:
-        if isinstance(message, Results):
+        if isinstance(message, Ready):
+            with self._lock:
+                worker.ready = True
+                self._lock.notify_all()
+        elif isinstance(message, Results):
             summary = self._summary
             summary.requests += message.requests
             summary.responses += message.responses

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from capture import STDIN, PacketDecoder, RawPacket, expand_capture_paths
@@ -26,7 +28,13 @@ from oob_analyzer.workers.messages import EngineFactory
 from oob_analyzer.workers.pool import WorkerError, WorkerPool
 from reassembly import ReassemblyLimits
 
-__all__ = ["SMALL_INPUT_BYTES", "analyze_packets_in_workers", "available_cores", "choose_workers"]
+__all__ = [
+    "SMALL_INPUT_BYTES",
+    "analyze_packets_in_workers",
+    "available_cores",
+    "choose_workers",
+    "reads_never_stall",
+]
 
 SMALL_INPUT_BYTES = 32 << 20  # below this much capture, starting workers costs more than it saves
 _BATCH_SEGMENTS = 512
@@ -59,6 +67,23 @@ def choose_workers(requested: int | None, sources: Sequence[Path] = (), *, live:
     return cores if _total_size(files) >= SMALL_INPUT_BYTES else 1
 
 
+def reads_never_stall(sources: Sequence[Path]) -> bool:
+    """Whether every source is a regular file (standard input too, when redirected from one),
+    whose reads return at once: a pipe, a FIFO or a terminal can keep a read waiting."""
+    try:
+        files = expand_capture_paths(sources)
+    except CaptureError:
+        return False
+    try:
+        return bool(files) and all(stat.S_ISREG(_stat_of(path).st_mode) for path in files)
+    except OSError:
+        return False  # the run reports it; the safe dispatcher will do
+
+
+def _stat_of(path: Path) -> os.stat_result:
+    return os.fstat(sys.stdin.fileno()) if path == STDIN else path.stat()
+
+
 def _total_size(files: Iterable[Path]) -> int:
     total = 0
     for path in files:
@@ -77,7 +102,9 @@ def analyze_packets_in_workers(
     decoder: PacketDecoder | None = None,
     limits: ReassemblyLimits | None = None,
     live: bool = False,
+    regular_files: bool = False,
     pool_ready: list[WorkerPool] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Analyze packets with `workers` processes; every hit and anomaly goes to `sink`.
 
@@ -85,7 +112,13 @@ def analyze_packets_in_workers(
     for long: a batch for a worker whose queue is full is dropped and counted under
     `segments_dropped_worker_queue_full`. On KeyboardInterrupt the workers analyze what was
     queued, their results are recorded, and the interrupt goes on. Raises `WorkerError` when
-    a worker dies. `pool_ready`, if given, receives the pool (for reconfigure and counters).
+    a worker dies. `pool_ready`, if given, receives the pool (for reconfigure and counters),
+    and `on_ready` is called, once every worker has built its engine and the first packet can
+    be read.
+
+    `regular_files`: the packets come from regular files only (`reads_never_stall`), so no
+    read waits for data and no thread needs to send what a stalled source left waiting: the
+    dispatcher takes no lock and reads no clock per packet (a fifth of its instructions).
     """
     decoder = decoder or PacketDecoder()
     started = WorkerPool.started(
@@ -94,10 +127,15 @@ def analyze_packets_in_workers(
     with started as pool:
         if pool_ready is not None:
             pool_ready.append(pool)
+        if on_ready is not None:
+            on_ready()
         batches: list[list[SegmentTuple]] = [[] for _ in range(workers)]
         try:
-            with _StalledSourceFlusher(pool, batches, wait=not live) as flusher:
-                _dispatch(packets, pool, decoder, batches, flusher, live=live)
+            if regular_files and not live:
+                _dispatch_from_files(packets, pool, decoder, batches)
+            else:
+                with _StalledSourceFlusher(pool, batches, wait=not live) as flusher:
+                    _dispatch(packets, pool, decoder, batches, flusher, live=live)
             _send_all(batches, pool, wait=True)
             pool.finish(close_connections=True)
         except BaseException:
@@ -147,6 +185,31 @@ def _dispatch(
                 pool.check()  # a worker that died while the source was quiet is noticed here
                 _send_all(batches, pool, wait=wait)
                 flusher.flush_at = now + _BATCH_SECONDS
+
+
+def _dispatch_from_files(
+    packets: Iterable[RawPacket | None], pool: WorkerPool, decoder: PacketDecoder, batches: list[list[SegmentTuple]]
+) -> None:
+    """`_dispatch` for a source that never stalls: no lock, no clock per packet. Each time a
+    batch is full, the others are sent too if they waited `_BATCH_SECONDS` (a worker whose
+    flows are rare in the capture would otherwise hear nothing until the end)."""
+    count = pool.size
+    decode, send, clock = decoder.decode, pool.send, time.monotonic
+    flush_at = clock() + _BATCH_SECONDS
+    for packet in packets:
+        if packet is None:
+            continue
+        segment = decode(packet)
+        if segment is not None:
+            index = worker_for(segment, count)
+            batch = batches[index]
+            batch.append(segment_to_tuple(segment))
+            if len(batch) >= _BATCH_SEGMENTS:
+                send(index, batch, wait=True)
+                batches[index] = []
+                if (now := clock()) >= flush_at:
+                    _send_all(batches, pool, wait=True)
+                    flush_at = now + _BATCH_SECONDS
 
 
 class _StalledSourceFlusher:

@@ -26,7 +26,14 @@ from sqlalchemy import make_url
 from capture import TcpSegment, read_capture
 from oob_analyzer.pipeline import RunSummary, extract_events
 from reassembly import HttpResponse
-from tests.builders import conversation, jumbo_connection, pcap_file, segment_frame, vxlan_header
+from tests.builders import (
+    conversation,
+    jumbo_connection,
+    pcap_file,
+    segment_frame,
+    tcp_connection_frames,
+    vxlan_header,
+)
 from tests.cli.test_listen import listed_hits, send
 from tests.databases import postgres_schema
 from tests.metrics.promtext import Exposition, parse
@@ -183,10 +190,13 @@ def test_replay_estimates_capture_loss_from_the_acks_of_missing_segments(removed
             "every packet to be read",
         )
         assert get(port, "/ready")[0] == 200
+        # Opened too: before the workers have their last batch (sent within 0.1 s of a stalled
+        # read), none is active either.
         metrics = scrape_until(
-            port, lambda m: m.value("oob_analyzer_flows_active") == 0, "both connections to be done with"
+            port,
+            lambda m: m.value("oob_analyzer_flows_opened_total") == 2 and m.value("oob_analyzer_flows_active") == 0,
+            "both connections to be done with",
         )
-        assert metrics.value("oob_analyzer_flows_opened_total") == 2
         ended = metrics.family("oob_analyzer_flows_ended_total")
         assert ended == (
             {(("reason", "idle"),): 1, (("reason", "closed"),): 1} if removed else {(("reason", "closed"),): 2}
@@ -207,8 +217,51 @@ def test_replay_estimates_capture_loss_from_the_acks_of_missing_segments(removed
     assert stdout == f"{len(first) + len(later)} packets, 4 requests, 0 hits\n"
 
 
-def test_mirror_server_serves_its_queue_and_receiver_counts(sqlite_url: str) -> None:
-    with mirror_server(sqlite_url, "--metrics", "127.0.0.1:0") as mirror:
+NOT_JUDGED_CONFIG = """\
+applications:
+  - id: shop
+    hosts: [shop.example.com]
+    routes:
+      - {location: /login, mode: off}
+allowed_hosts: [shop.example.com]
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_replay_serves_the_requests_not_judged_as_stats_prints_them(workers: str, tmp_path: Path) -> None:
+    """The sample's two /login requests are off; one more request is for a host not allowed."""
+    sample = [(packet.ts, packet.data) for packet in read_capture(SAMPLE)]
+    elsewhere = b"GET /admin?id=1%27%20OR%201=1-- HTTP/1.1\r\nHost: api.example.com\r\n\r\n"
+    frames = tcp_connection_frames(elsewhere, client="10.1.0.5", server="10.1.0.80", sport=42000)
+    capture = pcap_file(sample + [(sample[-1][0] + 1 + n / 1000, frame) for n, frame in enumerate(frames)])
+    config = tmp_path / "oob.yaml"
+    config.write_text(NOT_JUDGED_CONFIG)
+    args = ["replay", "-", "--metrics", "127.0.0.1:0", "--db", f"sqlite:///{tmp_path / 'r.db'}"]
+    with running(*args, "--config", str(config), "--workers", workers, "--stats", stdin=subprocess.PIPE) as (
+        process,
+        port,
+        _,
+    ):
+        assert process.stdin is not None
+        process.stdin.buffer.write(capture)
+        process.stdin.flush()  # and kept open: the run goes on, its metrics served
+        expected = {(("reason", "not_monitored"),): 2, (("reason", "host_not_allowed"),): 1}
+        scrape_until(
+            port,
+            lambda m: m.family("oob_analyzer_requests_not_judged_total") == expected,
+            "the requests not judged",
+        )
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout == f"{len(sample) + len(frames)} packets, 10 requests, 4 hits\n"
+    assert f"  {'requests_not_monitored':<40} {2:>10}\n" in stderr
+    assert f"  {'requests_host_not_allowed':<40} {1:>10}\n" in stderr
+
+
+def test_mirror_server_serves_its_queue_and_receiver_counts(sqlite_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "oob.yaml"
+    config.write_text("allowed_hosts: [shop.example.com]\n")
+    with mirror_server(sqlite_url, "--metrics", "127.0.0.1:0", "--config", str(config)) as mirror:
         assert mirror.process.stderr is not None
         first = mirror.process.stderr.readline()
         assert first.startswith("metrics on http://127.0.0.1:"), first
@@ -217,9 +270,15 @@ def test_mirror_server_serves_its_queue_and_receiver_counts(sqlite_url: str) -> 
         headers = {"Host": "shop.example.com"}
         assert mirror_send(mirror.port, "GET", "/search?q=%3Cscript%3Ealert(1)%3C/script%3E", headers=headers) == 204
         assert mirror_send(mirror.port, "GET", "/", headers=headers) == 204
-        metrics = scrape_until(port, lambda m: m.value("oob_analyzer_requests_total") == 2, "2 requests analyzed")
-        assert metrics.value("oob_analyzer_mirror_receiver_total", event="requests") == 2
+        elsewhere = {"Host": "api.example.com"}
+        assert mirror_send(mirror.port, "GET", "/?q=%3Cscript%3Ealert(1)%3C/script%3E", headers=elsewhere) == 204
+        metrics = scrape_until(port, lambda m: m.value("oob_analyzer_requests_total") == 3, "3 requests analyzed")
+        assert metrics.value("oob_analyzer_mirror_receiver_total", event="requests") == 3
         assert metrics.value("oob_analyzer_hits_total", type="xss") == 1
+        assert metrics.family("oob_analyzer_requests_not_judged_total") == {
+            (("reason", "not_monitored"),): 0,
+            (("reason", "host_not_allowed"),): 1,
+        }
         assert metrics.value("oob_analyzer_queue_depth", queue="mirror_analysis") == 0
         status, _ = mirror.stop()
     assert status == 0

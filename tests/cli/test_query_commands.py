@@ -67,6 +67,19 @@ def test_list_formats_agree(replayed: str) -> None:
     assert sorted(a["point"] for a in attacks) == ["body.form.comment", "query.q"]
 
 
+def test_hits_list_shows_the_response_status_in_every_format(db_url: str) -> None:
+    store = AttackStore.open(db_url)
+    store.record([hit(ts=T0, response_status=None, target="/late"), hit(ts=T0 + 1, response_status=503)])
+    store.close()
+    table = invoke("hits", "list", "--db", db_url).splitlines()
+    status = table[0].index("STATUS")
+    assert [line[status : status + 6].rstrip() for line in table] == ["STATUS", "503", "-"]  # newest first
+    assert max(map(len, table)) <= 80
+    assert [h["response_status"] for h in hits_json(db_url)] == [503, None]
+    as_csv = csv.DictReader(io.StringIO(invoke("hits", "list", "--format", "csv", "--db", db_url)))
+    assert [row["response_status"] for row in as_csv] == ["503", ""]
+
+
 def test_attacks_show_prints_the_hits_with_their_requests(replayed: str) -> None:
     (attack,) = json.loads(invoke("attacks", "list", "--format", "json", "--path", "/login", "--db", replayed))
     output = invoke("attacks", "show", str(attack["id"]), "--db", replayed)
@@ -122,9 +135,15 @@ def test_db_prune_and_upgrade(db_url: str) -> None:
     now = datetime.now(UTC).timestamp()
     store = AttackStore.open(db_url)
     store.record([hit(ts=now - 40 * 86400, target="/old"), hit(ts=now - 86400, target="/new")])
+    day_30 = now - 30 * 86400  # and an attack going on across the cutoff: two hits before it, one after
+    store.record(
+        [hit(ts=day_30 - 1200, target="/on"), hit(ts=day_30 - 600, target="/on"), hit(ts=day_30 + 600, target="/on")]
+    )
     store.close()
-    assert ": 1 hits, 1 attacks, 0 anomalies, 0 runs" in invoke("db", "prune", "--older-than", "30d", "--db", db_url)
-    assert [h["target"] for h in hits_json(db_url)] == ["/new"]
+    assert ": 3 hits, 1 attacks, 0 anomalies, 0 runs" in invoke("db", "prune", "--older-than", "30d", "--db", db_url)
+    assert sorted(h["target"] for h in hits_json(db_url)) == ["/new", "/on"]
+    attacks = json.loads(invoke("attacks", "list", "--format", "json", "--db", db_url))
+    assert sorted((a["target"], a["hits"]) for a in attacks) == [("/new", 1), ("/on", 1)]
 
 
 @pytest.mark.parametrize(

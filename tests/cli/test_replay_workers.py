@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +23,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from oob_analyzer.cli import main
+from oob_analyzer.config import SensorEngine
 from storage import CaptureRun, Hit
 from tests.cli.test_replay_interrupted import ATTACKS, pcap_bytes
 from tests.paths import SAMPLES
@@ -150,3 +152,25 @@ def test_workers_judge_with_the_config_file_as_the_single_process_does(tmp_path:
     assert all(isinstance(hit[4], int) for hit in single_hits)  # each hit waited for its response
     assert "requests_not_monitored" in single_out  # /login is off in the config
     assert parallel_out == single_out  # the summary and every counter --stats prints
+
+
+@pytest.mark.parametrize(("workers", "engines"), [("2", 0), ("1", 1)])
+def test_the_parent_builds_an_engine_only_when_it_judges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str, engines: int
+) -> None:
+    """With workers, each builds its own engine from the config (a forkserver child does not see
+    this patch); the parent's would cost seconds of CPU for nothing."""
+    built: list[SensorEngine] = []
+    build = SensorEngine.__init__
+
+    def counted(engine: SensorEngine, *args: Any, **kwargs: Any) -> None:
+        built.append(engine)
+        build(engine, *args, **kwargs)
+
+    monkeypatch.setattr(SensorEngine, "__init__", counted)
+    db_url = f"sqlite:///{tmp_path / 'hits.db'}"
+    sample, config = str(SAMPLES / "mirror-http.pcap"), str(SAMPLES / "oob-analyzer.yaml")
+    result = CliRunner().invoke(main, ["replay", sample, "--config", config, "--db", db_url, "--workers", workers])
+    assert result.exit_code == 0, result.output
+    assert result.output == "55 packets, 9 requests, 4 hits\n"
+    assert len(built) == engines

@@ -66,7 +66,7 @@ def test_a_reload_swaps_the_judgement_and_keeps_the_counters(tmp_path: Path) -> 
     path.write_text(CONFIG)
     engine = build_engine(load_config(path))
     said: list[str] = []
-    reloader = ConfigReloader(engine, say=said.append)
+    reloader = ConfigReloader(engine.config, say=said.append, listeners=[engine.apply])
     shop = (("Host", "shop.example.com"),)
     engine.analyze(http_request("/health", headers=shop))
 
@@ -88,3 +88,4 @@ def test_a_reload_swaps_the_judgement_and_keeps_the_counters(tmp_path: Path) -> 
     assert [hit.application for hit in engine.analyze(http_request(SQLI, headers=shop))] == ["store"]
     assert engine.counters == {NOT_MONITORED: 1}
     assert (reloader.reloads, reloader.failures) == (1, 1)
+    assert reloader.config.applications.application_for("shop.example.com").id == "store"  # type: ignore[union-attr]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import select
 import signal
+import subprocess
 from pathlib import Path
 
 from tests.mirror.command import mirror_server, send, wait_for_hits
@@ -45,3 +47,23 @@ def test_sighup_swaps_the_applications_and_names_what_needs_a_restart(tmp_path: 
     assert f"config reloaded from {config}\n" in output
     assert f"{config}: trusted_proxies changed: applied only after a restart\n" in output
     assert f"config not reloaded, the running config stays: {config}:1: applications must be a list\n" in output
+
+
+def stderr_line(process: subprocess.Popen[str], timeout: float) -> str:
+    assert process.stderr is not None
+    readable, _, _ = select.select([process.stderr], [], [], timeout)
+    assert readable, f"nothing on stderr within {timeout} s"
+    return process.stderr.readline()
+
+
+def test_sighup_is_applied_at_once_not_when_the_next_request_comes(tmp_path: Path, sqlite_url: str) -> None:
+    config = tmp_path / "oob.yaml"
+    config.write_text(CONFIG.format(app="shop-v1", trusted="127.0.0.1/32"))
+    with mirror_server(sqlite_url, "--config", str(config)) as server:
+        config.write_text(CONFIG.format(app="shop-v2", trusted="127.0.0.1/32"))
+        server.process.send_signal(signal.SIGHUP)
+        assert stderr_line(server.process, timeout=5) == f"config reloaded from {config}\n"  # no request yet
+        assert send(server.port, "GET", ATTACK, headers={"Host": "shop.example.com"}) == 204
+        assert [hit.application for hit in wait_for_hits(sqlite_url, 1)] == ["shop-v2"]
+        status, output = server.stop()
+    assert status == 0, output

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capture import TcpSegment
 from reassembly import CaptureLoss, ConnectionTracker
 from tests.builders import conversation, segment
+
+# Each test runs against the compiled tracker and the pure-Python reference.
+pytestmark = pytest.mark.usefixtures("either_tracker")
 
 SYN, ACK, PSH, FIN = TcpSegment.SYN, TcpSegment.ACK, TcpSegment.PSH, TcpSegment.FIN
 CLIENT_ISN, SERVER_ISN = 1000, 5000

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +17,9 @@ from reassembly import (
     ReassemblyLimits,
 )
 from tests.builders import CLIENT, SERVER, segment
+
+# Each test runs against the compiled tracker and the pure-Python reference.
+pytestmark = pytest.mark.usefixtures("either_tracker")
 
 SYN, ACK, PSH, FIN = TcpSegment.SYN, TcpSegment.ACK, TcpSegment.PSH, TcpSegment.FIN
 REQUEST = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"

@@ -16,6 +16,9 @@ import pytest
 
 from tests.reassembly.golden import EXPECTATIONS, PCAPS, differences, manifest, observe, tshark_requests
 
+# Each test runs against the compiled tracker and the pure-Python reference.
+pytestmark = pytest.mark.usefixtures("either_tracker")
+
 if not (PCAPS / "manifest.jsonl").exists():  # pragma: no cover - the shared captures are part of the set-up
     pytest.skip(f"shared captures not found at {PCAPS}", allow_module_level=True)
 

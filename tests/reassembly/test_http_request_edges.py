@@ -185,3 +185,12 @@ def test_an_endless_line_inside_a_chunked_body_is_not_buffered(after_chunk: byte
     assert isinstance(request, HttpRequest) and request.complete is False and anomaly in request.anomalies
     # What follows is dropped in bounded pieces, each named, none taken for a request.
     assert rest and all(isinstance(e, Anomaly) and e.name == "header_too_long" for e in rest)
+
+
+def test_after_an_upgrade_bytes_that_never_decide_are_the_new_protocol_within_the_head_limit() -> None:
+    """A token with no end after an Upgrade waited forever, buffering without bound."""
+    feed = Feed(ReassemblyLimits(max_head_bytes=1000)).data(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")
+    for _ in range(5):
+        feed.data(b"A" * 300)
+    assert brief(feed.close()) == [("GET", "/ws", b"", 0, True, ()), ("ProtocolSwitch", "websocket")]
+    assert feed.parser.tunnel_bytes == 1500  # counted, not kept

@@ -156,6 +156,29 @@ def test_prune_deletes_what_is_older_and_keeps_the_rest(store: AttackStore, quer
         assert session.scalar(select(func.count(Anomaly.id))) == 0
 
 
+def test_prune_takes_the_deleted_hits_off_an_attack_it_keeps(store: AttackStore, queries: HitQueries) -> None:
+    cutoff = datetime.now(UTC) - timedelta(days=30)
+    at = cutoff.timestamp()
+    # One attack across the cutoff (hits closer than the quiet hour), its last hit sampled out.
+    store.record([hit(ts=at - 1800), hit(ts=at - 600), hit(ts=at + 600), hit(ts=at + 2400)])
+    sampled = KeyedHit(key="s1", hit=hit(ts=at + 3000), sampled_out=True)
+    store.write(WriteBatch(batch_key="b-sampled", hits=(sampled,)))
+    store.record([hit(ts=at + 86400, target="/recent")])  # wholly after the cutoff: untouched
+    (before,) = queries.list_attacks(HitFilter(path="/products"), limit=None)
+    assert (before.hits, before.sampled_out) == (5, 1)
+
+    counts = store.prune(cutoff)
+
+    assert (counts.hits, counts.attacks) == (2, 0)
+    (kept,) = queries.list_attacks(HitFilter(path="/products"), limit=None)
+    stored = queries.list_hits(HitFilter(path="/products"), limit=None)
+    assert len(stored) == 2
+    assert (kept.hits, kept.sampled_out) == (len(stored) + 1, 1)  # what is stored, and the sampled-out one
+    assert (kept.first_seen, kept.last_seen) == (before.first_seen, before.last_seen)
+    (recent,) = queries.list_attacks(HitFilter(path="/recent"), limit=None)
+    assert recent.hits == 1
+
+
 def test_an_unusable_database_url_is_a_storage_error() -> None:
     with pytest.raises(StorageError, match="cannot open database sqlite:////nonexistent-dir/x.db"):
         AttackStore.open("sqlite:////nonexistent-dir/x.db")

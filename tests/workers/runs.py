@@ -13,7 +13,7 @@ from oob_analyzer.detection import AttackHit, DetectionEngine, DetectionPolicy, 
 from oob_analyzer.detection.detectors import Log4ShellDetector, SqlInjectionDetector
 from oob_analyzer.detection.policy import PolicyScope
 from oob_analyzer.pipeline import RunSummary, analyze_packets, iter_packets
-from oob_analyzer.workers import EngineFactory, WorkerPool, analyze_packets_in_workers
+from oob_analyzer.workers import EngineFactory, WorkerPool, analyze_packets_in_workers, reads_never_stall
 from reassembly import HttpRequest
 from storage.batches import AnomalySighting
 
@@ -49,9 +49,12 @@ def run_in_process(paths: Iterable[Path], engine: DetectionEngine) -> tuple[RunS
     return summary, sink
 
 
-def run_in_workers(paths: Iterable[Path], workers: int, engine_factory: EngineFactory) -> tuple[RunSummary, ListSink]:
+def run_in_workers(paths: Sequence[Path], workers: int, engine_factory: EngineFactory) -> tuple[RunSummary, ListSink]:
+    """As `replay` runs: from regular files, the dispatcher without a lock per packet."""
     summary = RunSummary()
-    return run_packets_in_workers(iter_packets(paths, summary), workers, engine_factory, summary=summary)
+    packets = iter_packets(paths, summary)
+    regular_files = reads_never_stall(paths)
+    return run_packets_in_workers(packets, workers, engine_factory, summary=summary, regular_files=regular_files)
 
 
 def run_packets_in_workers(
@@ -61,10 +64,17 @@ def run_packets_in_workers(
     *,
     summary: RunSummary | None = None,
     pool_ready: list[WorkerPool] | None = None,
+    regular_files: bool = False,
 ) -> tuple[RunSummary, ListSink]:
     summary, sink = summary or RunSummary(), ListSink()
     analyze_packets_in_workers(
-        packets, workers=workers, engine_factory=engine_factory, sink=sink, summary=summary, pool_ready=pool_ready
+        packets,
+        workers=workers,
+        engine_factory=engine_factory,
+        sink=sink,
+        summary=summary,
+        pool_ready=pool_ready,
+        regular_files=regular_files,
     )
     return summary, sink
 
@@ -87,6 +97,12 @@ class SlowEngine(DetectionEngine):
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
         time.sleep(self.delay)
         return super().analyze(request, application=application)
+
+
+def slow_start_engine(seconds: float) -> DetectionEngine:
+    """Built in `seconds`, as the full engine on a busy machine."""
+    time.sleep(seconds)
+    return small_engine()
 
 
 def failing_engine() -> DetectionEngine:

@@ -1,0 +1,124 @@
+/* Capture records straight in: `ConnectionTracker.feed_records` walks the whole records of a
+ * classic pcap buffer, decodes each frame and tracks its segment, all through the C face of
+ * capture._fastdecode (capture/_fastdecode_api.h), so that no RawPacket, TcpSegment or
+ * Python call is made per packet. A frame the compiled decoder hands back goes the Python
+ * way, as `RequestStream.feed` would take it: built as a RawPacket and given to `decode`.
+ * The events come out in one list per buffer, in the order the packet-by-packet path gives. */
+
+#include "_fasttrack_conn.h"
+
+#include "_fastdecode_api.h"
+
+static const FastDecodeApi *api;
+
+static int load_api(void) {
+    if (api == NULL) {
+        api = PyCapsule_Import(FASTDECODE_API_CAPSULE, 0);
+        if (api == NULL) {
+            return -1;
+        }
+        if (api->version != FASTDECODE_API_VERSION) {
+            api = NULL;
+            PyErr_SetString(PyExc_ImportError, "capture._fastdecode has another C API version");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The record's segment tracked, its events appended to t->out. */
+static int track_record(Tracker *t, PyObject *reader, PyObject *decoder, PyObject *decode, const PcapRecord *record) {
+    FastSegment fast;
+    int decoded = api->decode_record(decoder, record, &fast);
+    if (decoded < 0) {
+        return -1;
+    }
+    if (decoded) {
+        Segment seg = {
+            .ts = record->ts,
+            .src = fast.src,
+            .dst = fast.dst,
+            .tunnel = fast.tunnel,
+            .sport = fast.sport,
+            .dport = fast.dport,
+            .seq = fast.seq,
+            .ack = fast.ack,
+            .flags = fast.flags,
+            .payload = fast.payload,
+            .len = fast.payload_length,
+            .truncated = fast.truncated != 0,
+        };
+        int failed = tracker_receive(t, &seg);
+        Py_DECREF(fast.src);
+        Py_DECREF(fast.dst);
+        Py_DECREF(fast.tunnel);
+        return failed;
+    }
+    PyObject *packet = api->raw_packet(reader, record);
+    PyObject *segment = packet == NULL ? NULL : PyObject_CallOneArg(decode, packet);
+    Py_XDECREF(packet);
+    if (segment == NULL) {
+        return -1;
+    }
+    int failed = 0;
+    if (segment != Py_None) {
+        Segment seg;
+        failed = read_segment(t, segment, &seg) < 0 || tracker_receive(t, &seg) < 0 ? -1 : 0;
+    }
+    Py_DECREF(segment);
+    return failed;
+}
+
+const char feed_records_doc[] =
+    "feed_records(buffer, start, reader, decoder, decode, /)\n--\n\n"
+    "Track the whole pcap records of `buffer` from `start` (a PcapRecordReader's buffer; frames\n"
+    "decoded by the compiled FrameDecoder `decoder`, or by `decode` when it hands them back).\n"
+    "Returns (their events in order, the next record's offset, the bytes it needs or -1 as\n"
+    "PcapRecordReader.parse says, packets, bytes captured).";
+
+PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "feed_records(buffer, start, reader, decoder, decode)");
+        return NULL;
+    }
+    if (t->out != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ConnectionTracker is not reentrant");
+        return NULL;
+    }
+    if (load_api() < 0) {
+        return NULL;
+    }
+    PyObject *buffer = args[0], *reader = args[2], *decoder = args[3], *decode = args[4];
+    Py_ssize_t size = PyBytes_GET_SIZE(buffer);
+    Py_ssize_t position = PyLong_AsSsize_t(args[1]);
+    if (position == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (position < 0 || position > size) {
+        PyErr_SetString(PyExc_ValueError, "start is outside the buffer");
+        return NULL;
+    }
+    /* One list for the whole buffer: every packet's events appended in turn, as the
+     * packet-by-packet path would hand them out. */
+    if ((t->out = PyList_New(0)) == NULL) {
+        return NULL;
+    }
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(buffer);
+    Py_ssize_t needed = 0, packets = 0, captured = 0;
+    PcapRecord record;
+    Py_INCREF(buffer); /* the records are read in place, across calls into Python */
+    int failed = 0;
+    while (!failed && api->next_record(reader, buf, size, &position, &record, &needed)) {
+        packets++;
+        captured += record.captured;
+        failed = track_record(t, reader, decoder, decode, &record) < 0;
+    }
+    Py_DECREF(buffer);
+    PyObject *events = t->out;
+    t->out = NULL;
+    if (failed) {
+        Py_DECREF(events);
+        return NULL;
+    }
+    return Py_BuildValue("(Nnnnn)", events, position, needed, packets, captured);
+}
