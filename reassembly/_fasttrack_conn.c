@@ -343,11 +343,9 @@ int connection_receive(Tracker *t, Connection *c, Direction *d, const Segment *s
 
 /* ---- keeping responses behind their requests ------------------------------------------------ */
 
-/* connections._answers_unseen_bytes */
+/* connections._answers_unseen_bytes: asked of a new server segment, and of the first held one
+ * each time client bytes arrive (released once they cover its acknowledgement). */
 bool answers_unseen_bytes(const Connection *c, const Segment *seg) {
-    if (c->held_count) {
-        return true; /* keep the server's segments in their order */
-    }
     if (!(seg->flags & TCP_ACK) || !c->client.stream.has_next) {
         return false;
     }
