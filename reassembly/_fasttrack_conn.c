@@ -420,7 +420,16 @@ static int finish_direction(Tracker *t, Connection *c, Direction *d) {
     if (parser_close(&d->parser, &unfinished) < 0) {
         return -1;
     }
-    return unfinished == NULL ? 0 : emit(t, c, unfinished);
+    if (unfinished != NULL && emit(t, c, unfinished) < 0) {
+        return -1;
+    }
+    PyObject *queued; /* what finishing the message queued: a ProtocolSwitch inside a tunnel */
+    while ((queued = parser_take_queued(&d->parser)) != NULL) {
+        if (emit(t, c, queued) < 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* connections._close, once the connection is out of the table. */

@@ -303,6 +303,8 @@ class PythonConnectionTracker:
             unfinished = direction.parser.close()
             if unfinished is not None:
                 self._emit(connection, unfinished)
+            for event in direction.parser.take_queued():  # what finishing the message queued
+                self._emit(connection, event)
         self._pending_total -= connection.pending_bytes
         self._count_what_parsers_passed_over(connection)
         return events

@@ -448,3 +448,24 @@ def test_a_response_that_overtook_the_end_of_its_request_comes_out_right_after_t
     assert tracker.close_all() == []
     assert tracker.stats["responses_released_before_their_request"] == 0
 
+
+def test_a_response_cut_by_the_end_of_http_is_followed_by_its_protocol_switch_at_close() -> None:
+    # The server starts a response, then the client's first bytes are TLS: both sides leave
+    # HTTP/1 with the response unfinished. Finishing it at close announces the switch.
+    started = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"
+    hello = b"\x16\x03\x01\x00\x10 hello"
+    tracker, events = feed(
+        [
+            *handshake(),
+            segment(started, seq=901, from_client=False, ack=101, ts=1.0),
+            segment(hello, seq=101, ack=901 + len(started), ts=1.1),
+        ]
+    )
+    assert events == []
+    closing = tracker.close_all()
+    assert [type(e).__name__ for e in closing] == ["HttpResponse", "ProtocolSwitch"]
+    response, switch = closing
+    assert isinstance(response, HttpResponse) and "message_incomplete" in response.anomalies
+    assert isinstance(switch, ProtocolSwitch) and switch.confirmed and switch.protocol == "unknown"
+    assert tracker.stats["protocol_switches_confirmed"] == 1
+    assert tracker.stats["connections_not_http"] == 1
