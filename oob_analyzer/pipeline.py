@@ -2,7 +2,9 @@
 
 The only place that knows every stage. `RequestStream` turns packets into reassembly events;
 `analyze_packets` adds detection and hands hits to a `HitSink` (the store, or a writer in
-front of it), for packets from any source; `replay_captures` does it for capture files.
+front of it), for packets from any source; `analyze_event_runs` does it for the runs of
+events the compiled record path reads from capture files (`file_event_runs`);
+`replay_captures` does it for capture files, by whichever path can take them.
 """
 
 from __future__ import annotations
@@ -24,18 +26,42 @@ if TYPE_CHECKING:
     from capture._fastdecode import PcapRecordReader
 
 __all__ = [
+    "EventRun",
     "HitSink",
     "RequestAnalyzer",
     "RequestStream",
     "RunSummary",
+    "analyze_event_runs",
     "analyze_packets",
     "extract_events",
     "extract_requests",
+    "file_event_runs",
     "iter_packets",
     "judge_events",
     "record_hits",
     "replay_captures",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRun:
+    """The events of a run of packets, with the capture times that judging them needs.
+
+    Packet by packet, waiting hits expire by each packet's timestamp before its events are
+    judged. Between two packets that give events, only the latest of those timestamps
+    matters, so a run keeps just that: `marks` holds, for each packet that gave events, (the
+    index of its first event, the latest timestamp since the previous such packet, its own
+    included); `trailing`, the latest timestamp of the packets after the last one (None when
+    there are none). `analyze_event_runs` thus judges exactly as `analyze_packets` does.
+    """
+
+    events: list[ReassemblyEvent]
+    marks: list[tuple[int, float]]
+    trailing: float | None
+
+    @classmethod
+    def of_packet(cls, events: list[ReassemblyEvent], ts: float) -> EventRun:
+        return cls(events, [(0, ts)], None) if events else cls(events, [], ts)
 
 
 @dataclass(slots=True)
@@ -75,9 +101,10 @@ class RequestStream:
         frames = self.decoder.frame_decoder
         self.feed = self.tracker.packet_feed(self.decoder.decode, fast_decode=frames.decode if frames else None)
 
-    def feed_file(self, path: Path, summary: RunSummary) -> Iterator[list[ReassemblyEvent]] | None:
-        """One capture file's events, a run of packets at a time, packets and bytes counted in
-        `summary` and a read error noted there (after the packets before it).
+    def feed_file(self, path: Path, summary: RunSummary) -> Iterator[EventRun] | None:
+        """One capture file's events, a run of packets at a time (with their capture times),
+        packets and bytes counted in `summary` and a read error noted there (after the packets
+        before it).
 
         The compiled record path (`ConnectionTracker.feed_records`): records read, decoded and
         tracked in C, no packet object built. None when it cannot take the file (not a plain
@@ -88,27 +115,27 @@ class RequestStream:
             return None
         feed_records, decode = self.tracker.feed_records, self.decoder.decode
 
-        def parse_with(reader: PcapRecordReader) -> RecordParse[list[ReassemblyEvent]]:
-            def parse(buffer: bytes, start: int) -> tuple[list[list[ReassemblyEvent]], int, int, int]:
-                events, start, needed, packets, size = feed_records(buffer, start, reader, frames, decode)
+        def parse_with(reader: PcapRecordReader) -> RecordParse[EventRun]:
+            def parse(buffer: bytes, start: int) -> tuple[list[EventRun], int, int, int]:
+                events, start, needed, packets, size, marks, trailing = feed_records(
+                    buffer, start, reader, frames, decode
+                )
                 summary.packets += packets
                 summary.bytes += size
-                return [events], start, needed, packets
+                return [EventRun(events, marks, trailing)], start, needed, packets
 
             return parse
 
         items = read_pcap_with(path, parse_with)
         return None if items is None else self._file_events(items, summary)
 
-    def _file_events(
-        self, items: Iterator[list[ReassemblyEvent] | RawPacket], summary: RunSummary
-    ) -> Iterator[list[ReassemblyEvent]]:
+    def _file_events(self, items: Iterator[EventRun | RawPacket], summary: RunSummary) -> Iterator[EventRun]:
         try:
             for item in items:
                 if isinstance(item, RawPacket):  # a record the Python reader read (the file's tail)
                     summary.packets += 1
                     summary.bytes += len(item.data)
-                    yield self.feed(item)
+                    yield EventRun.of_packet(self.feed(item), item.ts)
                 else:
                     yield item
         except CaptureError as exc:  # after every packet before the damage, as `iter_packets` does
@@ -182,10 +209,44 @@ def analyze_packets(
                 judge_events(events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=packet.ts)
         judge_events(stream.finish(), engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=None)
     finally:
-        summary.drops = stream.drops()
-        summary.decode_anomalies = stream.decoder.anomalies
-        # Stopped (end of input, SIGINT, an error): what still waits is recorded, status unknown.
-        record_hits(waiting.release_all(), sink=sink, summary=summary)
+        _end_run(stream, waiting, sink=sink, summary=summary)
+
+
+def analyze_event_runs(
+    runs: Iterable[EventRun],
+    *,
+    engine: RequestAnalyzer,
+    sink: HitSink,
+    summary: RunSummary,
+    stream: RequestStream,
+    awaiting: HitsAwaitingResponse | None = None,
+) -> None:
+    """`analyze_packets` over runs of packets' events (`file_event_runs`: `stream`'s record path).
+
+    The same hits, with the same statuses, in the same order: each packet's events are judged
+    after waiting hits expire by the latest capture time reached (`EventRun`), as packet by
+    packet; packets that gave no event only move that time on.
+    """
+    waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
+    try:
+        for run in runs:
+            events, marks = run.events, run.marks
+            for number, (start, ts) in enumerate(marks):
+                end = marks[number + 1][0] if number + 1 < len(marks) else len(events)
+                judged = events if len(marks) == 1 else events[start:end]
+                judge_events(judged, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=ts)
+            if run.trailing is not None:
+                judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=run.trailing)
+        judge_events(stream.finish(), engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=None)
+    finally:
+        _end_run(stream, waiting, sink=sink, summary=summary)
+
+
+def _end_run(stream: RequestStream, waiting: HitsAwaitingResponse, *, sink: HitSink, summary: RunSummary) -> None:
+    summary.drops = stream.drops()
+    summary.decode_anomalies = stream.decoder.anomalies
+    # Stopped (end of input, SIGINT, an error): what still waits is recorded, status unknown.
+    record_hits(waiting.release_all(), sink=sink, summary=summary)
 
 
 def judge_events(
@@ -234,11 +295,24 @@ def record_hits(hits: list[AttackHit], *, sink: HitSink, summary: RunSummary) ->
 def replay_captures(
     paths: Iterable[Path], *, engine: RequestAnalyzer, sink: HitSink, decoder: PacketDecoder | None = None
 ) -> RunSummary:
-    """Analyze capture files and record every hit."""
+    """Analyze capture files and record every hit (through the record path where it can take them)."""
     summary = RunSummary()
     stream = RequestStream(decoder)
-    analyze_packets(iter_packets(paths, summary), engine=engine, sink=sink, summary=summary, stream=stream)
+    sources = list(paths)
+    runs = file_event_runs(stream, sources, summary)
+    if runs is not None:
+        analyze_event_runs(runs, engine=engine, sink=sink, summary=summary, stream=stream)
+    else:
+        analyze_packets(iter_packets(sources, summary), engine=engine, sink=sink, summary=summary, stream=stream)
     return summary
+
+
+def file_event_runs(stream: RequestStream, sources: Sequence[Path], summary: RunSummary) -> Iterator[EventRun] | None:
+    """The sources' events through `stream`'s compiled record path, a run at a time, when it
+    can take them: one plain classic pcap file today. None otherwise (`iter_packets` then)."""
+    if len(sources) == 1 and _is_file(sources[0]):
+        return stream.feed_file(sources[0], summary)
+    return None
 
 
 def extract_requests(
@@ -259,10 +333,10 @@ def extract_events(
     """Every reassembly event (requests, responses, anomalies) in the capture files, in order."""
     stream = RequestStream(decoder, limits)
     sources = list(paths)
-    runs = stream.feed_file(sources[0], summary) if len(sources) == 1 and _is_file(sources[0]) else None
-    if runs is not None:  # one plain pcap: read, decoded and tracked in C
-        for events in runs:
-            for event in events:
+    runs = file_event_runs(stream, sources, summary)
+    if runs is not None:  # read, decoded and tracked in C
+        for run in runs:
+            for event in run.events:
                 summary.requests += isinstance(event, HttpRequest)
                 yield event
     else:

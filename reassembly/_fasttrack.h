@@ -270,6 +270,8 @@ int parser_receive_gap(Parser *p, long long size, double ts);
 Step parser_next_event(Parser *p, PyObject **event);
 /* The unfinished message (new reference) or NULL in *message; -1 on error. */
 int parser_close(Parser *p, PyObject **message);
+/* An event queued and not handed out (new reference), without parsing further; NULL when none. */
+PyObject *parser_take_queued(Parser *p);
 /* `in_progress`: a borrowed reference (or NULL); the head is the caller's from now on. */
 PyObject *parser_in_progress(Parser *p);
 bool parser_switch_protocol(Parser *p);

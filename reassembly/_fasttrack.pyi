@@ -32,7 +32,7 @@ class ConnectionTracker:
         decoder: FrameDecoder,
         decode: Callable[[RawPacket], TcpSegment | None],
         /,
-    ) -> tuple[list[ReassemblyEvent], int, int, int, int]: ...
+    ) -> tuple[list[ReassemblyEvent], int, int, int, int, list[tuple[int, float]], float | None]: ...
     def packet_feed(
         self,
         fast_decode: Callable[[RawPacket], TcpSegment | None] | None,

@@ -343,11 +343,9 @@ int connection_receive(Tracker *t, Connection *c, Direction *d, const Segment *s
 
 /* ---- keeping responses behind their requests ------------------------------------------------ */
 
-/* connections._answers_unseen_bytes */
+/* connections._answers_unseen_bytes: asked of a new server segment, and of the first held one
+ * each time client bytes arrive (released once they cover its acknowledgement). */
 bool answers_unseen_bytes(const Connection *c, const Segment *seg) {
-    if (c->held_count) {
-        return true; /* keep the server's segments in their order */
-    }
     if (!(seg->flags & TCP_ACK) || !c->client.stream.has_next) {
         return false;
     }
@@ -422,7 +420,16 @@ static int finish_direction(Tracker *t, Connection *c, Direction *d) {
     if (parser_close(&d->parser, &unfinished) < 0) {
         return -1;
     }
-    return unfinished == NULL ? 0 : emit(t, c, unfinished);
+    if (unfinished != NULL && emit(t, c, unfinished) < 0) {
+        return -1;
+    }
+    PyObject *queued; /* what finishing the message queued: a ProtocolSwitch inside a tunnel */
+    while ((queued = parser_take_queued(&d->parser)) != NULL) {
+        if (emit(t, c, queued) < 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* connections._close, once the connection is out of the table. */

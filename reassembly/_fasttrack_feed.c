@@ -74,7 +74,10 @@ const char feed_records_doc[] =
     "Track the whole pcap records of `buffer` from `start` (a PcapRecordReader's buffer; frames\n"
     "decoded by the compiled FrameDecoder `decoder`, or by `decode` when it hands them back).\n"
     "Returns (their events in order, the next record's offset, the bytes it needs or -1 as\n"
-    "PcapRecordReader.parse says, packets, bytes captured).";
+    "PcapRecordReader.parse says, packets, bytes captured, marks, trailing). marks: for each packet\n"
+    "that gave events, (the index of its first event, the latest timestamp of the packets since the\n"
+    "previous such packet, its own included); trailing: the latest timestamp of the packets after\n"
+    "the last such packet, or None when there are none.";
 
 PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5 || !PyBytes_Check(args[0])) {
@@ -103,22 +106,42 @@ PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nar
     if ((t->out = PyList_New(0)) == NULL) {
         return NULL;
     }
+    PyObject *marks = PyList_New(0);
+    if (marks == NULL) {
+        Py_CLEAR(t->out);
+        return NULL;
+    }
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(buffer);
     Py_ssize_t needed = 0, packets = 0, captured = 0;
+    /* The latest capture time since the last packet that gave events: what the packet-by-packet
+     * path would have expired waiting hits by, before that packet's events (see `marks`). */
+    double latest = 0.0;
+    bool timed = false;
     PcapRecord record;
     Py_INCREF(buffer); /* the records are read in place, across calls into Python */
     int failed = 0;
     while (!failed && api->next_record(reader, buf, size, &position, &record, &needed)) {
         packets++;
         captured += record.captured;
+        latest = timed && latest > record.ts ? latest : record.ts;
+        timed = true;
+        Py_ssize_t before = PyList_GET_SIZE(t->out);
         failed = track_record(t, reader, decoder, decode, &record) < 0;
+        if (!failed && PyList_GET_SIZE(t->out) > before) {
+            PyObject *mark = Py_BuildValue("(nd)", before, latest);
+            failed = mark == NULL || PyList_Append(marks, mark) < 0;
+            Py_XDECREF(mark);
+            timed = false;
+        }
     }
     Py_DECREF(buffer);
     PyObject *events = t->out;
     t->out = NULL;
-    if (failed) {
+    PyObject *trailing = failed ? NULL : timed ? PyFloat_FromDouble(latest) : Py_NewRef(Py_None);
+    if (trailing == NULL) {
         Py_DECREF(events);
+        Py_DECREF(marks);
         return NULL;
     }
-    return Py_BuildValue("(Nnnnn)", events, position, needed, packets, captured);
+    return Py_BuildValue("(NnnnnNN)", events, position, needed, packets, captured, marks, trailing);
 }

@@ -491,6 +491,11 @@ int parser_receive_gap(Parser *p, long long size, double ts) {
     return 0;
 }
 
+/* `take_queued`, one at a time: an event queued and not handed out (a new reference), or NULL. */
+PyObject *parser_take_queued(Parser *p) {
+    return p->ready.count ? queue_pop(&p->ready) : NULL;
+}
+
 int parser_close(Parser *p, PyObject **message) {
     *message = NULL;
     if (p->head == NULL) {

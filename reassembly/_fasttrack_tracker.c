@@ -270,8 +270,8 @@ int tracker_receive(Tracker *t, const Segment *seg) {
     if (client) {
         result = connection_receive(t, c, &c->client, seg);
         result = result < 0 ? -1 : connection_release_held(t, c, false);
-    } else if (seg->len && answers_unseen_bytes(c, seg)) {
-        result = connection_hold(t, c, seg);
+    } else if (seg->len && (c->held_count || answers_unseen_bytes(c, seg))) {
+        result = connection_hold(t, c, seg); /* behind the held ones: the server's segments keep their order */
     } else {
         result = connection_receive(t, c, &c->server, seg);
     }

@@ -135,8 +135,8 @@ class PythonConnectionTracker:
         if from_client:
             self._receive(connection, connection.client, segment)
             self._release_held(connection, force=False)
-        elif segment.payload and _answers_unseen_bytes(connection, segment):
-            self._hold(connection, segment)
+        elif segment.payload and (connection.held or _answers_unseen_bytes(connection, segment)):
+            self._hold(connection, segment)  # behind the held ones: the server's segments keep their order
         else:
             self._receive(connection, connection.server, segment)
         events += connection.events
@@ -303,6 +303,8 @@ class PythonConnectionTracker:
             unfinished = direction.parser.close()
             if unfinished is not None:
                 self._emit(connection, unfinished)
+            for event in direction.parser.take_queued():  # what finishing the message queued
+                self._emit(connection, event)
         self._pending_total -= connection.pending_bytes
         self._count_what_parsers_passed_over(connection)
         return events
@@ -481,9 +483,11 @@ def _rst_in_window(connection: _Connection, from_client: bool, segment: TcpSegme
 
 
 def _answers_unseen_bytes(connection: _Connection, segment: TcpSegment) -> bool:
-    """The server segment acknowledges client bytes that have not been parsed yet."""
-    if connection.held:
-        return True  # keep the server's segments in their order
+    """The server segment acknowledges client bytes that have not been parsed yet.
+
+    Asked of a new server segment, and of the first held one each time client bytes arrive:
+    once they cover its acknowledgement it is released, and the next held one is asked.
+    """
     if not segment.flags & _ACK:
         return False
     client_next = connection.client.stream.next_seq

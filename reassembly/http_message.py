@@ -150,6 +150,13 @@ class HttpMessageParser(Generic[M]):
         self._anomalies.append("message_incomplete")
         return self._finish(complete=False)
 
+    def take_queued(self) -> list[M | Anomaly | ProtocolSwitch]:
+        """The events queued and not handed out, without parsing further: after `close`, the
+        `ProtocolSwitch` that the end of a response inside a tunnel announces."""
+        queued = list(self._ready)
+        self._ready.clear()
+        return queued
+
     @property
     def in_progress(self) -> M | None:
         """The head of the message being read (its body not yet complete), if any.

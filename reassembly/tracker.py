@@ -95,13 +95,16 @@ class ConnectionTracker:
         reader: PcapRecordReader,
         frame_decoder: FrameDecoder,
         decode: Callable[[RawPacket], TcpSegment | None],
-    ) -> tuple[list[ReassemblyEvent], int, int, int, int]:
+    ) -> tuple[list[ReassemblyEvent], int, int, int, int, list[tuple[int, float]], float | None]:
         """Compiled only: the whole pcap records of `buffer` from `start` decoded and tracked in
         C, building no packet (frames the compiled `frame_decoder` hands back go to `decode`).
 
         Returns (their events, the next record's offset, the bytes it needs from there or -1,
-        records, bytes captured): the events `receive_segment` gives for the same packets'
-        segments, in the same order.
+        records, bytes captured, marks, trailing): the events `receive_segment` gives for the
+        same packets' segments, in the same order. Capture time as packet by packet: `marks`
+        holds, for each packet that gave events, (the index of its first event, the latest
+        timestamp of the records since the previous such packet, its own included); `trailing`
+        the latest timestamp of the records after the last one (None when there are none).
         """
         if self._compiled is None:
             raise RuntimeError("feed_records needs the compiled tracker")

@@ -27,7 +27,7 @@ from oob_analyzer.cli.sources import (
 )
 from oob_analyzer.cli.workers_option import analyze, engine_for, worker_count, workers_option
 from oob_analyzer.metrics import PipelineMetrics
-from oob_analyzer.pipeline import RequestStream, RunSummary, iter_packets
+from oob_analyzer.pipeline import RequestStream, RunSummary, file_event_runs, iter_packets
 from oob_analyzer.workers import reads_never_stall
 
 __all__ = ["replay"]
@@ -95,6 +95,8 @@ def replay(
             health.source_opened()  # files open as the merge reaches them; unreadable ones are reported
             with health.running():
                 packets = iter_packets(sources, run.summary)
+                # In this process, a plain pcap is read, decoded and tracked in C a run of records at a time.
+                runs = file_event_runs(stream, sources, run.summary) if count == 1 else None
                 analyze(
                     packets,
                     workers=count,
@@ -106,6 +108,7 @@ def replay(
                     live=False,
                     regular_files=count > 1 and reads_never_stall(sources),
                     metrics=metrics,
+                    event_runs=runs,
                 )
     if stats:
         echo_stats(run.summary)

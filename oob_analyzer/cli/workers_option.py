@@ -18,7 +18,7 @@ from capture import RawPacket
 from oob_analyzer.cli.config_options import from_config
 from oob_analyzer.config import ConfigReloader, SensorConfig, SensorEngine, build_engine
 from oob_analyzer.metrics import PipelineMetrics
-from oob_analyzer.pipeline import HitSink, RequestStream, RunSummary, analyze_packets
+from oob_analyzer.pipeline import EventRun, HitSink, RequestStream, RunSummary, analyze_event_runs, analyze_packets
 from oob_analyzer.workers import WorkerError, WorkerPool, analyze_packets_in_workers, choose_workers
 
 __all__ = ["WorkerCountType", "analyze", "engine_for", "worker_count", "workers_option"]
@@ -88,6 +88,7 @@ def analyze(
     metrics: PipelineMetrics | None = None,
     reloader: ConfigReloader | None = None,
     started: Callable[[], None] | None = None,
+    event_runs: Iterable[EventRun] | None = None,
 ) -> None:
     """`analyze_packets` in this process, or over `workers` processes; a dead worker is an error.
 
@@ -97,7 +98,8 @@ def analyze(
     reassembly counters, and a config `reloader` reconfigures every worker. `regular_files`:
     the packets come from regular files only (`reads_never_stall`), dispatched without a lock.
     `started` is called when the analysis is ready for the first packet (workers: every one
-    has built its engine).
+    has built its engine). `event_runs`: the same input through `stream`'s record path
+    (`pipeline.file_event_runs`), taken instead of `packets` in this process.
     """
     if workers == 1:
         if engine is None:
@@ -107,7 +109,10 @@ def analyze(
         if started is not None:
             started()
         try:
-            analyze_packets(packets, engine=engine, sink=sink, summary=summary, stream=stream)
+            if event_runs is not None:
+                analyze_event_runs(event_runs, engine=engine, sink=sink, summary=summary, stream=stream)
+            else:
+                analyze_packets(packets, engine=engine, sink=sink, summary=summary, stream=stream)
         finally:
             summary.drops.update(engine.counters)  # requests not judged, by reason
         return

@@ -46,7 +46,7 @@ def from_records(path: Path) -> Outcome | None:
     runs = stream.feed_file(path, summary)
     if runs is None:
         return None
-    events = [event for run in runs for event in run]
+    events = [event for run in runs for event in run.events]
     events += stream.finish()
     return outcome(events, summary, stream)
 

@@ -413,3 +413,59 @@ def test_a_reset_at_the_wrong_sequence_number_is_named_and_does_not_end_the_conn
     assert isinstance(anomaly, Anomaly) and anomaly.name == "rst_out_of_window"
     assert isinstance(request, HttpRequest) and request.target == "/a"
     assert tracker.stats["resets_out_of_window"] == 1
+
+
+def test_a_response_that_overtook_the_end_of_its_request_comes_out_right_after_that_end() -> None:
+    # Client and server paths to the tap differ: the response (acknowledging the whole request)
+    # reaches the mirror before the request's last segment, and must wait for it, no longer.
+    head = b"POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: 20\r\n\r\n"
+    body = b"name=abc&value=12345"
+    request_end = 101 + len(head + body)
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsaved"
+    tracker, events = feed(
+        [
+            *handshake(),
+            segment(head, seq=101, ack=901, ts=1.0),
+            segment(response[:20], seq=901, from_client=False, ack=request_end, ts=1.1),
+            segment(response[20:], seq=921, from_client=False, ack=request_end, ts=1.1),
+        ]
+    )
+    assert events == []  # the response waits for the request's last bytes
+    assert tracker.pending_bytes == len(response)
+    arrived = tracker.receive_segment(segment(body, seq=101 + len(head), ack=901 + len(response), ts=1.2))
+    assert [type(e).__name__ for e in arrived] == ["HttpRequest", "HttpResponse"]
+    request, answer = arrived
+    assert isinstance(request, HttpRequest) and isinstance(answer, HttpResponse)
+    assert answer.request is not None and answer.request.index == request.index and answer.body == b"saved"
+    assert (tracker.pending_bytes, tracker.tracked_connections) == (0, 1)
+    # A later server segment goes straight through: nothing is held in front of it any more.
+    second = b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n"
+    after = tracker.receive_segment(segment(second, seq=request_end, ack=901 + len(response), ts=1.3))
+    after += tracker.receive_segment(
+        segment(RESPONSE, seq=901 + len(response), from_client=False, ack=request_end + len(second), ts=1.4)
+    )
+    assert [type(e).__name__ for e in after] == ["HttpRequest", "HttpResponse"]
+    assert tracker.close_all() == []
+    assert tracker.stats["responses_released_before_their_request"] == 0
+
+
+def test_a_response_cut_by_the_end_of_http_is_followed_by_its_protocol_switch_at_close() -> None:
+    # The server starts a response, then the client's first bytes are TLS: both sides leave
+    # HTTP/1 with the response unfinished. Finishing it at close announces the switch.
+    started = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"
+    hello = b"\x16\x03\x01\x00\x10 hello"
+    tracker, events = feed(
+        [
+            *handshake(),
+            segment(started, seq=901, from_client=False, ack=101, ts=1.0),
+            segment(hello, seq=101, ack=901 + len(started), ts=1.1),
+        ]
+    )
+    assert events == []
+    closing = tracker.close_all()
+    assert [type(e).__name__ for e in closing] == ["HttpResponse", "ProtocolSwitch"]
+    response, switch = closing
+    assert isinstance(response, HttpResponse) and "message_incomplete" in response.anomalies
+    assert isinstance(switch, ProtocolSwitch) and switch.confirmed and switch.protocol == "unknown"
+    assert tracker.stats["protocol_switches_confirmed"] == 1
+    assert tracker.stats["connections_not_http"] == 1
