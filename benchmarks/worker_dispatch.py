@@ -64,13 +64,7 @@ class _NullSink:
 def stage_costs(pcap: Path, workers: int, rounds: int) -> tuple[int, dict[str, float]]:
     """CPU seconds of the parent's path cut short after each stage (streamed, as the dispatcher
     runs, garbage collector on), least of `rounds`; the differences are the stages' costs."""
-    stages = (
-        "read",
-        "route + pack (compiled decode)",
-        "batch bookkeeping",
-        "lock + clock per packet",
-        "encode batches",
-    )
+    stages = ("read", "route + pack (compiled decode)", "batches", "lock + clock per packet", "encode batches")
     cumulative: dict[str, float] = {}
     count = 0
     for depth, stage in enumerate(stages, start=1):

@@ -9,7 +9,11 @@ import pytest
 from capture import PacketDecoder, RawPacket, TcpSegment
 from oob_analyzer.pipeline import RunSummary, iter_packets
 from oob_analyzer.workers import worker_for
+from oob_analyzer.workers.child import DECODE_DROP_PREFIX, FlowWorker
+from oob_analyzer.workers.messages import DecoderSettings
+from tests.builders import ethernet_frame, ipv4_packet, outer_ipv4_udp, tcp_header, vxlan_header
 from tests.paths import SAMPLES, SHARED
+from tests.workers.runs import small_engine
 
 fastdecode = pytest.importorskip("capture._fastdecode")
 
@@ -71,3 +75,20 @@ def test_a_frame_the_compiled_decoder_hands_back_is_not_packed() -> None:
     ]
     assert [fastdecode.route_packet(frames, packet, buffers) for packet in odd] == [-1, -1]
     assert buffers == [bytearray(), bytearray()]
+
+
+def test_what_a_workers_decoder_drops_is_counted_under_its_reason() -> None:
+    """A worker decodes with the dispatcher's settings; should they ever differ (here: no VXLAN
+    port), the frame it cannot decode is counted, as `decode.<reason>`, not lost silently."""
+    inner = ethernet_frame(ipv4_packet(tcp_header() + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+    frame = outer_ipv4_udp(vxlan_header(5) + inner)
+    packet = RawPacket(ts=1.0, data=frame, linktype=1, wire_length=len(frame), origin="x")
+    dispatcher = PacketDecoder().frame_decoder
+    assert dispatcher is not None
+    buffers = [bytearray()]
+    assert fastdecode.route_packet(dispatcher, packet, buffers) == 0
+    settings = DecoderSettings(vxlan_ports=frozenset(), geneve_ports=frozenset(), max_tunnel_depth=8)
+    worker = FlowWorker(small_engine(), decoder=settings)
+    worker.analyze([buffers[0]])
+    drops = {name: n for name, n in worker.counters().items() if name.startswith(DECODE_DROP_PREFIX)}
+    assert sum(drops.values()) == 1 and worker.summary.requests == 0
