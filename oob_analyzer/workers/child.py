@@ -73,10 +73,11 @@ class _CollectedResults:
 class FlowWorker:
     """Sans-I/O core of a worker: batches of packed frames and segments in, results and counters out.
 
-    The frames are decoded here by a decoder set up as the dispatcher's (`DecoderSettings`), and
-    decoded and tracked in one C call each (`RequestStream.feed`). Each `Results` also says how
-    many requests and responses were parsed since the last one, so the parent's summary (the
-    progress bar, the metrics) moves while the run goes.
+    Each frame is decoded, by a decoder set up as the dispatcher's (`DecoderSettings`), and
+    tracked in one C call (`RequestStream.feed`); a segment the dispatcher decoded goes to the
+    tracker as it is. Each `Results` also says how many requests and responses were parsed
+    since the last one, so the parent's summary (the progress bar, the metrics) moves while
+    the run goes.
     """
 
     def __init__(
