@@ -39,5 +39,10 @@ setup(
             ],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
+        Extension(
+            "oob_analyzer.detection._base64_text",
+            sources=["oob_analyzer/detection/_base64_text.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        ),
     ]
 )

@@ -74,14 +74,15 @@ def json_points(prefix: str, document: Any, *, kind: str = "json") -> Iterator[R
         nodes += 1
         if isinstance(node, dict):
             for key, child in reversed(list(node.items())):
-                yield _point(f"{path}.{key}", bounded(str(key)), "json_key")
-                stack.append((f"{path}.{key}", child))
+                child_path = f"{path}.{key}"
+                yield RequestPoint(child_path, bounded(str(key)), "json_key")
+                stack.append((child_path, child))
         elif isinstance(node, list):
             stack.extend((f"{path}.{index}", child) for index, child in reversed(list(enumerate(node))))
         elif isinstance(node, str):
-            yield _point(path, bounded(node), kind)
+            yield RequestPoint(path, bounded(node), kind)
         elif node is not None and not isinstance(node, bool):
-            yield _point(path, str(node), kind)
+            yield RequestPoint(path, str(node), kind)
 
 
 def jwt_claims(token: str) -> Any | None:
@@ -179,7 +180,7 @@ def _xml_points(text: str) -> Iterator[RequestPoint]:
 
 
 def _point(name: str, value: str, kind: str) -> RequestPoint:
-    return RequestPoint(name=name, value=value, kind=kind)
+    return RequestPoint(name, value, kind)
 
 
 def _utf8_if_possible(text: str) -> str:

@@ -24,8 +24,10 @@ __all__ = [
     "decode_overlong_utf8",
     "decode_percent_unicode",
     "decoded_variants",
+    "needs_no_decoding",
     "normalize_for_matching",
     "percent_decode",
+    "python_decode_base64",
     "strip_comments",
     "strip_interleaved_tags",
 ]
@@ -119,8 +121,11 @@ def decode_overlong_utf8(text: str) -> str:
     return _OVERLONG_TWO_BYTE.sub(lambda m: chr(((ord(m.group(0)[0]) & 0x1F) << 6) | (ord(m.group(1)) & 0x3F)), text)
 
 
-def decode_base64(text: str) -> str:
+def python_decode_base64(text: str) -> str:
     """Base64 or base64url tokens that decode to readable text, replaced by that text.
+
+    The reference for `decode_base64`, which is the compiled `_base64_text.decode_base64`
+    when it is built (tests/detection/test_base64_text.py holds the two to the same output).
 
     Plausibility guards against decoding every identifier: a token of 8+ characters from
     the alphabet, with both upper- and lower-case letters, whose decoding is valid UTF-8
@@ -130,7 +135,32 @@ def decode_base64(text: str) -> str:
     """
     if len(text) < 8 or text.islower() or text.isupper():
         return text
-    return _BASE64_TOKEN.sub(_base64_token_text, text)
+    return _BASE64_TOKEN.sub(_base64_match_text, text)
+
+
+try:
+    from oob_analyzer.detection._base64_text import decode_base64
+except ImportError:  # not built (a source tree without `pip install`): the Python reference
+    decode_base64 = python_decode_base64
+
+
+def _decode_base64_remembering(text: str, tokens: dict[str, str]) -> str:
+    """`python_decode_base64`, looking each token up in `tokens` (token -> its text) before decoding it.
+
+    The variants of one value share most of their tokens: a JWT's signature, which decodes to
+    nothing readable, was tried once per variant (four times in a bearer header) before.
+    """
+    if len(text) < 8 or text.islower() or text.isupper():
+        return text
+
+    def token_text(match: re.Match[str]) -> str:
+        token = match.group(0)
+        decoded = tokens.get(token)
+        if decoded is None:
+            decoded = tokens[token] = _base64_token_text(token)
+        return decoded
+
+    return _BASE64_TOKEN.sub(token_text, text)
 
 
 def decode_gzip_text(data: bytes) -> str | None:
@@ -191,7 +221,8 @@ DECODING_TRIGGERS = "%+\\&\xc0\xc1*-#$'\"<"
 _ANY_TRIGGER = re.compile("[" + re.escape(DECODING_TRIGGERS) + "]")
 
 
-def _needs_no_decoding(text: str) -> bool:
+def needs_no_decoding(text: str) -> bool:
+    """True when every decoder would return `text` unchanged (so it is its only variant)."""
     return _ANY_TRIGGER.search(text) is None and (len(text) < 8 or text.islower() or text.isupper())
 
 
@@ -199,13 +230,17 @@ def decoded_variants(value: str, *, depth: int = MAX_DECODE_DEPTH) -> list[str]:
     """`value` and every distinct text the decoders make of it, breadth first, bounded."""
     variants = [value]
     frontier = [value]
+    base64_tokens: dict[str, str] = {}
     for _ in range(depth):
         next_frontier: list[str] = []
         for text in frontier:
-            if _needs_no_decoding(text):
+            if needs_no_decoding(text):
                 continue
             for decode in _DECODERS:
-                decoded = decode(text)
+                if decode is python_decode_base64:
+                    decoded = _decode_base64_remembering(text, base64_tokens)
+                else:
+                    decoded = decode(text)
                 if decoded != text and decoded not in variants:
                     variants.append(decoded)
                     next_frontier.append(decoded)
@@ -223,8 +258,11 @@ def _js_escape_char(match: re.Match[str]) -> str:
     return chr(code) if code <= 0x10FFFF else match.group(0)
 
 
-def _base64_token_text(match: re.Match[str]) -> str:
-    token = match.group(0)
+def _base64_match_text(match: re.Match[str]) -> str:
+    return _base64_token_text(match.group(0))
+
+
+def _base64_token_text(token: str) -> str:
     # Base64 of text mixes cases; words, numbers, paths and MIME types ("application/xml") do not.
     bare = token.rstrip("=")
     if token.islower() or token.isupper() or len(bare) % 4 == 1 or token.lower() == token:

@@ -15,14 +15,13 @@ import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import libinjection
-
 try:
     import hyperscan
 except ImportError:  # no wheel for this platform: signatures run on Python's re instead
     hyperscan = None  # type: ignore[assignment]
 
 from oob_analyzer.detection.events import Finding
+from oob_analyzer.detection.libinjection_calls import SqliFingerprinter, is_xss
 from oob_analyzer.detection.request_point import RequestPoint
 from oob_analyzer.detection.rules import RULES, PatternRule
 
@@ -73,6 +72,9 @@ class SqlInjectionDetector:
     rule_ids = frozenset({"libinjection-sqli"})
     kinds: frozenset[str] | None = None
 
+    def __init__(self) -> None:
+        self._fingerprint = SqliFingerprinter()
+
     def inspect(self, point: RequestPoint) -> tuple[Finding, ...]:
         if (
             point.kind in _NOT_FOR_TOKENIZERS
@@ -81,12 +83,8 @@ class SqlInjectionDetector:
             or not _SQL_SIGNAL.search(point.value)
         ):
             return _NONE
-        verdict = libinjection.is_sql_injection(point.value)
-        if not verdict["is_sqli"]:
-            return _NONE
-        fingerprint = verdict["fingerprint"]
-        fingerprint = fingerprint.decode() if isinstance(fingerprint, bytes) else str(fingerprint)
-        if _PROSE_FINGERPRINT.fullmatch(fingerprint):
+        fingerprint = self._fingerprint(point.value)
+        if fingerprint is None or _PROSE_FINGERPRINT.fullmatch(fingerprint):
             return _NONE
         return (finding("sqli", point, rule="libinjection-sqli", reason=f"SQL fingerprint {fingerprint}"),)
 
@@ -101,7 +99,7 @@ class XssDetector:
     def inspect(self, point: RequestPoint) -> tuple[Finding, ...]:
         if point.kind in _NOT_FOR_TOKENIZERS or ("<" not in point.value and "=" not in point.value):
             return _NONE
-        if libinjection.is_xss(point.value)["is_xss"]:
+        if is_xss(point.value):
             return (finding("xss", point, rule="libinjection-xss", reason="HTML/JS injection context"),)
         return _NONE
 

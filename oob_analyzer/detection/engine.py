@@ -8,15 +8,16 @@ its variants (`decoders`), each variant normalized once and shown to every detec
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from capture.packets import TunnelContext
-from oob_analyzer.detection.decoders import decoded_variants, normalize_for_matching
+from oob_analyzer.detection.decoders import decoded_variants, needs_no_decoding, normalize_for_matching
 from oob_analyzer.detection.detectors import Detector
 from oob_analyzer.detection.events import AttackHit, Finding
-from oob_analyzer.detection.points import extract_points, header_points
+from oob_analyzer.detection.points import body_and_anomaly_points, header_points, path_points, query_points
 from oob_analyzer.detection.policy import DetectionPolicy, PolicyScope
 from oob_analyzer.detection.request_point import RequestPoint
+from oob_analyzer.detection.verdict_cache import VerdictCache
 from reassembly.events import HttpRequest
 
 __all__ = ["DetectionEngine", "describe_tunnel", "request_excerpt"]
@@ -32,9 +33,10 @@ class DetectionEngine:
     """Runs `detectors` over every decoded variant of every point of a request.
 
     `policy` (allow-lists, disabled attack types per application, host or path) is passed
-    in; without one, every finding counts. Verdicts on short values are remembered in a
-    bounded cache (`cache_size` entries; 0 turns it off): mirrored traffic repeats the same
-    header values (User-Agent, Accept, cookies) request after request.
+    in; without one, every finding counts. Verdicts on short values are remembered in two
+    bounded caches (`cache_size` entries each; 0 turns them off), one for whole header fields
+    and one for points: mirrored traffic repeats the same header values (User-Agent, Accept),
+    cookies and token claims request after request, inside header fields seen once.
     """
 
     def __init__(
@@ -43,15 +45,26 @@ class DetectionEngine:
         self.detectors = tuple(detectors)
         self.policy = policy if policy is not None else DetectionPolicy()
         self.cache_size = cache_size
-        self._verdicts: dict[RequestPoint, tuple[Finding, ...]] = {}
-        self._header_verdicts: dict[tuple[str, str], tuple[Finding, ...]] = {}
+        self._verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
+        self._header_verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
+        self._part_verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
         self._by_kind: dict[str, tuple[Detector, ...]] = {}
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
         host = request.host  # a scan of the headers: once per request, not once per hit
         scope = self.policy.scope_for(application=application, host=host, path=request.target)
         found: dict[str, Finding] = {}
-        for point in extract_points(request, headers=False):
+        # The path and the query are judged whole, once per text seen, as header fields are:
+        # the same ones come back request after request, and their points need not be made.
+        path, _, query = request.target.partition("?")
+        verdict = self._judge_part("path", path, path_points)
+        if verdict:
+            _keep_first_per_type(found, verdict, scope)
+        if query:
+            verdict = self._judge_part("query", query, query_points)
+            if verdict:
+                _keep_first_per_type(found, verdict, scope)
+        for point in body_and_anomaly_points(request):
             findings = self._cached(point)
             if findings:
                 _keep_first_per_type(found, findings, scope)
@@ -59,33 +72,51 @@ class DetectionEngine:
         for field in request.headers:
             # A header field is judged whole (value, cookies, JWT claims), once per value seen;
             # the field's own (name, value) tuple is the cache key, no key to build.
-            verdict = header_verdicts.get(field)
-            if verdict is None:
-                verdict = self._judge_header(field)
-            if verdict:
-                _keep_first_per_type(found, verdict, scope)
+            field_verdict = header_verdicts.get(field)
+            if field_verdict is None:
+                field_verdict = header_verdicts.recall(field)
+            if field_verdict is None:
+                field_verdict = self._judge_header(field)
+            if field_verdict:
+                _keep_first_per_type(found, field_verdict, scope)
         if not found:
             return []
         excerpt = request_excerpt(request)
         return [_hit(request, finding, application, excerpt, host) for finding in found.values()]
 
+    def _judge_part(
+        self, part: str, text: str, points_of: Callable[[str], Iterable[RequestPoint]]
+    ) -> tuple[Finding, ...]:
+        key = (part, text)
+        verdict = self._part_verdicts.get(key)
+        if verdict is None:
+            verdict = self._part_verdicts.recall(key)
+        if verdict is None:
+            verdict = tuple(finding for point in points_of(text) for finding in self._cached(point))
+            if len(text) <= _CACHED_VALUE_CHARS:
+                self._part_verdicts.put(key, verdict)
+        return verdict
+
     def _judge_header(self, field: tuple[str, str]) -> tuple[Finding, ...]:
         raw_name, value = field
-        verdict = tuple(finding for each in header_points(raw_name, value) for finding in self._inspect_point(each))
-        if self.cache_size and len(value) <= _CACHED_VALUE_CHARS:
-            if len(self._header_verdicts) >= self.cache_size:
-                self._header_verdicts.clear()  # bounded memory; the hot values come back at once
-            self._header_verdicts[field] = verdict
-        return verdict
+        verdict: list[Finding] = []
+        for each in header_points(raw_name, value):
+            # The field's own value was just missed in the header cache; its cookies and token
+            # claims (kinds other than "header") often repeat inside fields seen once.
+            verdict.extend(self._inspect_point(each) if each.kind == "header" else self._cached(each))
+        if len(value) <= _CACHED_VALUE_CHARS:
+            self._header_verdicts.put(field, tuple(verdict))
+        return tuple(verdict)
 
     def _cached(self, point: RequestPoint) -> tuple[Finding, ...]:
         if len(point.value) > _CACHED_VALUE_CHARS or self.cache_size == 0:
             return tuple(self._inspect_point(point))
         cached = self._verdicts.get(point)  # a RequestPoint is a tuple: (name, value, kind)
         if cached is None:
-            if len(self._verdicts) >= self.cache_size:
-                self._verdicts.clear()  # bounded memory; the hot values come back at once
-            cached = self._verdicts[point] = tuple(self._inspect_point(point))
+            cached = self._verdicts.recall(point)
+        if cached is None:
+            cached = tuple(self._inspect_point(point))
+            self._verdicts.put(point, cached)
         return cached
 
     def _detectors_for(self, kind: str) -> tuple[Detector, ...]:
@@ -97,16 +128,20 @@ class DetectionEngine:
         return detectors
 
     def _inspect_point(self, point: RequestPoint) -> list[Finding]:
-        variants = decoded_variants(point.value)
-        kind = point.kind
-        if len(variants) == 1 and kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(point.value):
-            return []  # a bare word or number: no detector can match it
+        value, kind = point.value, point.kind
+        inert = kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(value) is not None
+        if inert and needs_no_decoding(value):
+            return []  # a bare word or number that no decoder changes: no detector can match it
+        variants = decoded_variants(value)
+        if inert and len(variants) == 1:
+            return []
         detectors = self._detectors_for(kind)
         name = point.name
         findings: list[Finding] = []
         for variant in variants:
             normalized = normalize_for_matching(variant)
-            shown = RequestPoint(name, normalized, kind)  # positional: cheaper than keywords
+            # Positional: cheaper than keywords; the point itself when it is already normalized.
+            shown = point if normalized == value else RequestPoint(name, normalized, kind)
             recase: bool | None = None
             for detector in detectors:
                 # Every finding, not the first per type: a policy that allows one rule

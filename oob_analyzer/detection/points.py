@@ -16,7 +16,16 @@ from oob_analyzer.detection.decoders import percent_decode
 from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, urlencoded_points
 from reassembly.events import HttpRequest
 
-__all__ = ["MAX_POINT_CHARS", "RequestPoint", "extract_points", "header_points", "percent_decode"]
+__all__ = [
+    "MAX_POINT_CHARS",
+    "RequestPoint",
+    "body_and_anomaly_points",
+    "extract_points",
+    "header_points",
+    "path_points",
+    "percent_decode",
+    "query_points",
+]
 
 # Headers whose values carry no attacker-chosen text worth inspecting as a payload.
 _STRUCTURAL_HEADERS = frozenset({"content-length", "cookie"})
@@ -31,28 +40,37 @@ def extract_points(request: HttpRequest, *, headers: bool = True) -> list[Reques
     by `extend` from the part generators: cheaper than a chain of `yield from` per point.
     """
     path, _, query = request.target.partition("?")
-    points = list(_path_points(path))
+    points = list(path_points(path))
     if query:
-        points.extend(urlencoded_points("query", query))
+        points.extend(query_points(query))
     if headers:
         for raw_name, value in request.headers:
             points.extend(header_points(raw_name, value))
-    if request.body:
-        points.extend(body_points(request))
-    if request.anomalies:
-        points.append(RequestPoint(name="request", value=" ".join(request.anomalies), kind="anomaly"))
+    points.extend(body_and_anomaly_points(request))
     return points
 
 
-def _path_points(path: str) -> Iterator[RequestPoint]:
+def body_and_anomaly_points(request: HttpRequest) -> list[RequestPoint]:
+    """The points of the body, then the reassembly anomalies of `request` as one point."""
+    points = list(body_points(request)) if request.body else []
+    if request.anomalies:
+        points.append(RequestPoint("request", " ".join(request.anomalies), "anomaly"))
+    return points
+
+
+def query_points(query: str) -> Iterator[RequestPoint]:
+    """The points of a query string (the target after its first `?`)."""
+    return urlencoded_points("query", query)
+
+
+def path_points(path: str) -> Iterator[RequestPoint]:
+    """The points of a path (the target before its first `?`): all of it, and each segment."""
     decoded = bounded(percent_decode(path, plus_is_space=False))
-    yield RequestPoint(name="path", value=decoded, kind="path")
+    yield RequestPoint("path", decoded, "path")
     segments = [segment for segment in path.split("/") if segment]
     if len(segments) > 1 or (segments and len(segments[0]) + 1 < len(path)):
         for index, segment in enumerate(segments):
-            yield RequestPoint(
-                name=f"path.{index}", value=bounded(percent_decode(segment, plus_is_space=False)), kind="path_segment"
-            )
+            yield RequestPoint(f"path.{index}", bounded(percent_decode(segment, plus_is_space=False)), "path_segment")
 
 
 def header_points(raw_name: str, value: str) -> Iterator[RequestPoint]:
@@ -61,8 +79,9 @@ def header_points(raw_name: str, value: str) -> Iterator[RequestPoint]:
     if name == "cookie":
         yield from _cookie_points(value)
     elif name not in _STRUCTURAL_HEADERS:
-        yield RequestPoint(name=f"header.{name}", value=bounded(value), kind="header")
-        yield from _jwt_points(f"header.{name}", value)
+        yield RequestPoint(f"header.{name}", bounded(value), "header")
+        if "eyJ" in value:  # what every JWT starts with: no generator to set up for the others
+            yield from _jwt_points(f"header.{name}", value)
 
 
 def _cookie_points(header_value: str) -> Iterator[RequestPoint]:
@@ -70,13 +89,12 @@ def _cookie_points(header_value: str) -> Iterator[RequestPoint]:
         name, _, value = pair.strip().partition("=")
         if not name and not value:
             continue
-        yield RequestPoint(name=f"cookie.{name}", value=bounded(percent_decode(value)), kind="cookie")
-        yield from _jwt_points(f"cookie.{name}", value)
+        yield RequestPoint(f"cookie.{name}", bounded(percent_decode(value)), "cookie")
+        if "eyJ" in value:
+            yield from _jwt_points(f"cookie.{name}", value)
 
 
 def _jwt_points(prefix: str, text: str) -> Iterator[RequestPoint]:
-    if "eyJ" not in text:
-        return
     for match in _JWT.finditer(text):
         claims = jwt_claims(match.group(0))
         if claims is not None:

@@ -50,11 +50,11 @@ def urlencoded_points(prefix: str, text: str) -> Iterator[RequestPoint]:
         raw_name, has_value, raw_value = pair.partition("=")
         name = percent_decode(raw_name)
         if has_value:
-            yield RequestPoint(name=f"{prefix}.{name}", value=bounded(percent_decode(raw_value)), kind=prefix)
+            yield RequestPoint(f"{prefix}.{name}", bounded(percent_decode(raw_value)), prefix)
             if not _PLAIN_NAME.fullmatch(name):
                 odd = True
-                yield RequestPoint(name=f"{prefix}.{name}", value=bounded(name), kind="name")
+                yield RequestPoint(f"{prefix}.{name}", bounded(name), "name")
         else:  # a bare `?payload` is a value with no name
-            yield RequestPoint(name=prefix, value=bounded(name), kind=prefix)
+            yield RequestPoint(prefix, bounded(name), prefix)
     if odd:  # an '&' or '=' that may belong to the payload: the whole string is a point too
-        yield RequestPoint(name=prefix, value=bounded(percent_decode(text)), kind=prefix)
+        yield RequestPoint(prefix, bounded(percent_decode(text)), prefix)

@@ -1,0 +1,65 @@
+"""The compiled `decode_base64` against its Python reference: the same text out for every text in."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks.detection_corpus import CORPUS, load_corpus
+from oob_analyzer.detection import decoders
+from oob_analyzer.detection.decoders import decoded_variants, python_decode_base64
+from tests.detection.heldout import ATTACKS, BENIGN
+
+compiled = pytest.importorskip("oob_analyzer.detection._base64_text").decode_base64
+
+_TOKEN_CHARS = "ABCXYZabcxyz0189+/-_="
+_OTHER_CHARS = " .:;,\"'<>&%\\\n\té€\U0001f600\ud800"
+
+
+def test_the_engine_uses_the_compiled_decoder() -> None:
+    assert decoders.decode_base64 is compiled
+
+
+def test_same_output_on_the_corpus_and_every_variant() -> None:
+    texts = [text for _, text in ATTACKS] + list(BENIGN)
+    if CORPUS.exists():
+        for labelled in load_corpus():
+            texts += [labelled.target, labelled.body.decode("latin-1"), *(value for _, value in labelled.headers)]
+    texts = [variant for text in texts for variant in decoded_variants(text)]
+    differing = [text for text in texts if compiled(text) != python_decode_base64(text)]
+    assert not differing, differing[:3]
+    assert sum(compiled(text) != text for text in texts) > 20  # the set holds base64 that decodes
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_TOKEN_CHARS + _OTHER_CHARS), max_size=80))
+def test_same_output_on_generated_text(text: str) -> None:
+    assert compiled(text) == python_decode_base64(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=40),
+    st.text(alphabet=st.sampled_from(_OTHER_CHARS), max_size=3),
+    st.booleans(),
+    st.integers(min_value=0, max_value=2),
+)
+def test_same_output_around_real_base64(plain: str, around: str, urlsafe: bool, padding: int) -> None:
+    data = plain.encode("utf-8", "surrogatepass")
+    encoded = (base64.urlsafe_b64encode(data) if urlsafe else base64.b64encode(data)).decode().rstrip("=")
+    text = f"{around}{encoded}{'=' * padding}{around}x{encoded}"
+    assert compiled(text) == python_decode_base64(text)
+
+
+def test_a_decoded_token_and_the_text_around_it() -> None:
+    token = base64.b64encode(b"<script>alert(1)</script>").decode()
+    assert compiled(f"id={token}&x=1") == "id=<script>alert(1)</script>&x=1"
+    assert compiled("Mozilla/5.0 AppleWebKit/537.36") == python_decode_base64("Mozilla/5.0 AppleWebKit/537.36")
+
+
+def test_refuses_what_is_not_text() -> None:
+    with pytest.raises(TypeError):
+        compiled(b"SGVsbG8gd29ybGQ=")  # type: ignore[arg-type]
