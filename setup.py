@@ -6,7 +6,12 @@ setup(
     ext_modules=[
         Extension(
             "capture._fastdecode",
-            sources=["capture/_fastdecode.c", "capture/_fastdecode_frames.c", "capture/_fastdecode_records.c"],
+            sources=[
+                "capture/_fastdecode.c",
+                "capture/_fastdecode_frames.c",
+                "capture/_fastdecode_records.c",
+                "capture/_fastdecode_route.c",
+            ],
             depends=["capture/_fastdecode.h", "capture/_fastdecode_api.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),

@@ -5,11 +5,11 @@
 (`python benchmarks/full_pipeline.py --keep DIR` writes a capture to use: DIR/full.pcap.)
 
 1. Stages, in this process, streamed as the dispatcher runs: the loop cut short after each
-   stage (read the file; decode; choose the worker and add the segment to its batch; the
-   lock and clock the dispatcher takes per packet for the stalled-source flusher; encode each
-   full batch as the worker queue does, `ForkingPickler.dumps` of the message), so that each
-   difference is a stage's cost; and, for the record, what the workers pay to get
-   `TcpSegment`s back from the batches.
+   stage (read the file; `route_packet`: the compiled decode, the flow's worker and the frame
+   packed into its buffer; the batch bookkeeping; the lock and clock the dispatcher takes per
+   packet for the stalled-source flusher; encode each full batch as the worker queue does,
+   `ForkingPickler.dumps` of the message), so that each difference is a stage's cost; and,
+   for the record, what the workers pay to get `RawPacket`s back from the batches.
 2. The real dispatcher (`analyze_packets_in_workers`) with N real worker processes that
    reassemble but judge nothing (`NoVerdicts`), so the parent is not held up by detection:
    this process's CPU per packet (its feeder threads pickle the batches, its collector
@@ -35,10 +35,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture import PacketDecoder, TcpSegment
+from capture import PacketDecoder, RawPacket
+from capture._fastdecode import route_packet, unpack_frames
 from oob_analyzer.detection import AttackHit
 from oob_analyzer.pipeline import RunSummary, iter_packets
-from oob_analyzer.workers import analyze_packets_in_workers, flows, messages
+from oob_analyzer.workers import analyze_packets_in_workers, messages
 from reassembly import HttpRequest
 from storage.batches import AnomalySighting
 
@@ -63,7 +64,7 @@ class _NullSink:
 def stage_costs(pcap: Path, workers: int, rounds: int) -> tuple[int, dict[str, float]]:
     """CPU seconds of the parent's path cut short after each stage (streamed, as the dispatcher
     runs, garbage collector on), least of `rounds`; the differences are the stages' costs."""
-    stages = ("read", "decode", "route + batch", "lock + clock per packet", "encode batches")
+    stages = ("read", "route + pack (compiled decode)", "batches", "lock + clock per packet", "encode batches")
     cumulative: dict[str, float] = {}
     count = 0
     for depth, stage in enumerate(stages, start=1):
@@ -77,15 +78,18 @@ def stage_costs(pcap: Path, workers: int, rounds: int) -> tuple[int, dict[str, f
     for stage, seconds in cumulative.items():
         costs[stage], previous = seconds - previous, seconds
     costs["whole path, in one thread"] = previous
-    costs["worker: batches back to segments"] = min(_worker_decode(pcap, workers) for _ in range(rounds))
+    costs["worker: batches back to packets"] = min(_worker_unpack(pcap, workers) for _ in range(rounds))
     return count, costs
 
 
 def _dispatch_until(pcap: Path, workers: int, depth: int) -> int:
-    """The dispatcher's loop, its stages after `depth` left out; the packets it went through."""
+    """The dispatcher's loop, its stages after `depth` left out; the packets it went through.
+    (Frames the compiled decoder hands back, decoded in Python, are left out: none here.)"""
     decoder, lock, clock = PacketDecoder(), threading.Lock(), time.monotonic
-    batches: list[list[Any]] = [[] for _ in range(workers)]
-    encode = getattr(flows, "segment_to_tuple", None)
+    frame_decoder = decoder.frame_decoder
+    assert frame_decoder is not None, "build the extension: pip install -e ."
+    frames = [bytearray() for _ in range(workers)]
+    counts = [0] * workers
     count = 0
     for packet in iter_packets([pcap], RunSummary()):
         count += 1
@@ -94,52 +98,44 @@ def _dispatch_until(pcap: Path, workers: int, depth: int) -> int:
                 clock()
         if depth < 2:
             continue
-        segment = decoder.decode(packet)
-        if segment is None or depth < 3:
+        index = route_packet(frame_decoder, packet, frames)
+        if index < 0:
             continue
-        index = flows.worker_for(segment, workers)
-        batch = batches[index]
-        batch.append(encode(segment) if encode is not None else segment)
-        if len(batch) >= _BATCH:
+        if depth < 3:  # packed, not batched: only the memory kept bounded
+            if len(frames[index]) >= 1 << 20:
+                frames[index] = bytearray()
+            continue
+        counts[index] += 1
+        if counts[index] >= _BATCH:
             if depth >= 5:
-                ForkingPickler.dumps(_message(batch))
-            batches[index] = []
+                ForkingPickler.dumps(messages.SegmentBatch([frames[index]]))
+            frames[index], counts[index] = bytearray(), 0
     return count
 
 
-def _worker_decode(pcap: Path, workers: int) -> float:
-    """CPU seconds the workers spend, all told, turning the batches back into `TcpSegment`s."""
+def _worker_unpack(pcap: Path, workers: int) -> float:
+    """CPU seconds the workers spend, all told, turning the batches back into `RawPacket`s
+    (which they then decode and track in one C call each)."""
     decoder = PacketDecoder()
-    batches: list[list[Any]] = [[] for _ in range(workers)]
-    encode = getattr(flows, "segment_to_tuple", None)
+    frame_decoder = decoder.frame_decoder
+    assert frame_decoder is not None
+    frames = [bytearray() for _ in range(workers)]
+    counts = [0] * workers
     spent = 0.0
     for packet in iter_packets([pcap], RunSummary()):
-        segment = decoder.decode(packet)
-        if segment is None:
+        index = route_packet(frame_decoder, packet, frames)
+        if index < 0:
             continue
-        index = flows.worker_for(segment, workers)
-        batch = batches[index]
-        batch.append(encode(segment) if encode is not None else segment)
-        if len(batch) >= _BATCH:
-            data = ForkingPickler.dumps(_message(batch))
-            batches[index] = []
+        counts[index] += 1
+        if counts[index] >= _BATCH:
+            data = ForkingPickler.dumps(messages.SegmentBatch([frames[index]]))
+            frames[index], counts[index] = bytearray(), 0
             started = time.process_time()
-            _segments_of(data)
+            message = ForkingPickler.loads(data)
+            for part in message.parts:
+                unpack_frames(part, RawPacket, "worker")
             spent += time.process_time() - started
     return spent
-
-
-def _message(chunk: list[Any]) -> Any:
-    encode_batch = getattr(flows, "encode_batch", None)
-    return messages.SegmentBatch(encode_batch(chunk) if encode_batch is not None else chunk)
-
-
-def _segments_of(data: Any) -> list[TcpSegment]:
-    message = ForkingPickler.loads(data)
-    decode_batch = getattr(flows, "decode_batch", None)
-    if decode_batch is not None:
-        return list(decode_batch(message.segments))
-    return [flows.segment_from_tuple(fields) for fields in message.segments]
 
 
 def parent_cpu(pcap: Path, workers: int) -> tuple[float, float, RunSummary]:

@@ -16,6 +16,8 @@
  *   of a classic pcap buffer, and runs of pcapng enhanced packet blocks, as `RawPacket`s.
  *   Each stops at the first record or block that is not whole or not sound, so that the
  *   Python readers keep reading and keep every error message.
+ * - _fastdecode_route.c, route_packet and unpack_frames: frames packed per worker process
+ *   by the flow's worker, with no segment built, and back to packets in the worker.
  * - the capsule `_C_API` (_fastdecode_api.h): the same two, record by record and without
  *   Python objects, for reassembly._fasttrack to feed its tracker straight from a buffer.
  *
@@ -82,6 +84,10 @@ PyMODINIT_FUNC PyInit__fastdecode(void) {
     Py_INCREF(&PcapRecordReaderType);
     if (PyModule_AddObject(module, "PcapRecordReader", (PyObject *)&PcapRecordReaderType) < 0) {
         Py_DECREF(&PcapRecordReaderType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddFunctions(module, route_functions) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -599,6 +599,53 @@ int api_decode_record(PyObject *object, const PcapRecord *record, FastSegment *s
     return decode_ethernet(self, &frame, 0, record->captured, self->no_tunnel, 0, NULL);
 }
 
+/* FrameDecoder.decode of a RawPacket, into a FastSegment (the worker dispatcher's, which packs
+ * the frame instead of building a segment): 1 decoded, with *record and *wire_length saying
+ * what the frame was; 0 the frame goes the Python way (also when its time is not a float or
+ * its wire length not a 64-bit number, which a packed frame could not carry); -1 on error.
+ * The caller holds `packet`, and so its bytes, while the segment's payload is in use. */
+int decode_packet_raw(PyObject *object, PyObject *packet, PcapRecord *record, int64_t *wire_length,
+                      FastSegment *segment) {
+    FrameDecoder *self = (FrameDecoder *)object;
+    if (!Py_IS_TYPE(object, &FrameDecoderType) || self->raw_type == NULL || !Py_IS_TYPE(packet, self->raw_type)) {
+        return FALLBACK;
+    }
+    PyObject *ts = get_slot(packet, self->raw_offsets[RAW_TS]);
+    PyObject *data = get_slot(packet, self->raw_offsets[RAW_DATA]);
+    PyObject *linktype = get_slot(packet, self->raw_offsets[RAW_LINKTYPE]);
+    PyObject *wire = get_slot(packet, self->raw_offsets[RAW_WIRE_LENGTH]);
+    if (ts == NULL || data == NULL || linktype == NULL || wire == NULL || !PyFloat_CheckExact(ts) ||
+        !PyBytes_CheckExact(data) || !PyLong_CheckExact(linktype) || !PyLong_CheckExact(wire)) {
+        return FALLBACK;
+    }
+    int overflow;
+    long link = PyLong_AsLongAndOverflow(linktype, &overflow);
+    if (overflow || link != LINKTYPE_ETHERNET) {
+        return FALLBACK;
+    }
+    long long wire_value = PyLong_AsLongLongAndOverflow(wire, &overflow);
+    if (overflow) {
+        return FALLBACK;
+    }
+    if (wire_value == -1 && PyErr_Occurred()) {
+        return FAILED;
+    }
+    Py_ssize_t end = PyBytes_GET_SIZE(data);
+    *record = (PcapRecord){
+        .frame = (const unsigned char *)PyBytes_AS_STRING(data),
+        .captured = end,
+        .ts = PyFloat_AS_DOUBLE(ts),
+        .truncated = wire_value > (long long)end,
+        .linktype = link,
+    };
+    *wire_length = (int64_t)wire_value;
+    Frame frame = {.buf = record->frame, .truncated = record->truncated, .ts = Py_None, .raw = segment};
+    Py_INCREF(data); /* the tunnel callbacks run Python code */
+    int status = decode_ethernet(self, &frame, 0, end, self->no_tunnel, 0, NULL);
+    Py_DECREF(data);
+    return status;
+}
+
 PyDoc_STRVAR(FrameDecoder_set_ports_doc,
              "set_ports(vxlan_ports, geneve_ports, /)\n--\n\nThe UDP destination ports that carry VXLAN and GENEVE.");
 

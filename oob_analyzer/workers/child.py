@@ -18,15 +18,17 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
 
+from capture import RawPacket
 from oob_analyzer.detection import AttackHit
 from oob_analyzer.metrics import ENGINE_PREFIX, tracker_counters
-from oob_analyzer.pipeline import RequestAnalyzer, RunSummary, judge_events, record_hits
+from oob_analyzer.pipeline import RequestAnalyzer, RequestStream, RunSummary, judge_events, record_hits
 from oob_analyzer.response_wait import HitsAwaitingResponse
-from oob_analyzer.workers.flows import SegmentTuple, segment_from_tuple
+from oob_analyzer.workers.flows import FramePart, SegmentTuple, segment_from_tuple
 from oob_analyzer.workers.messages import (
     CountersReply,
     CountersRequest,
     Crashed,
+    DecoderSettings,
     EngineFactory,
     Finish,
     Finished,
@@ -37,10 +39,19 @@ from oob_analyzer.workers.messages import (
     SegmentBatch,
     ToWorker,
 )
-from reassembly import ConnectionTracker, ReassemblyLimits
+from reassembly import ReassemblyLimits
 from storage.batches import AnomalySighting
 
-__all__ = ["FlowWorker", "run_worker"]
+try:
+    from capture._fastdecode import unpack_frames
+except ImportError:  # not built: the dispatcher packs no frames either, only segments
+    unpack_frames = None  # type: ignore[assignment]
+
+__all__ = ["DECODE_ANOMALY_PREFIX", "DECODE_DROP_PREFIX", "FlowWorker", "run_worker"]
+
+DECODE_DROP_PREFIX = "decode."  # counters keys that are the worker decoder's `stats`
+DECODE_ANOMALY_PREFIX = "decode_anomaly."
+_FRAMES_ORIGIN = "worker"  # a packed frame does not carry its source's name; nothing downstream reads it
 
 _PARENT_CHECK_SECONDS = 1.0
 
@@ -60,36 +71,67 @@ class _CollectedResults:
 
 
 class FlowWorker:
-    """Sans-I/O core of a worker: segment batches in, results and counters out.
+    """Sans-I/O core of a worker: batches of packed frames and segments in, results and counters out.
 
-    Each `Results` also says how many requests and responses were parsed since the last
-    one, so the parent's summary (the progress bar, the metrics) moves while the run goes.
+    Each frame is decoded, by a decoder set up as the dispatcher's (`DecoderSettings`), and
+    tracked in one C call (`RequestStream.feed`); a segment the dispatcher decoded goes to the
+    tracker as it is. Each `Results` also says how many requests and responses were parsed
+    since the last one, so the parent's summary (the progress bar, the metrics) moves while
+    the run goes.
     """
 
-    def __init__(self, engine: RequestAnalyzer, limits: ReassemblyLimits | None = None) -> None:
+    def __init__(
+        self,
+        engine: RequestAnalyzer,
+        limits: ReassemblyLimits | None = None,
+        decoder: DecoderSettings | None = None,
+    ) -> None:
         self.engine = engine
-        self.tracker = ConnectionTracker(limits)
+        self.stream = RequestStream(decoder.build() if decoder is not None else None, limits)
+        self.tracker = self.stream.tracker
         self.summary = RunSummary()
         self.waiting = HitsAwaitingResponse()  # each flow's responses reach the same worker
-        self.segments = 0
+        self.segments = 0  # frames and segments analyzed
         self._results = _CollectedResults()
         self._reported = (0, 0)  # requests and responses already told to the parent
         self._retired_engine_counters: Counter[str] = Counter()  # of engines a reconfigure replaced
 
-    def analyze(self, segments: list[SegmentTuple]) -> Results | None:
-        receive, engine, sink, summary = self.tracker.receive_segment, self.engine, self._results, self.summary
-        waiting = self.waiting
-        for fields in segments:
-            segment = segment_from_tuple(fields)
-            events = receive(segment)
-            if events:
-                judge_events(
-                    events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=segment.ts
-                )
-        if segments:  # hits whose response is overdue, by the capture time reached
-            record_hits(waiting.expire(segments[-1][0]), sink=sink, summary=summary)
-        self.segments += len(segments)
+    def analyze(self, parts: list[FramePart]) -> Results | None:
+        capture_time: float | None = None
+        for part in parts:
+            if isinstance(part, tuple):
+                capture_time = self._track_segment(part)
+            else:
+                capture_time = self._track_frames(part)
+        if capture_time is not None:  # hits whose response is overdue, by the capture time reached
+            record_hits(self.waiting.expire(capture_time), sink=self._results, summary=self.summary)
         return self._take()
+
+    def _track_frames(self, frames: bytearray) -> float | None:
+        assert unpack_frames is not None  # the dispatcher packs frames only when it is built
+        feed, engine, sink, summary, waiting = self.stream.feed, self.engine, self._results, self.summary, self.waiting
+        packets = unpack_frames(frames, RawPacket, _FRAMES_ORIGIN)
+        for packet in packets:
+            events = feed(packet)
+            if events:
+                judge_events(events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=packet.ts)
+        self.segments += len(packets)
+        return packets[-1].ts if packets else None
+
+    def _track_segment(self, fields: SegmentTuple) -> float:
+        segment = segment_from_tuple(fields)
+        events = self.tracker.receive_segment(segment)
+        if events:
+            judge_events(
+                events,
+                engine=self.engine,
+                sink=self._results,
+                summary=self.summary,
+                waiting=self.waiting,
+                capture_time=segment.ts,
+            )
+        self.segments += 1
+        return segment.ts
 
     def wait_idle(self) -> Results | None:
         """No segments came for a while (a quiet live source): release hits overdue in wall time."""
@@ -129,6 +171,9 @@ class FlowWorker:
     def counters(self) -> Counter[str]:
         """A picklable sample that adds up across workers (the parent sums them)."""
         counters = tracker_counters(self.tracker)
+        decoder = self.stream.decoder  # normally counts nothing: the dispatcher packs only what it decoded
+        counters.update({DECODE_DROP_PREFIX + reason: n for reason, n in decoder.stats.items()})
+        counters.update({DECODE_ANOMALY_PREFIX + name: n for name, n in decoder.anomalies.items()})
         counters.update(
             {
                 "segments": self.segments,
@@ -156,12 +201,13 @@ def run_worker(
     lifeline: Connection,
     *,
     live: bool,
+    decoder: DecoderSettings | None = None,
 ) -> None:
     """A worker process's main function."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        worker = FlowWorker(engine_factory(), limits)  # seconds: the parent waits for Ready
+        worker = FlowWorker(engine_factory(), limits, decoder)  # seconds: the parent waits for Ready
         outbox.send(Ready())
         _serve(inbox, outbox, worker, lifeline, live=live)
     except BaseException:
@@ -183,7 +229,7 @@ def _serve(inbox: Queue[ToWorker], outbox: Connection, worker: FlowWorker, lifel
             message = None
         if isinstance(message, SegmentBatch):
             last_segments = time.monotonic()
-            results = worker.analyze(message.segments)
+            results = worker.analyze(message.parts)
             if results is not None:
                 outbox.send(results)
             continue

@@ -12,15 +12,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from capture import PacketDecoder
 from oob_analyzer.detection import AttackHit
 from oob_analyzer.pipeline import RequestAnalyzer
-from oob_analyzer.workers.flows import SegmentTuple
+from oob_analyzer.workers.flows import FramePart
 from storage.batches import AnomalySighting
 
 __all__ = [
     "CountersReply",
     "CountersRequest",
     "Crashed",
+    "DecoderSettings",
     "EngineFactory",
     "Finish",
     "Finished",
@@ -39,8 +41,28 @@ EngineFactory = Callable[[], RequestAnalyzer]
 
 
 @dataclass(frozen=True, slots=True)
+class DecoderSettings:
+    """What a worker's decoder needs to decode the packed frames as the dispatcher's did."""
+
+    vxlan_ports: frozenset[int]
+    geneve_ports: frozenset[int]
+    max_tunnel_depth: int
+
+    @classmethod
+    def of(cls, decoder: PacketDecoder) -> DecoderSettings:
+        return cls(decoder.vxlan_ports, decoder.geneve_ports, decoder.max_tunnel_depth)
+
+    def build(self) -> PacketDecoder:
+        return PacketDecoder(
+            vxlan_ports=self.vxlan_ports, geneve_ports=self.geneve_ports, max_tunnel_depth=self.max_tunnel_depth
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentBatch:
-    segments: list[SegmentTuple]
+    """Runs of packed frames and segments decoded by the dispatcher, in capture order."""
+
+    parts: list[FramePart]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,12 @@ from multiprocessing.queues import Queue
 from oob_analyzer.metrics import ENGINE_PREFIX, TRACKER_PREFIX
 from oob_analyzer.pipeline import HitSink, RunSummary
 from oob_analyzer.workers.child import run_worker
-from oob_analyzer.workers.flows import SegmentTuple
+from oob_analyzer.workers.flows import FramePart
 from oob_analyzer.workers.messages import (
     CountersReply,
     CountersRequest,
     Crashed,
+    DecoderSettings,
     EngineFactory,
     Finish,
     Finished,
@@ -129,11 +130,14 @@ class WorkerPool:
         limits: ReassemblyLimits | None = None,
         queue_batches: int = 8,
         live: bool = True,
+        decoder: DecoderSettings | None = None,
     ) -> Iterator[WorkerPool]:
         """Start `count` workers; on the way out, any still running are stopped.
 
         `live`: the source may go quiet, and then a worker without segments releases the hits
         whose response is overdue by wall time; from files, capture time alone decides.
+        `decoder`: how the workers decode packed frames (the dispatcher's decoder's settings;
+        default ones when not given).
         The pool is handed over once every worker has built its engine (seconds): until then
         a live source's packets wait in the kernel's buffer, not in queues that would overflow.
         Raises `WorkerError` if a worker fails to start.
@@ -151,7 +155,7 @@ class WorkerPool:
                 process = context.Process(
                     target=run_worker,
                     args=(inbox, writer, engine_factory, shares, lifeline),
-                    kwargs={"live": live},
+                    kwargs={"live": live, "decoder": decoder},
                     name=f"oob-worker-{index}",
                     daemon=True,
                 )
@@ -191,17 +195,20 @@ class WorkerPool:
 
     # -- feeding --------------------------------------------------------------------------
 
-    def send(self, index: int, segments: list[SegmentTuple], *, wait: bool = True) -> None:
-        """Queue a batch for worker `index`: wait for room (files), or count it dropped (live)."""
+    def send(self, index: int, parts: list[FramePart], *, wait: bool = True, count: int | None = None) -> None:
+        """Queue a batch for worker `index`: wait for room (files), or count it dropped (live).
+
+        `count`: how many frames and segments `parts` holds (default: one per part, as when
+        every part is a segment)."""
         self._raise_failure()
         worker = self._workers[index]
         if not wait:
             try:
-                worker.inbox.put_nowait(SegmentBatch(segments))
+                worker.inbox.put_nowait(SegmentBatch(parts))
             except queue.Full:
-                self.dropped[QUEUE_FULL_DROP] += len(segments)
+                self.dropped[QUEUE_FULL_DROP] += len(parts) if count is None else count
             return
-        self._put(worker, SegmentBatch(segments))
+        self._put(worker, SegmentBatch(parts))
 
     def reconfigure(self, engine_factory: EngineFactory) -> None:
         """Every worker builds a new engine and judges later requests with it (its state is kept)."""

@@ -1,32 +1,44 @@
-"""The parallel run: decode here, spread the flows over worker processes, record in one writer.
+"""The parallel run: route here, spread the flows over worker processes, record in one writer.
 
-`analyze_packets_in_workers` is `pipeline.analyze_packets` with N workers: this process
-reads and decodes (IP fragments are put together here, before a flow's worker can be
-known), batches each segment for the worker that owns its flow, and the pool's collector
-thread hands what the workers find to the one sink. The summary ends up exactly as the
-in-process path fills it: packets counted by the reader, decoder counters from here,
-requests, responses and hits counted as the workers' results arrive (so a progress bar
-moves), connection and engine counters summed from the workers at the end.
+`analyze_packets_in_workers` is `pipeline.analyze_packets` with N workers: this process reads,
+finds each frame's flow with the compiled decoder and packs the frame, as captured, for the
+worker that owns the flow (`capture._fastdecode.route_packet`: no segment built); the workers
+decode and track the frames in C. A frame the compiled decoder does not take (IP fragments,
+which are put together here, before a flow's worker can be known; GRE; anything odd) is
+decoded here in Python and crosses as a segment, in order with the frames (`flows`). The
+pool's collector thread hands what the workers find to the one sink. The summary ends up
+exactly as the in-process path fills it: packets counted by the reader, decoder counters
+from here plus the workers' decoders' (which only see frames this decoder took, so normally
+count nothing), requests, responses and hits counted as the workers' results arrive (so a
+progress bar moves), connection and engine counters summed from the workers at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from capture import STDIN, PacketDecoder, RawPacket, expand_capture_paths
 from capture.errors import CaptureError
 from oob_analyzer.pipeline import HitSink, RunSummary
-from oob_analyzer.workers.flows import SegmentTuple, segment_to_tuple, worker_for
-from oob_analyzer.workers.messages import EngineFactory
+from oob_analyzer.workers.child import DECODE_ANOMALY_PREFIX, DECODE_DROP_PREFIX
+from oob_analyzer.workers.flows import FramePart, segment_to_tuple, worker_for
+from oob_analyzer.workers.messages import DecoderSettings, EngineFactory
 from oob_analyzer.workers.pool import WorkerError, WorkerPool
 from reassembly import ReassemblyLimits
+
+try:
+    from capture._fastdecode import route_packet
+except ImportError:  # not built: every frame is decoded here and crosses as a segment
+    route_packet = None  # type: ignore[assignment]
 
 __all__ = [
     "SMALL_INPUT_BYTES",
@@ -37,7 +49,7 @@ __all__ = [
 ]
 
 SMALL_INPUT_BYTES = 32 << 20  # below this much capture, starting workers costs more than it saves
-_BATCH_SEGMENTS = 512
+_BATCH_SEGMENTS = 512  # frames and segments
 _BATCH_SECONDS = 0.05  # the longest a segment waits in the dispatcher for its batch to fill
 
 
@@ -122,20 +134,26 @@ def analyze_packets_in_workers(
     """
     decoder = decoder or PacketDecoder()
     started = WorkerPool.started(
-        workers, engine_factory=engine_factory, sink=sink, summary=summary, limits=limits, live=live
+        workers,
+        engine_factory=engine_factory,
+        sink=sink,
+        summary=summary,
+        limits=limits,
+        live=live,
+        decoder=DecoderSettings.of(decoder),
     )
     with started as pool:
         if pool_ready is not None:
             pool_ready.append(pool)
         if on_ready is not None:
             on_ready()
-        batches: list[list[SegmentTuple]] = [[] for _ in range(workers)]
+        batches = _Batches(workers, decoder)
         try:
             if regular_files and not live:
-                _dispatch_from_files(packets, pool, decoder, batches)
+                _dispatch_from_files(packets, pool, batches)
             else:
                 with _StalledSourceFlusher(pool, batches, wait=not live) as flusher:
-                    _dispatch(packets, pool, decoder, batches, flusher, live=live)
+                    _dispatch(packets, pool, batches, flusher, live=live)
             _send_all(batches, pool, wait=True)
             pool.finish(close_connections=True)
         except BaseException:
@@ -143,11 +161,79 @@ def analyze_packets_in_workers(
             raise
         finally:
             counters = pool.final_counters()  # requests, responses, hits: counted as the results came
-            summary.drops = decoder.stats + pool.tracker_stats(counters) + pool.dropped + pool.engine_counters(counters)
-            summary.decode_anomalies = decoder.anomalies
+            worker_decoders = _prefixed(counters, DECODE_DROP_PREFIX)
+            summary.drops = (
+                decoder.stats
+                + worker_decoders
+                + pool.tracker_stats(counters)
+                + pool.dropped
+                + pool.engine_counters(counters)
+            )
+            summary.decode_anomalies = decoder.anomalies + _prefixed(counters, DECODE_ANOMALY_PREFIX)
 
 
-def _finish_after_error(pool: WorkerPool, batches: list[list[SegmentTuple]]) -> None:
+def _prefixed(counters: Counter[str], prefix: str) -> Counter[str]:
+    return Counter({name.removeprefix(prefix): n for name, n in counters.items() if name.startswith(prefix)})
+
+
+def _packs_nothing(_packet: RawPacket, _buffers: list[bytearray]) -> int:
+    return -1
+
+
+class _Batches:
+    """What waits for each worker, in order: runs of frames packed by `route_packet` (into
+    `frames[index]`, a bytearray) and the segments decoded here between them.
+
+    `add(packet)` is the per-packet step: the worker's index, or None when the packet yields
+    no segment (counted by the decoder, as in process).
+    """
+
+    def __init__(self, workers: int, decoder: PacketDecoder) -> None:
+        self.frames = [bytearray() for _ in range(workers)]
+        self.parts: list[list[FramePart]] = [[] for _ in range(workers)]
+        self.counts = [0] * workers
+        self._decoder = decoder
+        self._route = self.packer()
+
+    def packer(self) -> Callable[[RawPacket, list[bytearray]], int]:
+        """`route_packet` bound to the compiled decoder; when that is not built, one that packs nothing."""
+        frame_decoder = self._decoder.frame_decoder
+        if route_packet is None or frame_decoder is None:
+            return _packs_nothing
+        return functools.partial(route_packet, frame_decoder)
+
+    def add(self, packet: RawPacket) -> int | None:
+        index = self._route(packet, self.frames)
+        if index < 0:
+            return self.add_decoded(packet)
+        self.counts[index] += 1
+        return index
+
+    def add_decoded(self, packet: RawPacket) -> int | None:
+        """The Python decoder's way, for a frame `route_packet` did not take."""
+        segment = self._decoder.decode(packet)
+        if segment is None:
+            return None
+        index = worker_for(segment, len(self.frames))
+        self._seal(index)
+        self.parts[index].append(segment_to_tuple(segment))
+        self.counts[index] += 1
+        return index
+
+    def take(self, index: int) -> tuple[list[FramePart], int]:
+        """Worker `index`'s batch and how many frames and segments it holds; it starts anew."""
+        self._seal(index)
+        parts, count = self.parts[index], self.counts[index]
+        self.parts[index], self.counts[index] = [], 0
+        return parts, count
+
+    def _seal(self, index: int) -> None:
+        if self.frames[index]:
+            self.parts[index].append(self.frames[index])
+            self.frames[index] = bytearray()
+
+
+def _finish_after_error(pool: WorkerPool, batches: _Batches) -> None:
     """Interrupted (or failed): what was read is still analyzed and its results recorded, as
     in the in-process path; connections in progress are not closed, as there either."""
     with contextlib.suppress(WorkerError):  # the error that brought us here is the one to report
@@ -159,26 +245,20 @@ def _finish_after_error(pool: WorkerPool, batches: list[list[SegmentTuple]]) -> 
 def _dispatch(
     packets: Iterable[RawPacket | None],
     pool: WorkerPool,
-    decoder: PacketDecoder,
-    batches: list[list[SegmentTuple]],
+    batches: _Batches,
     flusher: _StalledSourceFlusher,
     *,
     live: bool,
 ) -> None:
-    count = pool.size
-    decode, send, clock, lock = decoder.decode, pool.send, time.monotonic, flusher.lock
+    add, counts, send, clock, lock = batches.add, batches.counts, pool.send, time.monotonic, flusher.lock
     wait = not live
     for packet in packets:  # waiting for the next packet happens outside the lock
         with lock:
             if packet is not None:
-                segment = decode(packet)
-                if segment is not None:
-                    index = worker_for(segment, count)
-                    batch = batches[index]
-                    batch.append(segment_to_tuple(segment))
-                    if len(batch) >= _BATCH_SEGMENTS:
-                        send(index, batch, wait=wait)
-                        batches[index] = []
+                index = add(packet)
+                if index is not None and counts[index] >= _BATCH_SEGMENTS:
+                    parts, count = batches.take(index)
+                    send(index, parts, wait=wait, count=count)
             # A slow source (a quiet link) must not keep segments waiting for a full batch.
             now = clock()
             if packet is None or now >= flusher.flush_at:
@@ -187,29 +267,38 @@ def _dispatch(
                 flusher.flush_at = now + _BATCH_SECONDS
 
 
-def _dispatch_from_files(
-    packets: Iterable[RawPacket | None], pool: WorkerPool, decoder: PacketDecoder, batches: list[list[SegmentTuple]]
-) -> None:
+def _dispatch_from_files(packets: Iterable[RawPacket | None], pool: WorkerPool, batches: _Batches) -> None:
     """`_dispatch` for a source that never stalls: no lock, no clock per packet. Each time a
     batch is full, the others are sent too if they waited `_BATCH_SECONDS` (a worker whose
-    flows are rare in the capture would otherwise hear nothing until the end)."""
-    count = pool.size
-    decode, send, clock = decoder.decode, pool.send, time.monotonic
+    flows are rare in the capture would otherwise hear nothing until the end).
+
+    The common case inline: `route_packet` packs the frame; the rest goes through `_Batches`."""
+    route = batches.packer()
+    frames, counts, add_decoded, send, clock = (
+        batches.frames,
+        batches.counts,
+        batches.add_decoded,
+        pool.send,
+        time.monotonic,
+    )
     flush_at = clock() + _BATCH_SECONDS
     for packet in packets:
         if packet is None:
             continue
-        segment = decode(packet)
-        if segment is not None:
-            index = worker_for(segment, count)
-            batch = batches[index]
-            batch.append(segment_to_tuple(segment))
-            if len(batch) >= _BATCH_SEGMENTS:
-                send(index, batch, wait=True)
-                batches[index] = []
-                if (now := clock()) >= flush_at:
-                    _send_all(batches, pool, wait=True)
-                    flush_at = now + _BATCH_SECONDS
+        index = route(packet, frames)
+        if index >= 0:
+            counts[index] += 1
+        else:
+            decoded = add_decoded(packet)
+            if decoded is None:
+                continue
+            index = decoded
+        if counts[index] >= _BATCH_SEGMENTS:
+            parts, count = batches.take(index)
+            send(index, parts, wait=True, count=count)
+            if (now := clock()) >= flush_at:
+                _send_all(batches, pool, wait=True)
+                flush_at = now + _BATCH_SECONDS
 
 
 class _StalledSourceFlusher:
@@ -220,7 +309,7 @@ class _StalledSourceFlusher:
     reach each worker in order.
     """
 
-    def __init__(self, pool: WorkerPool, batches: list[list[SegmentTuple]], *, wait: bool) -> None:
+    def __init__(self, pool: WorkerPool, batches: _Batches, *, wait: bool) -> None:
         self.lock = threading.Lock()
         self.flush_at = time.monotonic() + _BATCH_SECONDS
         self._pool, self._batches, self._wait = pool, batches, wait
@@ -246,8 +335,8 @@ class _StalledSourceFlusher:
                 self.flush_at = now + _BATCH_SECONDS
 
 
-def _send_all(batches: list[list[SegmentTuple]], pool: WorkerPool, *, wait: bool) -> None:
-    for index, batch in enumerate(batches):
-        if batch:
-            pool.send(index, batch, wait=wait)
-            batches[index] = []
+def _send_all(batches: _Batches, pool: WorkerPool, *, wait: bool) -> None:
+    for index, waiting in enumerate(batches.counts):
+        if waiting:
+            parts, count = batches.take(index)
+            pool.send(index, parts, wait=wait, count=count)

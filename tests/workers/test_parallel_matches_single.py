@@ -18,6 +18,7 @@ from tests.builders import (
     CLIENT,
     SERVER,
     ethernet_frame,
+    ipv4_fragments,
     ipv4_packet,
     outer_ipv4_udp,
     pcap_file,
@@ -86,6 +87,34 @@ def test_one_inner_flow_in_many_vxlan_sessions(tmp_path: Path, workers: int) -> 
     assert sorted({hit.tunnel for hit in parallel[1].hits}) == sorted(
         {f"vxlan:198.18.0.5>198.18.0.99:{vni}" for vni in range(1, 25)}
     )
+
+
+def fragmented_requests(tmp_path: Path, connections: int) -> Path:
+    """Connections whose request crosses in IPv4 fragments (put together by the dispatcher, as
+    a segment) and whose answer does not (packed as a frame): the two must meet on one worker."""
+    records: list[tuple[float, bytes]] = []
+    for number in range(connections):
+        port = 40000 + number
+        request = f"GET /item?id={number}%27%20OR%20%271%27%3D%271 HTTP/1.1\r\nHost: a.example\r\n\r\n".encode()
+        response = b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nno"
+        packet = ipv4_packet(tcp_header(sport=port, seq=1, ack=1) + request, src=CLIENT, dst=SERVER)
+        ts = float(number)
+        records += [(ts, ethernet_frame(fragment)) for fragment in ipv4_fragments(packet, size=48, ident=number)]
+        answer = tcp_header(sport=80, dport=port, seq=1, ack=1 + len(request)) + response
+        records.append((ts + 0.1, ethernet_frame(ipv4_packet(answer, src=SERVER, dst=CLIENT))))
+    path = tmp_path / "fragments.pcap"
+    path.write_bytes(pcap_file(records))
+    return path
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_fragmented_requests_meet_their_packed_answers(tmp_path: Path, workers: int) -> None:
+    path = fragmented_requests(tmp_path, 40)
+    single = run_in_process([path], full_engine())
+    assert single[0].requests == 40 and single[0].responses == 40 and single[0].hits == 40
+    parallel = run_in_workers([path], workers, FULL_ENGINE)
+    assert_same_run(single, parallel)
+    assert {hit.response_status for hit in parallel[1].hits} == {500}  # each answer met its request
 
 
 def test_a_live_source_idling_between_packets(tmp_path: Path) -> None:
