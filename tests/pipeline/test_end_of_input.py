@@ -3,7 +3,7 @@
 A response that only ends with the capture (a body delimited by the connection's close, the
 capture stopping first) completes in `RequestStream.finish()`. Its request's hits waited for
 it; however long the replay took in wall time, they must leave with its status, on the
-packet-by-packet path and on the record path alike.
+packet-by-packet path, on the record path and in a worker process alike.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from capture import PacketDecoder
 from oob_analyzer.detection import AttackHit, DetectionEngine, default_detectors
 from oob_analyzer.pipeline import (
     RequestStream,
@@ -24,6 +25,8 @@ from oob_analyzer.pipeline import (
     iter_packets,
 )
 from oob_analyzer.response_wait import HitsAwaitingResponse
+from oob_analyzer.workers.child import FlowWorker
+from oob_analyzer.workers.flows import segment_to_tuple
 from storage.batches import AnomalySighting
 from tests.builders import CLIENT, SERVER, ethernet_frame, ipv4_packet, pcap_file, tcp_header
 
@@ -89,3 +92,14 @@ def test_hits_whose_response_ends_with_the_capture_carry_its_status(tmp_path: Pa
     assert (summary.requests, summary.responses) == (1, 1)
     assert sink.hits, "the request is an SQL injection"
     assert {hit.response_status for hit in sink.hits} == {200}
+
+
+def test_a_worker_ends_by_capture_time_too(tmp_path: Path) -> None:
+    worker = FlowWorker(DetectionEngine(default_detectors()))
+    worker.waiting = HitsAwaitingResponse(clock=SlowClock())
+    decoder = PacketDecoder()
+    segments = [decoder.decode(packet) for packet in iter_packets([_capture(tmp_path)], RunSummary())]
+    worker.analyze([segment_to_tuple(segment) for segment in segments if segment is not None])
+    results = worker.finish(close_connections=True)
+    assert results is not None and results.hits
+    assert {hit.response_status for hit in results.hits} == {200}
