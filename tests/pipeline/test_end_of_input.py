@@ -8,14 +8,12 @@ packet-by-packet path, on the record path and in a worker process alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from capture import PacketDecoder
-from oob_analyzer.detection import AttackHit, DetectionEngine, default_detectors
+from oob_analyzer.detection import DetectionEngine, default_detectors
 from oob_analyzer.pipeline import (
     RequestStream,
     RunSummary,
@@ -27,8 +25,8 @@ from oob_analyzer.pipeline import (
 from oob_analyzer.response_wait import HitsAwaitingResponse
 from oob_analyzer.workers.child import FlowWorker
 from oob_analyzer.workers.flows import segment_to_tuple
-from storage.batches import AnomalySighting
 from tests.builders import CLIENT, SERVER, ethernet_frame, ipv4_packet, pcap_file, tcp_header
+from tests.workers.runs import ListSink
 
 REQUEST = b"GET /items?id=1'+OR+'1'='1 HTTP/1.1\r\nHost: shop.example.com\r\n\r\n"
 # No Content-Length, no chunking: the body ends when the connection does, here after the capture.
@@ -64,17 +62,6 @@ class SlowClock:
     def __call__(self) -> float:
         self.now += 10.0
         return self.now
-
-
-@dataclass
-class ListSink:
-    hits: list[AttackHit] = field(default_factory=list)
-
-    def record(self, hits: Sequence[AttackHit]) -> None:
-        self.hits.extend(hits)
-
-    def record_anomalies(self, sightings: Sequence[AnomalySighting]) -> None:
-        pass
 
 
 @pytest.mark.parametrize("record_path", [False, True], ids=["packet by packet", "record path"])

@@ -13,7 +13,6 @@ import importlib
 import json
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from sqlalchemy.orm import Session
 from benchmarks.full_pipeline import generate
 from oob_analyzer.cli import main
 from oob_analyzer.config import SensorEngine, build_engine, load_config
-from oob_analyzer.detection import AttackHit
 from oob_analyzer.pipeline import (
     EventRun,
     RequestStream,
@@ -36,8 +34,8 @@ from oob_analyzer.pipeline import (
 )
 from reassembly import HttpRequest
 from storage import CaptureRun
-from storage.batches import AnomalySighting
 from tests.paths import SAMPLES, SHARED
+from tests.workers.runs import ListSink
 
 _PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 
@@ -50,18 +48,6 @@ def _is_plain_pcap(path: Path) -> bool:
 PLAIN_PCAPS = sorted(
     p for root in (SHARED / "pcaps", SAMPLES) if root.exists() for p in root.rglob("*.pcap") if _is_plain_pcap(p)
 )
-
-
-@dataclass
-class ListSink:
-    hits: list[AttackHit] = field(default_factory=list)
-    sightings: list[AnomalySighting] = field(default_factory=list)
-
-    def record(self, hits: Sequence[AttackHit]) -> None:
-        self.hits.extend(hits)
-
-    def record_anomalies(self, sightings: Sequence[AnomalySighting]) -> None:
-        self.sightings.extend(sightings)
 
 
 @pytest.fixture(scope="module")
