@@ -200,18 +200,14 @@ def analyze_packets(
     """
     stream = stream or RequestStream()
     waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
-    last_ts: float | None = None
     try:
         for packet in packets:
             if packet is None:
                 judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=None)
             else:
                 events = stream.feed(packet)
-                last_ts = packet.ts if last_ts is None or packet.ts > last_ts else last_ts
                 judge_events(events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=packet.ts)
-        # By the latest packet's time, not the clock: a long replay must not expire, before the
-        # messages the end completes, hits whose response is among them.
-        judge_events(stream.finish(), engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=last_ts)
+        _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
     finally:
         _end_run(stream, waiting, sink=sink, summary=summary)
 
@@ -232,21 +228,28 @@ def analyze_event_runs(
     packet; packets that gave no event only move that time on.
     """
     waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
-    last_ts: float | None = None
     try:
         for run in runs:
             events, marks = run.events, run.marks
             for number, (start, ts) in enumerate(marks):
                 end = marks[number + 1][0] if number + 1 < len(marks) else len(events)
                 judged = events if len(marks) == 1 else events[start:end]
-                last_ts = ts if last_ts is None or ts > last_ts else last_ts
                 judge_events(judged, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=ts)
             if run.trailing is not None:
-                last_ts = run.trailing if last_ts is None or run.trailing > last_ts else last_ts
                 judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=run.trailing)
-        judge_events(stream.finish(), engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=last_ts)
+        _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
     finally:
         _end_run(stream, waiting, sink=sink, summary=summary)
+
+
+def _judge_end(
+    stream: RequestStream, *, engine: RequestAnalyzer, sink: HitSink, summary: RunSummary, waiting: HitsAwaitingResponse
+) -> None:
+    """The messages the end of input completes, judged by the latest capture time, not the clock:
+    a long replay must not expire, before them, hits whose response is among them."""
+    judge_events(
+        stream.finish(), engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=waiting.capture_time
+    )
 
 
 def _end_run(stream: RequestStream, waiting: HitsAwaitingResponse, *, sink: HitSink, summary: RunSummary) -> None:

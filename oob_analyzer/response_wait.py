@@ -60,6 +60,8 @@ class HitsAwaitingResponse:
         # Status and request start time of requests answered before they were held.
         self._early: OrderedDict[tuple[FlowKey, int], tuple[int, float]] = OrderedDict()
         self._held = 0
+        # The latest capture time expired by: the end of input judges by it, not by the clock.
+        self.capture_time: float | None = None
         self.answered = 0  # hits released with a status
         self.unanswered = 0  # hits released without one: waited too long, too many, or end of input
 
@@ -118,6 +120,8 @@ class HitsAwaitingResponse:
         judged by capture time alone, so it gives the same result however fast it runs.)
         Only the oldest entries are looked at: when nothing is due this costs one comparison.
         """
+        if capture_time is not None and (self.capture_time is None or capture_time > self.capture_time):
+            self.capture_time = capture_time
         if not self._waiting:
             return []
         released: list[AttackHit] = []

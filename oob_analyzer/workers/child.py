@@ -92,7 +92,6 @@ class FlowWorker:
         self.summary = RunSummary()
         self.waiting = HitsAwaitingResponse()  # each flow's responses reach the same worker
         self.segments = 0  # frames and segments analyzed
-        self.latest_ts: float | None = None  # the latest capture time analyzed
         self._results = _CollectedResults()
         self._reported = (0, 0)  # requests and responses already told to the parent
         self._retired_engine_counters: Counter[str] = Counter()  # of engines a reconfigure replaced
@@ -105,8 +104,6 @@ class FlowWorker:
             else:
                 capture_time = self._track_frames(part)
         if capture_time is not None:  # hits whose response is overdue, by the capture time reached
-            if self.latest_ts is None or capture_time > self.latest_ts:
-                self.latest_ts = capture_time
             record_hits(self.waiting.expire(capture_time), sink=self._results, summary=self.summary)
         return self._take()
 
@@ -153,7 +150,7 @@ class FlowWorker:
                 summary=self.summary,
                 waiting=self.waiting,
                 # The latest capture time, not the clock, as in one process (`analyze_packets`).
-                capture_time=self.latest_ts,
+                capture_time=self.waiting.capture_time,
             )
         record_hits(self.waiting.release_all(), sink=self._results, summary=self.summary)
         return self._take()
