@@ -53,6 +53,9 @@ int api_next_record(PyObject *reader, const unsigned char *buffer, Py_ssize_t si
 PyObject *api_raw_packet(PyObject *reader, const PcapRecord *record);
 int api_decode_record(PyObject *decoder, const PcapRecord *record, FastSegment *segment);
 
+/* _fastdecode_records.c, for _fastdecode_route.c: a reader's record's wire length (>= captured). */
+int64_t record_wire_length(PyObject *reader, const PcapRecord *record);
+
 /* _fastdecode_frames.c, for _fastdecode_route.c. */
 int decode_packet_raw(PyObject *decoder, PyObject *packet, PcapRecord *record, int64_t *wire_length,
                       FastSegment *segment);

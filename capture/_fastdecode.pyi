@@ -43,4 +43,14 @@ def parse_enhanced_packets(
     /,
 ) -> tuple[list[RawPacket], int, int]: ...
 def route_packet(frame_decoder: FrameDecoder, packet: RawPacket, buffers: list[bytearray], /) -> int: ...
+def route_records(
+    reader: PcapRecordReader,
+    buffer: bytes,
+    start: int,
+    frame_decoder: FrameDecoder,
+    buffers: list[bytearray],
+    counts: list[int],
+    batch_limit: int,
+    /,
+) -> tuple[int, int, int, int, int | RawPacket | None]: ...
 def unpack_frames(buffer: bytes | bytearray, raw_packet_type: type[RawPacket], origin: str, /) -> list[RawPacket]: ...

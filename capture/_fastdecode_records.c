@@ -138,6 +138,13 @@ int api_next_record(PyObject *object, const unsigned char *buf, Py_ssize_t size,
     return 1;
 }
 
+/* The record's wire length as its RawPacket holds it: never less than what was captured. */
+int64_t record_wire_length(PyObject *object, const PcapRecord *record) {
+    PcapRecordReader *self = (PcapRecordReader *)object;
+    int64_t wire = (int64_t)(self->big_endian ? be32 : le32)(record->header + 12);
+    return wire > (int64_t)record->captured ? wire : (int64_t)record->captured;
+}
+
 PyObject *api_raw_packet(PyObject *object, const PcapRecord *record) {
     return make_raw_packet((PcapRecordReader *)object, record->header, record->captured);
 }

@@ -9,6 +9,8 @@
  *   texts and tunnel context, summed with Python's integers, Python's modulo), and the frame
  *   packed into that worker's buffer. A frame the compiled decoder hands back (a fragment,
  *   GRE, anything odd) is not packed: the dispatcher decodes it in Python, as before.
+ * - route_records: the same for the whole records of a plain pcap's buffer, building no
+ *   RawPacket (the dispatcher's record path for a capture file).
  * - unpack_frames: in the worker, the packed frames back as RawPackets, equal to the ones the
  *   dispatcher read, for the worker's own decoder and tracker (`packet_feed`).
  *
@@ -104,6 +106,106 @@ static PyObject *route_packet(PyObject *Py_UNUSED(module), PyObject *const *args
     return PyLong_FromSsize_t(index);
 }
 
+/* One more frame for worker `index`: counts[index] + 1, in the list the dispatcher reads. */
+static int count_frame(PyObject *counts, Py_ssize_t index, Py_ssize_t *count) {
+    Py_ssize_t now = PyLong_AsSsize_t(PyList_GET_ITEM(counts, index));
+    if (now == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *raised = PyLong_FromSsize_t(now + 1);
+    if (raised == NULL) {
+        return -1;
+    }
+    PyList_SetItem(counts, index, raised); /* steals; the list is checked to be long enough */
+    *count = now + 1;
+    return 0;
+}
+
+PyDoc_STRVAR(route_records_doc,
+             "route_records(reader, buffer, start, frame_decoder, buffers, counts, batch_limit, /)\n--\n\n"
+             "route_packet over the whole pcap records of `buffer` (a PcapRecordReader's) from `start`,\n"
+             "building no packet: each frame packed into buffers[index] and counts[index] raised.\n"
+             "Returns (offset, needed, records, captured bytes, stop), having stopped at\n"
+             "- the end of the whole records: stop None, `needed` as PcapRecordReader.parse says;\n"
+             "- a worker whose count reached batch_limit: stop is its index;\n"
+             "- a frame the Python decoder must take: stop is its RawPacket (counted, offset past it).");
+
+static PyObject *route_records(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7 || !PyObject_TypeCheck(args[0], &PcapRecordReaderType) || !PyBytes_Check(args[1]) ||
+        !PyList_CheckExact(args[4]) || !PyList_CheckExact(args[5]) || PyList_GET_SIZE(args[4]) == 0 ||
+        PyList_GET_SIZE(args[5]) != PyList_GET_SIZE(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "route_records takes a PcapRecordReader, bytes, a start, a FrameDecoder, "
+                                         "a non-empty list of bytearrays, a list of counts as long, a batch limit");
+        return NULL;
+    }
+    PyObject *reader = args[0], *decoder = args[3], *buffers = args[4], *counts = args[5];
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[1]);
+    Py_ssize_t position = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[6]);
+    if ((position == -1 || limit == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (position < 0 || position > size) {
+        PyErr_SetString(PyExc_ValueError, "start is outside the buffer");
+        return NULL;
+    }
+    Py_ssize_t workers = PyList_GET_SIZE(buffers), records = 0, bytes = 0, needed = 0;
+    PyObject *stop = NULL;
+    Py_INCREF(args[1]); /* the tunnel callbacks run Python code; the frames point into these bytes */
+    PcapRecord record;
+    while (stop == NULL && api_next_record(reader, buf, size, &position, &record, &needed)) {
+        records += 1;
+        bytes += record.captured;
+        FastSegment segment;
+        int status = api_decode_record(decoder, &record, &segment);
+        if (status < 0) {
+            goto failed;
+        }
+        if (status == 0) {
+            stop = api_raw_packet(reader, &record);
+            if (stop == NULL) {
+                goto failed;
+            }
+            break;
+        }
+        Py_ssize_t index, count;
+        int failed = worker_of(&segment, workers, &index);
+        Py_DECREF(segment.src);
+        Py_DECREF(segment.dst);
+        Py_DECREF(segment.tunnel);
+        if (failed) {
+            goto failed;
+        }
+        PyObject *buffer = PyList_GET_ITEM(buffers, index);
+        if (!PyByteArray_CheckExact(buffer)) {
+            PyErr_SetString(PyExc_TypeError, "route_records's buffers must be bytearrays");
+            goto failed;
+        }
+        if (append_frame(buffer, &record, record_wire_length(reader, &record)) < 0 ||
+            count_frame(counts, index, &count) < 0) {
+            goto failed;
+        }
+        if (count >= limit) {
+            stop = PyLong_FromSsize_t(index);
+            if (stop == NULL) {
+                goto failed;
+            }
+        }
+    }
+    Py_DECREF(args[1]);
+    if (stop == NULL) {
+        Py_INCREF(Py_None);
+        stop = Py_None;
+    } else {
+        needed = 0;
+    }
+    return Py_BuildValue("(nnnnN)", position, needed, records, bytes, stop);
+failed:
+    Py_DECREF(args[1]);
+    return NULL;
+}
+
 static PyObject *unpacked_packet(PyTypeObject *type, const Py_ssize_t *offsets, const PackedFrame *header,
                                  const char *frame, PyObject *origin) {
     PyObject *values[RAW_FIELDS];
@@ -175,6 +277,7 @@ static PyObject *unpack_frames(PyObject *Py_UNUSED(module), PyObject *const *arg
 
 PyMethodDef route_functions[] = {
     {"route_packet", (PyCFunction)(void (*)(void))route_packet, METH_FASTCALL, route_packet_doc},
+    {"route_records", (PyCFunction)(void (*)(void))route_records, METH_FASTCALL, route_records_doc},
     {"unpack_frames", (PyCFunction)(void (*)(void))unpack_frames, METH_FASTCALL, unpack_frames_doc},
     {NULL, NULL, 0, NULL},
 };

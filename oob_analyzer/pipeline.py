@@ -40,6 +40,7 @@ __all__ = [
     "judge_events",
     "record_hits",
     "replay_captures",
+    "single_capture_file",
 ]
 
 
@@ -320,9 +321,14 @@ def replay_captures(
 def file_event_runs(stream: RequestStream, sources: Sequence[Path], summary: RunSummary) -> Iterator[EventRun] | None:
     """The sources' events through `stream`'s compiled record path, a run at a time, when it
     can take them: one plain classic pcap file today. None otherwise (`iter_packets` then)."""
-    if len(sources) == 1 and _is_file(sources[0]):
-        return stream.feed_file(sources[0], summary)
-    return None
+    path = single_capture_file(sources)
+    return None if path is None else stream.feed_file(path, summary)
+
+
+def single_capture_file(sources: Sequence[Path]) -> Path | None:
+    """The one file `sources` name, for a record path to try (it takes plain classic pcaps);
+    None for several sources, a directory or standard input."""
+    return sources[0] if len(sources) == 1 and _is_file(sources[0]) else None
 
 
 def extract_requests(

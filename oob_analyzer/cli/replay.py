@@ -27,7 +27,7 @@ from oob_analyzer.cli.sources import (
 )
 from oob_analyzer.cli.workers_option import analyze, engine_for, worker_count, workers_option
 from oob_analyzer.metrics import PipelineMetrics
-from oob_analyzer.pipeline import RequestStream, RunSummary, file_event_runs, iter_packets
+from oob_analyzer.pipeline import RequestStream, RunSummary, file_event_runs, iter_packets, single_capture_file
 from oob_analyzer.workers import reads_never_stall
 
 __all__ = ["replay"]
@@ -107,6 +107,7 @@ def replay(
                     summary=run.summary,
                     live=False,
                     regular_files=count > 1 and reads_never_stall(sources),
+                    record_file=single_capture_file(sources) if count > 1 else None,
                     metrics=metrics,
                     event_runs=runs,
                 )

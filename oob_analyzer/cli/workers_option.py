@@ -85,6 +85,7 @@ def analyze(
     summary: RunSummary,
     live: bool,
     regular_files: bool = False,
+    record_file: Path | None = None,
     metrics: PipelineMetrics | None = None,
     reloader: ConfigReloader | None = None,
     started: Callable[[], None] | None = None,
@@ -96,7 +97,8 @@ def analyze(
     where `stream` only decodes (each worker has its own tracker and builds its own engine
     from `config`: a compiled engine does not cross processes); `metrics` reads the workers'
     reassembly counters, and a config `reloader` reconfigures every worker. `regular_files`:
-    the packets come from regular files only (`reads_never_stall`), dispatched without a lock.
+    the packets come from regular files only (`reads_never_stall`), dispatched without a lock;
+    `record_file`, the one file they come from, which the dispatcher reads itself when it can.
     `started` is called when the analysis is ready for the first packet (workers: every one
     has built its engine). `event_runs`: the same input through `stream`'s record path
     (`pipeline.file_event_runs`), taken instead of `packets` in this process.
@@ -132,6 +134,7 @@ def analyze(
             limits=config.reassembly,
             live=live,
             regular_files=regular_files,
+            record_file=record_file,
             pool_ready=pools,
             on_ready=started,
         )

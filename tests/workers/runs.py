@@ -12,7 +12,7 @@ from capture import RawPacket
 from oob_analyzer.detection import AttackHit, DetectionEngine, DetectionPolicy, default_detectors
 from oob_analyzer.detection.detectors import Log4ShellDetector, SqlInjectionDetector
 from oob_analyzer.detection.policy import PolicyScope
-from oob_analyzer.pipeline import RunSummary, analyze_packets, iter_packets
+from oob_analyzer.pipeline import RunSummary, analyze_packets, iter_packets, single_capture_file
 from oob_analyzer.workers import EngineFactory, WorkerPool, analyze_packets_in_workers, reads_never_stall
 from reassembly import HttpRequest
 from storage.batches import AnomalySighting
@@ -50,11 +50,19 @@ def run_in_process(paths: Iterable[Path], engine: DetectionEngine) -> tuple[RunS
 
 
 def run_in_workers(paths: Sequence[Path], workers: int, engine_factory: EngineFactory) -> tuple[RunSummary, ListSink]:
-    """As `replay` runs: from regular files, the dispatcher without a lock per packet."""
+    """As `replay` runs: from regular files, the dispatcher without a lock per packet, and
+    one plain pcap through the dispatcher's record path."""
     summary = RunSummary()
     packets = iter_packets(paths, summary)
     regular_files = reads_never_stall(paths)
-    return run_packets_in_workers(packets, workers, engine_factory, summary=summary, regular_files=regular_files)
+    return run_packets_in_workers(
+        packets,
+        workers,
+        engine_factory,
+        summary=summary,
+        regular_files=regular_files,
+        record_file=single_capture_file(paths),
+    )
 
 
 def run_packets_in_workers(
@@ -65,6 +73,7 @@ def run_packets_in_workers(
     summary: RunSummary | None = None,
     pool_ready: list[WorkerPool] | None = None,
     regular_files: bool = False,
+    record_file: Path | None = None,
 ) -> tuple[RunSummary, ListSink]:
     summary, sink = summary or RunSummary(), ListSink()
     analyze_packets_in_workers(
@@ -75,6 +84,7 @@ def run_packets_in_workers(
         summary=summary,
         pool_ready=pool_ready,
         regular_files=regular_files,
+        record_file=record_file,
     )
     return summary, sink
 

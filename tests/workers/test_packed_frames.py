@@ -4,9 +4,12 @@ the worker gets back the very packet the dispatcher read."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from capture import PacketDecoder, RawPacket, TcpSegment
+from capture.files import RecordParse, read_pcap_with
 from oob_analyzer.pipeline import RunSummary, iter_packets
 from oob_analyzer.workers import worker_for
 from oob_analyzer.workers.child import DECODE_DROP_PREFIX, FlowWorker
@@ -92,3 +95,71 @@ def test_what_a_workers_decoder_drops_is_counted_under_its_reason() -> None:
     worker.analyze([buffers[0]])
     drops = {name: n for name, n in worker.counters().items() if name.startswith(DECODE_DROP_PREFIX)}
     assert sum(drops.values()) == 1 and worker.summary.requests == 0
+
+
+PLAIN_PCAPS = sorted(
+    path
+    for root in (SHARED / "pcaps", SAMPLES)
+    for path in root.rglob("*.pcap")
+    if path.read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+)
+
+
+def routed_records(path: Path, workers: int, batch_limit: int) -> tuple[list[bytearray], list[RawPacket], int]:
+    """`path`'s records through `route_records` as the dispatcher reads them: the packed
+    buffers, the frames handed back (and the Python reader's tail), how many batches filled."""
+    frames = PacketDecoder().frame_decoder
+    assert frames is not None
+    buffers, counts, back = [bytearray() for _ in range(workers)], [0] * workers, []
+    stops = 0
+
+    def parse_with(reader: fastdecode.PcapRecordReader) -> RecordParse[RawPacket]:
+        def parse(buffer: bytes, start: int) -> tuple[list[RawPacket], int, int, int]:
+            nonlocal stops
+            whole = 0
+            while True:
+                start, needed, records, _size, stop = fastdecode.route_records(
+                    reader, buffer, start, frames, buffers, counts, batch_limit
+                )
+                whole += records
+                if stop is None:
+                    return [], start, needed, whole
+                if isinstance(stop, int):
+                    assert counts[stop] == batch_limit
+                    counts[stop] = 0
+                    stops += 1
+                else:
+                    back.append(stop)
+
+        return parse
+
+    tail = read_pcap_with(path, parse_with)
+    assert tail is not None
+    back.extend(tail)  # a cut or damaged end: read in Python
+    return buffers, back, stops
+
+
+@pytest.mark.parametrize("batch_limit", [1, 7, 512])
+def test_records_are_routed_as_their_packets_are(batch_limit: int) -> None:
+    """`route_records` over each plain pcap's records, stopping for full batches and for frames
+    the Python decoder must take, packs the same bytes for the same workers as `route_packet`
+    over the packets read from the same file, and hands back exactly the frames it hands back."""
+    assert len(PLAIN_PCAPS) > 10
+    handed_back = filled = 0
+    for path in PLAIN_PCAPS:
+        frames = PacketDecoder().frame_decoder
+        assert frames is not None
+        expected, expected_back, per_worker = [bytearray() for _ in range(3)], [], [0, 0, 0]
+        for packet in iter_packets([path], RunSummary()):
+            index = fastdecode.route_packet(frames, packet, expected)
+            if index < 0:
+                expected_back.append(packet)
+            else:
+                per_worker[index] += 1
+        buffers, back, stops = routed_records(path, 3, batch_limit)
+        assert buffers == expected, path
+        assert back == expected_back, path
+        assert stops == sum(count // batch_limit for count in per_worker), path
+        handed_back += len(back)
+        filled += stops
+    assert handed_back > 50 and filled > 10

@@ -134,3 +134,15 @@ def test_a_live_source_idling_between_packets(tmp_path: Path) -> None:
 
     parallel = run_packets_in_workers(with_idle(), 2, FULL_ENGINE, summary=summary)
     assert_same_run(single, parallel)
+
+
+def test_a_capture_cut_inside_a_record(tmp_path: Path) -> None:
+    """The dispatcher's record path stops at the cut record; the packets before it are
+    analyzed, and the damage is reported, as in process."""
+    whole = tmp_path / "whole.pcap"
+    write_pcap(whole, packets(300, 4, Impairments(0.0, 0.0, 0.0), 7, tmp_path / "truth.jsonl"))
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    single = run_in_process([cut], full_engine())
+    assert single[0].errors and single[0].requests > 500
+    assert_same_run(single, run_in_workers([cut], 2, FULL_ENGINE))
