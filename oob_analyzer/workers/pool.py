@@ -92,6 +92,14 @@ class _Worker:
     ready: bool = False  # its engine is built
     finished: bool = False
     counters: Counter[str] = field(default_factory=Counter)
+    # Held while asking the process how it is: under forkserver the exit status is read once,
+    # from a pipe, and a second thread asking at the same moment read an empty pipe and took
+    # the death for "exited with status 255" (the dispatcher and the collector both ask).
+    process_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def is_alive(self) -> bool:
+        with self.process_lock:
+            return self.process.is_alive()
 
 
 class WorkerPool:
@@ -271,7 +279,7 @@ class WorkerPool:
         while True:
             if not tolerate_failure:
                 self._raise_failure()
-            if not worker.process.is_alive():
+            if not worker.is_alive():
                 with self._lock:  # the collector reads its last words (a traceback) or its end
                     self._lock.wait_for(lambda: self._failure is not None, timeout=_JOIN_SECONDS)
                 self._fail(_death(worker))
@@ -355,17 +363,19 @@ def _prefixed(counters: Counter[str], prefix: str) -> Counter[str]:
 
 
 def _death(worker: _Worker) -> str:
-    worker.process.join(timeout=_JOIN_SECONDS)
-    how = _signal_name(worker.process.exitcode)
+    with worker.process_lock:
+        worker.process.join(timeout=_JOIN_SECONDS)
+        how = _signal_name(worker.process.exitcode)
     return f"worker {worker.index} (pid {worker.process.pid}) {how}: the results are incomplete"
 
 
 def _stop(worker: _Worker) -> None:
     """Wait briefly for a worker told to finish; kill one that is not; release its queue."""
-    worker.process.join(timeout=_JOIN_SECONDS if worker.finished else 0.5)
-    if worker.process.is_alive():
-        worker.process.kill()
-        worker.process.join()
+    with worker.process_lock:
+        worker.process.join(timeout=_JOIN_SECONDS if worker.finished else 0.5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
     worker.inbox.cancel_join_thread()  # a dead reader must not hang our exit on its feeder thread
     worker.inbox.close()
     worker.outbox.close()

@@ -4,6 +4,7 @@ counters on request."""
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import signal
 import threading
@@ -17,6 +18,7 @@ from benchmarks.reassembly_generate import Impairments, packets, write_pcap
 from capture import RawPacket
 from oob_analyzer.pipeline import RunSummary, iter_packets
 from oob_analyzer.workers import QUEUE_FULL_DROP, WorkerError, WorkerPool, analyze_packets_in_workers, segment_to_tuple
+from oob_analyzer.workers.pool import _death, _Worker
 from tests.builders import ethernet_frame, ipv4_packet, raw_packet, segment, tcp_header
 from tests.paths import SAMPLES
 from tests.workers.runs import (
@@ -246,3 +248,35 @@ def test_a_live_source_is_read_only_once_every_worker_has_built_its_engine() -> 
     assert events[0] == "ready" and events.count("read") == 200
     assert summary.drops[QUEUE_FULL_DROP] == 0
     assert summary.requests == summary.hits == len(sink.hits) == 200
+
+
+def _sleep_a_minute() -> None:
+    time.sleep(60)
+
+
+def test_a_killed_worker_is_named_killed_when_two_threads_ask_at_once() -> None:
+    """Under forkserver the exit status comes once, from a pipe: the dispatcher and the collector
+    asking at the same moment made one of them read an empty pipe and report status 255."""
+    context = multiprocessing.get_context("forkserver")
+    reports: list[str] = []
+    for _ in range(30):
+        process = context.Process(target=_sleep_a_minute)
+        process.start()
+        worker = _Worker(0, process, context.Queue(), context.Pipe()[0])
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        time.sleep(0.02)
+        both = threading.Barrier(2)
+
+        def ask(worker: _Worker = worker, both: threading.Barrier = both) -> None:
+            both.wait()
+            worker.is_alive()
+            reports.append(_death(worker))
+
+        threads = [threading.Thread(target=ask) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(reports) == 60
+    assert all("was killed by SIGKILL" in report for report in reports), [r for r in reports if "SIGKILL" not in r]
