@@ -166,9 +166,9 @@ def _delete_hits_of_kept_attacks(session: Session, older_than: datetime) -> int:
     """Delete the hits before `older_than` and take them off their attacks' `hit_count`.
 
     RETURNING names the attack of each row this statement deleted, so a hit a writer adds
-    meanwhile (a replay of an old capture does) is never taken off unless it was deleted.
-    Not covered: a writer that read an attack before this commits and writes its count after
-    sets the value it computed (`_AttackGroups.apply_counts`), and the decrement is lost.
+    meanwhile (a replay of an old capture does) is never taken off unless it was deleted. A
+    writer adds to the count in SQL (`_AttackGroups.apply_counts`), so it keeps this decrement
+    even when it read the attack before this committed.
     """
     deleted = Counter(session.scalars(delete(Hit).where(Hit.ts < older_than).returning(Hit.attack_id)))
     if deleted:
@@ -231,8 +231,14 @@ class _AttackGroups:
 
     def apply_counts(self) -> None:
         for attack, hits, sampled_out, first_seen, last_seen in self.tallies.values():
-            attack.hit_count += hits
-            attack.sampled_out += sampled_out
+            if attack.id is None:  # new in this batch: inserted with its counts
+                attack.hit_count += hits
+                attack.sampled_out += sampled_out
+            else:
+                # Added in SQL (`SET hit_count = hit_count + n`), not set to what was read: a
+                # prune's decrement committed in between is kept.
+                attack.hit_count = Attack.hit_count + hits
+                attack.sampled_out = Attack.sampled_out + sampled_out
             attack.first_seen = first_seen
             attack.last_seen = last_seen
 

@@ -21,6 +21,8 @@ from storage import (
     WriteBatch,
 )
 from storage.batches import KeyedHit
+from storage.store import PruneCounts
+from tests.databases import postgres_schema
 from tests.storage.hits import HIT, T0, hit
 
 EVERYTHING = HitFilter()
@@ -192,3 +194,35 @@ def test_a_password_never_shows_in_an_error() -> None:
 
 def _fields(report: RunReport) -> dict[str, object]:
     return {name: getattr(report, name) for name in report.__dataclass_fields__}
+
+
+def test_a_prune_that_commits_while_a_writer_holds_the_attack_keeps_its_decrement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer reads the attack, a prune deletes some of its hits and commits, then the
+    writer adds its own: the count is what is stored, not the count the writer read plus its
+    hits. On PostgreSQL, where the two can interleave (SQLite's lock makes them take turns)."""
+    from storage import store as store_module  # noqa: PLC0415
+
+    with postgres_schema() as url:
+        store = AttackStore.open(url)
+        try:
+            cutoff = datetime.now(UTC) - timedelta(days=30)
+            at = cutoff.timestamp()
+            store.record([hit(ts=at - 1800), hit(ts=at - 600), hit(ts=at + 600)])  # one attack, across the cutoff
+            apply_counts = store_module._AttackGroups.apply_counts
+            pruned: list[PruneCounts] = []
+
+            def prune_first(groups: store_module._AttackGroups) -> None:
+                pruned.append(store.prune(cutoff))  # its own connection; commits before the writer
+                apply_counts(groups)
+
+            monkeypatch.setattr(store_module._AttackGroups, "apply_counts", prune_first)
+            store.record([hit(ts=at + 1200)])
+            monkeypatch.undo()
+            assert pruned[0].hits == 2
+            queries = HitQueries(store.engine)
+            (kept,) = queries.list_attacks(HitFilter(path="/products"), limit=None)
+            assert kept.hits == len(queries.list_hits(HitFilter(path="/products"), limit=None)) == 2
+        finally:
+            store.close()
