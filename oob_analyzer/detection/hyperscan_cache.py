@@ -102,7 +102,9 @@ def _load(hyperscan: Any, path: Path, key: bytes) -> Any | None:
     try:
         database = hyperscan.loadb(payload, hyperscan.HS_MODE_BLOCK)
         # `loadb` (python-hyperscan 0.9.1) leaves the database without the scratch space that
-        # `compile` allocates and `scan` uses: allocate it here, as `compile` does.
+        # `compile` allocates and `scan` uses: allocate it here, as `compile` does. (The slot
+        # held a borrowed `None`, which the setter releases; `Scratch()` leaks one reference
+        # to `None`, which makes up for it: tests/detection/test_hyperscan_cache.py checks.)
         database.scratch = hyperscan.Scratch(database)
     except hyperscan.error as exc:  # another library version or CPU platform
         _LOG.debug("hyperscan cache %s not loadable here (%r): compiling", path, exc)
