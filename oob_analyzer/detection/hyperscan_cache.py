@@ -13,7 +13,8 @@ workers never read half a file. A cache that cannot be read or written costs a c
 debug log line, nothing more.
 
 The cache lives in `$OOB_ANALYZER_CACHE_DIR` if set, else `$XDG_CACHE_HOME/oob-analyzer`, else
-`~/.cache/oob-analyzer`.
+`~/.cache/oob-analyzer`; without any of them (no HOME and no passwd entry, as for a
+container's arbitrary uid) every engine compiles.
 """
 
 from __future__ import annotations
@@ -43,11 +44,17 @@ class CacheOutcome(enum.Enum):
     COMPILED_UNCACHED = "compiled_uncached"  # compiled; the cache could not take it
 
 
-def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """`$OOB_ANALYZER_CACHE_DIR`, else `$XDG_CACHE_HOME/oob-analyzer`, else `~/.cache/oob-analyzer`."""
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """`$OOB_ANALYZER_CACHE_DIR`, else `$XDG_CACHE_HOME/oob-analyzer`, else `~/.cache/oob-analyzer`;
+    None when there is no home directory to find."""
     if environ.get("OOB_ANALYZER_CACHE_DIR"):
         return Path(environ["OOB_ANALYZER_CACHE_DIR"])
-    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "oob-analyzer"
+    if environ.get("XDG_CACHE_HOME"):
+        return Path(environ["XDG_CACHE_HOME"]) / "oob-analyzer"
+    try:
+        return Path.home() / ".cache" / "oob-analyzer"
+    except RuntimeError:  # HOME unset and no passwd entry for the uid
+        return None
 
 
 def load_or_compile(
@@ -56,17 +63,18 @@ def load_or_compile(
     expressions: Sequence[bytes],
     ids: Sequence[int],
     flags: Sequence[int],
-    cache_dir: Path,
+    cache_dir: Path | None,
 ) -> tuple[Any, CacheOutcome]:
-    """The block-mode database of these expressions: from `cache_dir` when it holds it, else compiled."""
+    """The block-mode database of these expressions: from `cache_dir` when it holds it, else
+    compiled (and kept there; `cache_dir` None: not kept)."""
     key = _cache_key(hyperscan, expressions, ids, flags)
-    path = cache_dir / f"signatures-{key.hex()[:32]}.hsdb"
-    database = _load(hyperscan, path, key)
+    path = cache_dir / f"signatures-{key.hex()[:32]}.hsdb" if cache_dir is not None else None
+    database = _load(hyperscan, path, key) if path is not None else None
     if database is not None:
         return database, CacheOutcome.LOADED
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(expressions=list(expressions), ids=list(ids), elements=len(expressions), flags=list(flags))
-    if _store(hyperscan, path, key, database):
+    if path is not None and _store(hyperscan, path, key, database):
         return database, CacheOutcome.COMPILED
     return database, CacheOutcome.COMPILED_UNCACHED
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from benchmarks.detection_corpus import load_corpus
 from oob_analyzer.detection.detectors import SignatureDetector
 from oob_analyzer.detection.hyperscan_cache import _HEADER_SIZE, CacheOutcome, default_cache_dir, load_or_compile
 from oob_analyzer.detection.rules import RULES
+from tests.system import require_command, require_root
 
 _FLAGS = hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_SINGLEMATCH
 _RULES_A = [rb"union\s+select", rb"<script", rb"\.\./\.\./"]
@@ -21,7 +23,9 @@ _RULES_B = [rb"union\s+select", rb"<script", rb"/etc/passwd"]
 _SAMPLES = [b"1 union  select 2", b"<script>alert(1)</script>", b"../../etc/passwd", b"plain text"]
 
 
-def _database(cache_dir: Path, expressions: list[bytes] = _RULES_A, flags: int = _FLAGS) -> tuple[object, CacheOutcome]:
+def _database(
+    cache_dir: Path | None, expressions: list[bytes] = _RULES_A, flags: int = _FLAGS
+) -> tuple[object, CacheOutcome]:
     return load_or_compile(
         hyperscan,
         expressions=expressions,
@@ -168,6 +172,29 @@ def test_the_cache_dir_is_the_override_else_xdg_else_home(tmp_path: Path) -> Non
     assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/oob-analyzer")
     assert default_cache_dir({}) == Path.home() / ".cache" / "oob-analyzer"
     assert default_cache_dir({"OOB_ANALYZER_CACHE_DIR": "", "XDG_CACHE_HOME": ""}) == default_cache_dir({})
+
+
+def test_without_a_cache_dir_every_build_compiles(tmp_path: Path) -> None:
+    for _ in range(2):
+        database, outcome = _database(None)
+        assert outcome is CacheOutcome.COMPILED_UNCACHED
+        assert _matches(database, _SAMPLES[1]) == [1]
+
+
+def test_a_user_without_a_home_directory_still_gets_the_signatures() -> None:
+    """A container's arbitrary uid: no HOME, no passwd entry, so no ~/.cache; detection runs as before."""
+    require_root()
+    setpriv = require_command("setpriv")
+    uid = 54321
+    assert not any(line.split(":")[2] == str(uid) for line in Path("/etc/passwd").read_text().splitlines())
+    detect = (
+        "import sys; from oob_analyzer.detection.detectors import SignatureDetector; "
+        "print(SignatureDetector()._matching_rules('1 union select password from users'))"
+    )
+    command = [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-c", detect]
+    ran = subprocess.run(command, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False)
+    assert (ran.returncode, ran.stderr) == (0, "")
+    assert ran.stdout.strip() not in ("", "[]")
 
 
 def test_loading_leaves_the_references_to_none_as_they_were(tmp_path: Path) -> None:
