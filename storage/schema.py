@@ -102,7 +102,7 @@ def upgrade_schema(engine: Engine) -> bool:
                     "it holds hits but no schema version (made by the 0.1.0 skeleton, before migrations): "
                     "use a new database, or export what it holds first"
                 )
-            if not existing & set(Base.metadata.tables):
+            if not existing & {*Base.metadata.tables, _VERSION_TABLE}:
                 _create_newest_schema(connection)
                 return True
         from alembic import command  # noqa: PLC0415

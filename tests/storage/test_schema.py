@@ -108,6 +108,21 @@ def test_a_database_with_some_of_our_tables_but_no_version_is_not_patched_up(db_
         AttackStore.open(db_url)
 
 
+def test_an_empty_version_table_goes_to_the_migrations(db_url: str) -> None:
+    """Alembic keeps its table, emptied, when a database is taken back to no revision."""
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+            command.downgrade(_alembic_config(connection), "base")
+        assert current_revision(engine) is None
+        assert "alembic_version" in inspect(engine).get_table_names()
+        assert upgrade_schema(engine) is True
+        assert current_revision(engine) == HEAD_REVISION
+    finally:
+        engine.dispose()
+
+
 def test_opening_a_database_imports_no_alembic(tmp_path: Path) -> None:
     """Alembic costs a tenth of a second to import: neither a new nor an up-to-date database needs it."""
     url = f"sqlite:///{tmp_path / 'hits.db'}"
