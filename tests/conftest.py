@@ -21,3 +21,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with postgres_schema() as url:
         yield url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hyperscan_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The suite's own hyperscan cache (inherited by the CLI and worker processes it starts):
+    shared by all its engines, and never the user's ~/.cache."""
+    cache_dir = tmp_path_factory.mktemp("hyperscan-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OOB_ANALYZER_CACHE_DIR", str(cache_dir))
+        yield cache_dir

@@ -7,6 +7,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 import click
 
+import storage
 from oob_analyzer.cli.options import (
     db_option,
     echo_csv,
@@ -18,7 +19,6 @@ from oob_analyzer.cli.options import (
 )
 from oob_analyzer.cli.params import NETWORK, POINT_IN_TIME
 from oob_analyzer.cli.tables import render_table
-from storage import AnomalyFilter, AnomalyRecord
 
 __all__ = ["anomalies"]
 
@@ -49,7 +49,7 @@ def list_anomalies(
     limit: int,
 ) -> None:
     """List recorded anomalies, newest first."""
-    where = AnomalyFilter(since=since, until=until, names=names, src=src)
+    where = storage.AnomalyFilter(since=since, until=until, names=names, src=src)
     with open_queries(db_url) as queries:
         records = queries.list_anomalies(where, limit=limit)
     if output_format == "json":
@@ -57,7 +57,7 @@ def list_anomalies(
     elif output_format == "jsonl":
         echo_jsonl(records)
     elif output_format == "csv":
-        echo_csv(records, AnomalyRecord)
+        echo_csv(records, storage.AnomalyRecord)
     else:
         columns = [("ID", 5), ("TIME (UTC)", 16), ("NAME", 26), ("CLIENT", 15), ("TARGET", 13)]
         rows = [(r.id, r.time.strftime("%Y-%m-%d %H:%M"), r.name, r.src_ip, r.target or "-") for r in records]

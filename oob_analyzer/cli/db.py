@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+import storage
 from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import DURATION
-from storage import AttackStore, StorageError, current_revision, head_revision
 
 __all__ = ["db"]
 
@@ -24,17 +24,17 @@ def upgrade(db_url: str) -> None:
     """Bring the schema to the newest version (every command also does it on first use)."""
     try:
         before = _revision_of(db_url)
-        store = AttackStore.open(db_url)
-    except StorageError as exc:
+        store = storage.AttackStore.open(db_url)
+    except storage.StorageError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        after = current_revision(store.engine)
+        after = storage.current_revision(store.engine)
     finally:
         store.close()
     if before == after:
         click.echo(f"schema is up to date (revision {after})")
     else:
-        click.echo(f"schema upgraded from {before or 'nothing'} to {after} (newest: {head_revision()})")
+        click.echo(f"schema upgraded from {before or 'nothing'} to {after} (newest: {storage.head_revision()})")
 
 
 @db.command("prune")
@@ -48,12 +48,12 @@ def prune(db_url: str, older_than: timedelta) -> None:
     """
     cutoff = datetime.now(UTC) - older_than
     try:
-        store = AttackStore.open(db_url)
+        store = storage.AttackStore.open(db_url)
         try:
             counts = store.prune(cutoff)
         finally:
             store.close()
-    except StorageError as exc:
+    except storage.StorageError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"deleted before {cutoff:%Y-%m-%d %H:%M} UTC: {counts.hits} hits, {counts.attacks} attacks, "
@@ -62,8 +62,8 @@ def prune(db_url: str, older_than: timedelta) -> None:
 
 
 def _revision_of(db_url: str) -> str | None:
-    store = AttackStore.open(db_url, upgrade=False)
+    store = storage.AttackStore.open(db_url, upgrade=False)
     try:
-        return current_revision(store.engine)
+        return storage.current_revision(store.engine)
     finally:
         store.close()

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+import storage
 from oob_analyzer.cli.options import (
     db_option,
     echo_csv,
@@ -15,7 +16,6 @@ from oob_analyzer.cli.options import (
     hit_filter,
     open_queries,
 )
-from storage import HitRecord
 
 __all__ = ["export"]
 
@@ -38,4 +38,4 @@ def export(db_url: str, output_format: str, limit: int | None, **filters: Any) -
         if output_format == "jsonl":
             echo_jsonl(records)
         else:
-            echo_csv(records, HitRecord)
+            echo_csv(records, storage.HitRecord)

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import click
 
+import storage
 from oob_analyzer.cli.params import ListenAddressType
 from oob_analyzer.metrics import Health, MetricsServer, PipelineMetrics
-from storage import BatchedWriter
 
 __all__ = ["metrics_option", "serving_metrics"]
 
@@ -63,7 +63,7 @@ def serving_metrics(address: tuple[str, int] | None, metrics: PipelineMetrics) -
         server.close()
 
 
-def _database_unreachable(writer: BatchedWriter) -> str | None:
+def _database_unreachable(writer: storage.BatchedWriter) -> str | None:
     if not writer.database_down:
         return None
     return f"the database is unreachable: {writer.stats.journalled} items went to the journal {writer.journal.path}"

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
+import storage
 from oob_analyzer.cli.params import NETWORK, POINT_IN_TIME
-from storage import AttackStore, HitFilter, HitQueries, StorageError
 
 __all__ = [
     "DEFAULT_DB_URL",
@@ -96,9 +96,9 @@ def filter_options(function: F) -> F:
     return function
 
 
-def hit_filter(options: dict[str, Any]) -> HitFilter:
+def hit_filter(options: dict[str, Any]) -> storage.HitFilter:
     """The `HitFilter` of the filter options' values (popped from `options`)."""
-    return HitFilter(
+    return storage.HitFilter(
         since=options.pop("since"),
         until=options.pop("until"),
         types=tuple(options.pop("types")),
@@ -117,23 +117,23 @@ def default_journal_path(db_url: str) -> Path:
 
 
 @contextmanager
-def open_store(db_url: str) -> Iterator[AttackStore]:
+def open_store(db_url: str) -> Iterator[storage.AttackStore]:
     try:
-        store = AttackStore.open(db_url)
-    except StorageError as exc:
+        store = storage.AttackStore.open(db_url)
+    except storage.StorageError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
         yield store
-    except StorageError as exc:
+    except storage.StorageError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
 
 
 @contextmanager
-def open_queries(db_url: str) -> Iterator[HitQueries]:
+def open_queries(db_url: str) -> Iterator[storage.HitQueries]:
     with open_store(db_url) as store:
-        yield HitQueries(store.engine)
+        yield storage.HitQueries(store.engine)
 
 
 def echo_json(records: Sequence[Any]) -> None:

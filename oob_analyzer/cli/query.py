@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+import storage
 from oob_analyzer.cli.options import (
     db_option,
     echo_csv,
@@ -20,7 +21,6 @@ from oob_analyzer.cli.options import (
     open_queries,
 )
 from oob_analyzer.cli.tables import printable, render_table
-from storage import AttackDetail, AttackRecord, HitRecord, HitStats
 
 __all__ = ["attacks", "hits"]
 
@@ -47,10 +47,10 @@ def list_hits(db_url: str, output_format: str, limit: int, **filters: Any) -> No
     if output_format == "table":
         click.echo(hits_table(records))
     else:
-        _echo_records(records, output_format, HitRecord)
+        _echo_records(records, output_format, storage.HitRecord)
 
 
-def hits_table(records: list[HitRecord]) -> str:
+def hits_table(records: list[storage.HitRecord]) -> str:
     """One line per hit in 80 columns; STATUS is the response's (`-`: none was paired)."""
     columns = [
         ("ID", 5),
@@ -92,10 +92,10 @@ def list_attacks(db_url: str, output_format: str, limit: int, **filters: Any) ->
     if output_format == "table":
         click.echo(_attacks_table(records))
     else:
-        _echo_records(records, output_format, AttackRecord)
+        _echo_records(records, output_format, storage.AttackRecord)
 
 
-def _attacks_table(records: list[AttackRecord]) -> str:
+def _attacks_table(records: list[storage.AttackRecord]) -> str:
     columns = [
         ("ID", 4),
         ("LAST SEEN (UTC)", 16),
@@ -128,7 +128,7 @@ def show_attack(attack_id: int, db_url: str, output_format: str, hit_limit: int)
         click.echo(attack_report(detail))
 
 
-def attack_report(detail: AttackDetail) -> str:
+def attack_report(detail: storage.AttackDetail) -> str:
     attack = detail.attack
     counted = f"{attack.hits}" + (
         f" ({attack.sampled_out} counted, not stored: sampling)" if attack.sampled_out else ""
@@ -170,7 +170,7 @@ def attack_stats(db_url: str, output_format: str, top: int, **filters: Any) -> N
         click.echo(stats_tables(stats))
 
 
-def stats_tables(stats: HitStats) -> str:
+def stats_tables(stats: storage.HitStats) -> str:
     sections = [f"{stats.total} hits"]
     for title, counts in (
         ("TYPE", stats.by_type),

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 import click
 
+import storage
 from oob_analyzer.cli.exit_codes import ExitCode
 from oob_analyzer.cli.options import default_journal_path, open_store
 from oob_analyzer.pipeline import RunSummary
-from storage import BatchedWriter, HitSampler, Journal, RunReport
 
 __all__ = ["RecordingRun", "recording_run", "writer_options"]
 
@@ -64,7 +64,7 @@ def writer_options(function: F) -> F:
 
 @dataclass(slots=True)
 class RecordingRun:
-    writer: BatchedWriter
+    writer: storage.BatchedWriter
     summary: RunSummary = field(default_factory=RunSummary)
 
 
@@ -86,11 +86,11 @@ def recording_run(
     status = "interrupted"
     with open_store(db_url) as store:
         run = RecordingRun(
-            writer=BatchedWriter(
+            writer=storage.BatchedWriter(
                 store,
-                journal=Journal(journal or default_journal_path(db_url)),
+                journal=storage.Journal(journal or default_journal_path(db_url)),
                 flush_interval=flush_interval,
-                sampler=HitSampler(sample_identical) if sample_identical else None,
+                sampler=storage.HitSampler(sample_identical) if sample_identical else None,
             )
         )
         try:
@@ -124,9 +124,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_report(run: RecordingRun, source: str, started: float, status: str) -> RunReport:
+def _run_report(run: RecordingRun, source: str, started: float, status: str) -> storage.RunReport:
     summary = run.summary
-    return RunReport(
+    return storage.RunReport(
         run_key=run.writer.run_key,
         source=source,
         started=started,

@@ -21,6 +21,7 @@ except ImportError:  # no wheel for this platform: signatures run on Python's re
     hyperscan = None  # type: ignore[assignment]
 
 from oob_analyzer.detection.events import Finding
+from oob_analyzer.detection.hyperscan_cache import default_cache_dir, load_or_compile
 from oob_analyzer.detection.libinjection_calls import SqliFingerprinter, is_xss
 from oob_analyzer.detection.request_point import RequestPoint
 from oob_analyzer.detection.rules import RULES, PatternRule
@@ -156,12 +157,12 @@ def _collect_rule(rule_id: int, start: int, end: int, flags: int, matched: list[
 def _compile_hyperscan(rules: Sequence[PatternRule]) -> Any | None:
     if hyperscan is None or not rules:
         return None
-    database = hyperscan.Database()
-    database.compile(
+    database, _ = load_or_compile(
+        hyperscan,
         expressions=[_hyperscan_pattern(rule.pattern) for rule in rules],
-        ids=list(range(len(rules))),
-        elements=len(rules),
+        ids=range(len(rules)),
         flags=[hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_SINGLEMATCH] * len(rules),
+        cache_dir=default_cache_dir(),
     )
     return database
 

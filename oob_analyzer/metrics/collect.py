@@ -13,12 +13,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+import storage
 from oob_analyzer.config.engine import HOST_NOT_ALLOWED, NOT_MONITORED
 from oob_analyzer.metrics.sample import MetricsSample
 from oob_analyzer.mirror_pipeline import MirrorService
 from oob_analyzer.pipeline import RequestStream, RunSummary
 from reassembly import ConnectionTracker
-from storage import BatchedWriter
 
 __all__ = ["ENGINE_PREFIX", "TRACKER_PREFIX", "PipelineMetrics", "tracker_counters"]
 
@@ -45,7 +45,7 @@ class PipelineMetrics:
 
     summary: RunSummary | None = None
     stream: RequestStream | None = None
-    writer: BatchedWriter | None = None
+    writer: storage.BatchedWriter | None = None
     source_stats: Counter[str] | None = None
     mirror: MirrorService | None = None
     # The engine judging in this process: its `counters` (requests not judged, by reason).
@@ -145,7 +145,7 @@ def _tracker_series(name: str, count: int) -> Series:
     return "reassembly_events", {"name": name}, count
 
 
-def _from_writer(writer: BatchedWriter) -> Iterator[Series]:
+def _from_writer(writer: storage.BatchedWriter) -> Iterator[Series]:
     stats = writer.stats
     waiting, lag = writer.backlog()
     yield "queue_depth", {"queue": "writer"}, waiting
