@@ -11,14 +11,13 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from oob_analyzer.detection.decoders import decode_gzip_text, percent_decode
-from oob_analyzer.detection.request_point import RequestPoint, bounded, urlencoded_points
+from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, urlencoded_points
 from reassembly.events import HttpRequest
 
-__all__ = ["body_points", "json_points", "jwt_claims"]
+__all__ = ["add_json_points", "body_points", "json_points", "jwt_claims"]
 
 _MAX_JSON_NODES = 2000
 _MAX_PARTS = 200
@@ -33,20 +32,21 @@ _XML_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
 _FORM_SHAPE = re.compile(r"[^=&\s]{1,256}=")
 
 
-def body_points(request: HttpRequest) -> Iterator[RequestPoint]:
+def body_points(request: HttpRequest) -> list[RequestPoint]:
+    """The points of the body of `request`, parsed by its format (a new list, filled in one loop)."""
     body = request.body
     if not body:
-        return
+        return []
     declared_type, encoding = _content_type_and_encoding(request.headers)
     text = decode_gzip_text(body) if encoding.strip().lower() in {"gzip", "deflate", "x-gzip"} else None
     if text is None:
         text = body.decode("latin-1")
-    parsed = list(_parsed_body_points(declared_type, text))
-    yield from parsed
+    points = _parsed_body_points(declared_type, text)
     # Nothing parsed, or the format was only guessed (no Content-Type): the raw body too,
     # judged by every detector, since a guess ("starts with <, so XML") can be wrong.
-    if not parsed or (not declared_type and not any(point.kind == "body" for point in parsed)):
-        yield _point("body", bounded(_utf8_if_possible(text)), "body")
+    if not points or (not declared_type and not any(point.kind == "body" for point in points)):
+        points.append(RequestPoint("body", bounded(_utf8_if_possible(text)), "body"))
+    return points
 
 
 def _content_type_and_encoding(headers: tuple[tuple[str, str], ...]) -> tuple[str, str]:
@@ -65,24 +65,40 @@ def _content_type_and_encoding(headers: tuple[tuple[str, str], ...]) -> tuple[st
     return content_type or "", encoding or ""
 
 
-def json_points(prefix: str, document: Any, *, kind: str = "json") -> Iterator[RequestPoint]:
+def json_points(prefix: str, document: Any, *, kind: str = "json") -> list[RequestPoint]:
     """Every key and scalar value of a JSON document, named by its path (`body.json.a.0.b`)."""
+    points: list[RequestPoint] = []
+    add_json_points(points, prefix, document, kind)
+    return points
+
+
+def add_json_points(points: list[RequestPoint], prefix: str, document: Any, kind: str) -> None:
+    """Append `json_points(prefix, document, kind=kind)` to `points`, for a caller that fills one list.
+
+    One walk with an explicit stack, depth first, at most `_MAX_JSON_NODES` nodes: a dict gives
+    its key points (last key first, as the stack is filled), then its values in order. Strings
+    are tested first: they are most of the leaves (a dict, a list and a str exclude each other).
+    """
+    append = points.append
     stack: list[tuple[str, Any]] = [(prefix, document)]
+    push = stack.append
+    pop = stack.pop
     nodes = 0
     while stack and nodes < _MAX_JSON_NODES:
-        path, node = stack.pop()
+        path, node = pop()
         nodes += 1
-        if isinstance(node, dict):
-            for key, child in reversed(list(node.items())):
+        if isinstance(node, str):
+            append(RequestPoint(path, node if len(node) <= MAX_POINT_CHARS else bounded(node), kind))
+        elif isinstance(node, dict):
+            for key, child in reversed(node.items()):
                 child_path = f"{path}.{key}"
-                yield RequestPoint(child_path, bounded(str(key)), "json_key")
-                stack.append((child_path, child))
+                append(RequestPoint(child_path, bounded(str(key)), "json_key"))
+                push((child_path, child))
         elif isinstance(node, list):
-            stack.extend((f"{path}.{index}", child) for index, child in reversed(list(enumerate(node))))
-        elif isinstance(node, str):
-            yield RequestPoint(path, bounded(node), kind)
+            for index in range(len(node) - 1, -1, -1):
+                push((f"{path}.{index}", node[index]))
         elif node is not None and not isinstance(node, bool):
-            yield RequestPoint(path, str(node), kind)
+            append(RequestPoint(path, str(node), kind))
 
 
 def jwt_claims(token: str) -> Any | None:
@@ -97,39 +113,44 @@ def jwt_claims(token: str) -> Any | None:
         return None
 
 
-def _parsed_body_points(declared_type: str, text: str) -> Iterator[RequestPoint]:
+def _parsed_body_points(declared_type: str, text: str) -> list[RequestPoint]:
     stripped = text.lstrip()
     content_type = declared_type.lower()
     if "multipart/" in content_type or (not content_type and stripped.startswith("--")):
-        yield from _multipart_points(declared_type, text)  # the boundary is case-sensitive
-    elif "json" in content_type or (not content_type and stripped[:1] in ("{", "[")):
-        yield from _json_body_points(text)
-    elif "xml" in content_type or (not content_type and stripped.startswith("<")):
-        yield from _xml_points(text)
-    elif "x-www-form-urlencoded" in content_type:
-        yield from urlencoded_points("body.form", bounded(text))
+        return _multipart_points(declared_type, text)  # the boundary is case-sensitive
+    if "json" in content_type or (not content_type and stripped[:1] in ("{", "[")):
+        return _json_body_points(text)
+    if "xml" in content_type or (not content_type and stripped.startswith("<")):
+        return _xml_points(text)
+    if "x-www-form-urlencoded" in content_type:
+        points = urlencoded_points("body.form", bounded(text))
         if "&&" in text or "=" not in text:  # not what a browser sends: inspect it whole too
-            yield _point("body", bounded(text), "body")
-    elif not content_type and _FORM_SHAPE.match(stripped):
-        yield from urlencoded_points("body.form", bounded(text))
-    elif "graphql" in content_type:
-        yield _point("body.graphql.query", bounded(text), "graphql")
+            points.append(RequestPoint("body", bounded(text), "body"))
+        return points
+    if not content_type and _FORM_SHAPE.match(stripped):
+        return urlencoded_points("body.form", bounded(text))
+    if "graphql" in content_type:
+        return [RequestPoint("body.graphql.query", bounded(text), "graphql")]
+    return []
 
 
-def _json_body_points(text: str) -> Iterator[RequestPoint]:
+def _json_body_points(text: str) -> list[RequestPoint]:
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):
-        return
+        return []
+    points: list[RequestPoint] = []
     if isinstance(document, dict) and isinstance(document.get("query"), str):
-        yield _point("body.graphql.query", bounded(document["query"]), "graphql")
-    yield from json_points("body.json", document)
+        points.append(RequestPoint("body.graphql.query", bounded(document["query"]), "graphql"))
+    add_json_points(points, "body.json", document, "json")
+    return points
 
 
-def _multipart_points(content_type: str, text: str) -> Iterator[RequestPoint]:
+def _multipart_points(content_type: str, text: str) -> list[RequestPoint]:
     boundary = _boundary(content_type, text)
     if boundary is None:
-        return
+        return []
+    points: list[RequestPoint] = []
     delimiter = "--" + boundary
     for index, part in enumerate(text.split(delimiter)[1 : _MAX_PARTS + 1]):
         if part.startswith("--"):
@@ -139,11 +160,13 @@ def _multipart_points(content_type: str, text: str) -> Iterator[RequestPoint]:
             continue
         name_match = _PART_NAME.search(head)
         name = name_match.group(1) if name_match else str(index)
-        yield _point(f"body.multipart.{name}", bounded(name), "name")
+        points.append(RequestPoint(f"body.multipart.{name}", bounded(name), "name"))
         filename = _PART_FILENAME.search(head)
         if filename:
-            yield _point(f"body.multipart.{name}.filename", bounded(percent_decode(filename.group(1))), "filename")
-        yield _point(f"body.multipart.{name}", bounded(_utf8_if_possible(content)), "multipart")
+            decoded = bounded(percent_decode(filename.group(1)))
+            points.append(RequestPoint(f"body.multipart.{name}.filename", decoded, "filename"))
+        points.append(RequestPoint(f"body.multipart.{name}", bounded(_utf8_if_possible(content)), "multipart"))
+    return points
 
 
 def _boundary(content_type: str, text: str) -> str | None:
@@ -163,24 +186,22 @@ def _split_part(part: str) -> tuple[str, str, str]:
     return part, "", ""
 
 
-def _xml_points(text: str) -> Iterator[RequestPoint]:
+def _xml_points(text: str) -> list[RequestPoint]:
     # The whole document is one point for the structural attacks (DTD, entities, PIs);
     # text, CDATA and attribute values are points of their own for the injections.
-    yield _point("body.xml", bounded(text), "xml")
+    points = [RequestPoint("body.xml", bounded(text), "xml")]
     for match in _XML_TAG.finditer(text):
         for attribute in _XML_ATTRIBUTE.finditer(match.group(2)):
             value = attribute.group(2) if attribute.group(2) is not None else attribute.group(3)
             if value and not value.startswith(("http://", "https://", "urn:")):
-                yield _point(f"body.xml.{match.group(1)}@{attribute.group(1)}", bounded(value), "xml_value")
+                name = f"body.xml.{match.group(1)}@{attribute.group(1)}"
+                points.append(RequestPoint(name, bounded(value), "xml_value"))
     for match in _XML_TEXT.finditer(text):
         if match.group(1).strip():
-            yield _point("body.xml.text", bounded(match.group(1)), "xml_value")
+            points.append(RequestPoint("body.xml.text", bounded(match.group(1)), "xml_value"))
     for match in _XML_CDATA.finditer(text):
-        yield _point("body.xml.cdata", bounded(match.group(1)), "xml_value")
-
-
-def _point(name: str, value: str, kind: str) -> RequestPoint:
-    return RequestPoint(name, value, kind)
+        points.append(RequestPoint("body.xml.cdata", bounded(match.group(1)), "xml_value"))
+    return points
 
 
 def _utf8_if_possible(text: str) -> str:

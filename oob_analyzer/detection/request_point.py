@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import NamedTuple
 
 from oob_analyzer.detection.decoders import percent_decode
@@ -35,13 +34,15 @@ def bounded(value: str) -> str:
     return value[:_EDGE_CHARS] + "\n" + value[-_EDGE_CHARS:]
 
 
-def urlencoded_points(prefix: str, text: str) -> Iterator[RequestPoint]:
+def urlencoded_points(prefix: str, text: str) -> list[RequestPoint]:
     """`a=1&b[]=2&b[k]=3&bare`: one point per pair; odd names are points too (`a[$ne]`).
 
     `a[]` and `a[b]` keep their brackets in the point name; repeated names give one point each.
+    A list filled in one loop: a generator's resume per point cost more than the point.
     """
     if not text:
-        return
+        return []
+    points: list[RequestPoint] = []
     odd = False
     for pair in text.split("&"):
         if not pair:
@@ -50,11 +51,12 @@ def urlencoded_points(prefix: str, text: str) -> Iterator[RequestPoint]:
         raw_name, has_value, raw_value = pair.partition("=")
         name = percent_decode(raw_name)
         if has_value:
-            yield RequestPoint(f"{prefix}.{name}", bounded(percent_decode(raw_value)), prefix)
+            points.append(RequestPoint(f"{prefix}.{name}", bounded(percent_decode(raw_value)), prefix))
             if not _PLAIN_NAME.fullmatch(name):
                 odd = True
-                yield RequestPoint(f"{prefix}.{name}", bounded(name), "name")
+                points.append(RequestPoint(f"{prefix}.{name}", bounded(name), "name"))
         else:  # a bare `?payload` is a value with no name
-            yield RequestPoint(prefix, bounded(name), prefix)
+            points.append(RequestPoint(prefix, bounded(name), prefix))
     if odd:  # an '&' or '=' that may belong to the payload: the whole string is a point too
-        yield RequestPoint(prefix, bounded(percent_decode(text)), prefix)
+        points.append(RequestPoint(prefix, bounded(percent_decode(text)), prefix))
+    return points
