@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from oob_analyzer.detection.decoders import decode_gzip_text, percent_decode
-from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, urlencoded_points
+from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, new_point, urlencoded_points
 from reassembly.events import HttpRequest
 
 __all__ = ["add_json_points", "body_points", "json_points", "jwt_claims"]
@@ -88,17 +88,17 @@ def add_json_points(points: list[RequestPoint], prefix: str, document: Any, kind
         path, node = pop()
         nodes += 1
         if isinstance(node, str):
-            append(RequestPoint(path, node if len(node) <= MAX_POINT_CHARS else bounded(node), kind))
+            append(new_point(RequestPoint, (path, node if len(node) <= MAX_POINT_CHARS else bounded(node), kind)))
         elif isinstance(node, dict):
             for key, child in reversed(node.items()):
                 child_path = f"{path}.{key}"
-                append(RequestPoint(child_path, bounded(str(key)), "json_key"))
+                append(new_point(RequestPoint, (child_path, bounded(str(key)), "json_key")))
                 push((child_path, child))
         elif isinstance(node, list):
             for index in range(len(node) - 1, -1, -1):
                 push((f"{path}.{index}", node[index]))
         elif node is not None and not isinstance(node, bool):
-            append(RequestPoint(path, str(node), kind))
+            append(new_point(RequestPoint, (path, str(node), kind)))
 
 
 def jwt_claims(token: str) -> Any | None:

@@ -12,7 +12,7 @@ import re
 
 from oob_analyzer.detection.body_points import add_json_points, body_points, jwt_claims
 from oob_analyzer.detection.decoders import percent_decode
-from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, urlencoded_points
+from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, new_point, urlencoded_points
 from reassembly.events import HttpRequest
 
 __all__ = [
@@ -67,12 +67,12 @@ def query_points(query: str) -> list[RequestPoint]:
 
 def path_points(path: str) -> list[RequestPoint]:
     """The points of a path (the target before its first `?`): all of it, and each segment."""
-    points = [RequestPoint("path", bounded(percent_decode(path, plus_is_space=False)), "path")]
+    points = [new_point(RequestPoint, ("path", bounded(percent_decode(path, plus_is_space=False)), "path"))]
     segments = [segment for segment in path.split("/") if segment]
     if len(segments) > 1 or (segments and len(segments[0]) + 1 < len(path)):
         for index, segment in enumerate(segments):
             decoded = percent_decode(segment, plus_is_space=False)
-            points.append(RequestPoint(f"path.{index}", bounded(decoded), "path_segment"))
+            points.append(new_point(RequestPoint, (f"path.{index}", bounded(decoded), "path_segment")))
     return points
 
 
@@ -84,7 +84,7 @@ def header_points(raw_name: str, value: str) -> list[RequestPoint]:
     if name in _STRUCTURAL_HEADERS:
         return []
     prefix = f"header.{name}"
-    points = [RequestPoint(prefix, bounded(value), "header")]
+    points = [new_point(RequestPoint, (prefix, bounded(value), "header"))]
     if "eyJ" in value:  # what every JWT starts with: no regex scan for the others
         _add_jwt_points(points, prefix, value)
     return points
@@ -97,7 +97,7 @@ def _cookie_points(header_value: str) -> list[RequestPoint]:
         if not name and not value:
             continue
         prefix = f"cookie.{name}"
-        points.append(RequestPoint(prefix, bounded(percent_decode(value)), "cookie"))
+        points.append(new_point(RequestPoint, (prefix, bounded(percent_decode(value)), "cookie")))
         if "eyJ" in value:
             _add_jwt_points(points, prefix, value)
     return points

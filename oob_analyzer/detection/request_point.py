@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from oob_analyzer.detection.decoders import percent_decode
 
-__all__ = ["MAX_POINT_CHARS", "RequestPoint", "bounded", "urlencoded_points"]
+__all__ = ["MAX_POINT_CHARS", "RequestPoint", "bounded", "new_point", "urlencoded_points"]
 
 # Values longer than this are inspected by their head and tail only: padding a payload
 # with 100 KiB of filler must not hide it, and inspecting all of it would cost too much.
@@ -26,6 +26,12 @@ class RequestPoint(NamedTuple):
     name: str
     value: str
     kind: str = "value"
+
+
+# `new_point(RequestPoint, (name, value, kind))` is `RequestPoint(name, value, kind)`, the same
+# tuple, without the Python frame of the NamedTuple's generated `__new__`: a third of what a
+# point cost the builders that make one per cookie, JSON node and query pair.
+new_point = tuple.__new__
 
 
 def bounded(value: str) -> str:
@@ -51,12 +57,12 @@ def urlencoded_points(prefix: str, text: str) -> list[RequestPoint]:
         raw_name, has_value, raw_value = pair.partition("=")
         name = percent_decode(raw_name)
         if has_value:
-            points.append(RequestPoint(f"{prefix}.{name}", bounded(percent_decode(raw_value)), prefix))
+            points.append(new_point(RequestPoint, (f"{prefix}.{name}", bounded(percent_decode(raw_value)), prefix)))
             if not _PLAIN_NAME.fullmatch(name):
                 odd = True
-                points.append(RequestPoint(f"{prefix}.{name}", bounded(name), "name"))
+                points.append(new_point(RequestPoint, (f"{prefix}.{name}", bounded(name), "name")))
         else:  # a bare `?payload` is a value with no name
-            points.append(RequestPoint(prefix, bounded(name), prefix))
+            points.append(new_point(RequestPoint, (prefix, bounded(name), prefix)))
     if odd:  # an '&' or '=' that may belong to the payload: the whole string is a point too
-        points.append(RequestPoint(prefix, bounded(percent_decode(text)), prefix))
+        points.append(new_point(RequestPoint, (prefix, bounded(percent_decode(text)), prefix)))
     return points
