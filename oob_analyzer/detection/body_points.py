@@ -78,6 +78,7 @@ def add_json_points(points: list[RequestPoint], prefix: str, document: Any, kind
     One walk with an explicit stack, depth first, at most `_MAX_JSON_NODES` nodes: a dict gives
     its key points (last key first, as the stack is filled), then its values in order. Strings
     are tested first: they are most of the leaves (a dict, a list and a str exclude each other).
+    (Taking a dict's scalar values at once, without a push and a pop each, measured slower.)
     """
     append = points.append
     stack: list[tuple[str, Any]] = [(prefix, document)]
@@ -92,7 +93,8 @@ def add_json_points(points: list[RequestPoint], prefix: str, document: Any, kind
         elif isinstance(node, dict):
             for key, child in reversed(node.items()):
                 child_path = f"{path}.{key}"
-                append(new_point(RequestPoint, (child_path, bounded(str(key)), "json_key")))
+                name = key if type(key) is str and len(key) <= MAX_POINT_CHARS else bounded(str(key))
+                append(new_point(RequestPoint, (child_path, name, "json_key")))
                 push((child_path, child))
         elif isinstance(node, list):
             for index in range(len(node) - 1, -1, -1):

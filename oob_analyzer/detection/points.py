@@ -71,8 +71,11 @@ def path_points(path: str) -> list[RequestPoint]:
     segments = [segment for segment in path.split("/") if segment]
     if len(segments) > 1 or (segments and len(segments[0]) + 1 < len(path)):
         for index, segment in enumerate(segments):
-            decoded = percent_decode(segment, plus_is_space=False)
-            points.append(new_point(RequestPoint, (f"path.{index}", bounded(decoded), "path_segment")))
+            # Without '%' percent_decode returns its text: tested here, no call for most.
+            decoded = percent_decode(segment, plus_is_space=False) if "%" in segment else segment
+            if len(decoded) > MAX_POINT_CHARS:
+                decoded = bounded(decoded)
+            points.append(new_point(RequestPoint, (f"path.{index}", decoded, "path_segment")))
     return points
 
 
@@ -84,7 +87,7 @@ def header_points(raw_name: str, value: str) -> list[RequestPoint]:
     if name in _STRUCTURAL_HEADERS:
         return []
     prefix = f"header.{name}"
-    points = [new_point(RequestPoint, (prefix, bounded(value), "header"))]
+    points = [new_point(RequestPoint, (prefix, value if len(value) <= MAX_POINT_CHARS else bounded(value), "header"))]
     if "eyJ" in value:  # what every JWT starts with: no regex scan for the others
         _add_jwt_points(points, prefix, value)
     return points
@@ -97,7 +100,10 @@ def _cookie_points(header_value: str) -> list[RequestPoint]:
         if not name and not value:
             continue
         prefix = f"cookie.{name}"
-        points.append(new_point(RequestPoint, (prefix, bounded(percent_decode(value)), "cookie")))
+        decoded = percent_decode(value) if "%" in value or "+" in value else value
+        if len(decoded) > MAX_POINT_CHARS:
+            decoded = bounded(decoded)
+        points.append(new_point(RequestPoint, (prefix, decoded, "cookie")))
         if "eyJ" in value:
             _add_jwt_points(points, prefix, value)
     return points

@@ -55,9 +55,13 @@ def urlencoded_points(prefix: str, text: str) -> list[RequestPoint]:
             odd = True
             continue
         raw_name, has_value, raw_value = pair.partition("=")
-        name = percent_decode(raw_name)
+        # Without '%' or '+' percent_decode returns its text: tested here, no call for most.
+        name = percent_decode(raw_name) if "%" in raw_name or "+" in raw_name else raw_name
         if has_value:
-            points.append(new_point(RequestPoint, (f"{prefix}.{name}", bounded(percent_decode(raw_value)), prefix)))
+            value = percent_decode(raw_value) if "%" in raw_value or "+" in raw_value else raw_value
+            if len(value) > MAX_POINT_CHARS:
+                value = bounded(value)
+            points.append(new_point(RequestPoint, (f"{prefix}.{name}", value, prefix)))
             if not _PLAIN_NAME.fullmatch(name):
                 odd = True
                 points.append(new_point(RequestPoint, (f"{prefix}.{name}", bounded(name), "name")))
