@@ -82,10 +82,11 @@ def python_add_json_points(points: list[RequestPoint], prefix: str, document: An
 
     The reference for `add_json_points`, which is the compiled `_json_points.add_json_points`
     when it is built (tests/detection/test_compiled_json_points.py holds the two to the same
-    points). One walk with an explicit stack, depth first, at most `_MAX_JSON_NODES` nodes: a dict gives
-    its key points (last key first, as the stack is filled), then its values in order. Strings
-    are tested first: they are most of the leaves (a dict, a list and a str exclude each other).
-    (Taking a dict's scalar values at once, without a push and a pop each, measured slower.)
+    points). One walk with an explicit stack, depth first, at most `_MAX_JSON_NODES` nodes:
+    a dict gives its key points (last key first, as the stack is filled), then its values in
+    order. Strings are tested first: they are most of the leaves (a dict, a list and a str
+    exclude each other). Taking a dict's scalar values at once, without a push and a pop
+    each, measured slower.
     """
     append = points.append
     stack: list[tuple[str, Any]] = [(prefix, document)]
