@@ -44,5 +44,10 @@ setup(
             sources=["oob_analyzer/detection/_base64_text.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
+        Extension(
+            "oob_analyzer.detection._json_points",
+            sources=["oob_analyzer/detection/_json_points.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        ),
     ]
 )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import NamedTuple
 
 from oob_analyzer.detection.decoders import percent_decode
 
-__all__ = ["MAX_POINT_CHARS", "RequestPoint", "bounded", "urlencoded_points"]
+__all__ = ["MAX_POINT_CHARS", "RequestPoint", "bounded", "new_point", "urlencoded_points"]
 
 # Values longer than this are inspected by their head and tail only: padding a payload
 # with 100 KiB of filler must not hide it, and inspecting all of it would cost too much.
@@ -29,32 +28,45 @@ class RequestPoint(NamedTuple):
     kind: str = "value"
 
 
+# `new_point(RequestPoint, (name, value, kind))` is `RequestPoint(name, value, kind)`, the same
+# tuple, without the Python frame of the NamedTuple's generated `__new__`: a third of what a
+# point cost the builders that make one per cookie, JSON node and query pair.
+new_point = tuple.__new__
+
+
 def bounded(value: str) -> str:
     if len(value) <= MAX_POINT_CHARS:
         return value
     return value[:_EDGE_CHARS] + "\n" + value[-_EDGE_CHARS:]
 
 
-def urlencoded_points(prefix: str, text: str) -> Iterator[RequestPoint]:
+def urlencoded_points(prefix: str, text: str) -> list[RequestPoint]:
     """`a=1&b[]=2&b[k]=3&bare`: one point per pair; odd names are points too (`a[$ne]`).
 
     `a[]` and `a[b]` keep their brackets in the point name; repeated names give one point each.
+    A list filled in one loop: a generator's resume per point cost more than the point.
     """
     if not text:
-        return
+        return []
+    points: list[RequestPoint] = []
     odd = False
     for pair in text.split("&"):
         if not pair:
             odd = True
             continue
         raw_name, has_value, raw_value = pair.partition("=")
-        name = percent_decode(raw_name)
+        # Without '%' or '+' percent_decode returns its text: tested here, no call for most.
+        name = percent_decode(raw_name) if "%" in raw_name or "+" in raw_name else raw_name
         if has_value:
-            yield RequestPoint(f"{prefix}.{name}", bounded(percent_decode(raw_value)), prefix)
+            value = percent_decode(raw_value) if "%" in raw_value or "+" in raw_value else raw_value
+            if len(value) > MAX_POINT_CHARS:
+                value = bounded(value)
+            points.append(new_point(RequestPoint, (f"{prefix}.{name}", value, prefix)))
             if not _PLAIN_NAME.fullmatch(name):
                 odd = True
-                yield RequestPoint(f"{prefix}.{name}", bounded(name), "name")
+                points.append(new_point(RequestPoint, (f"{prefix}.{name}", bounded(name), "name")))
         else:  # a bare `?payload` is a value with no name
-            yield RequestPoint(prefix, bounded(name), prefix)
+            points.append(new_point(RequestPoint, (prefix, bounded(name), prefix)))
     if odd:  # an '&' or '=' that may belong to the payload: the whole string is a point too
-        yield RequestPoint(prefix, bounded(percent_decode(text)), prefix)
+        points.append(new_point(RequestPoint, (prefix, bounded(percent_decode(text)), prefix)))
+    return points
