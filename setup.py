@@ -44,5 +44,11 @@ setup(
             sources=["oob_analyzer/detection/_base64_text.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
+        Extension(
+            "oob_analyzer.detection._inspect",
+            sources=["oob_analyzer/detection/_inspect.c"],
+            libraries=["dl"],  # dlopen/dlsym of libinjection's own shared object
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        ),
     ]
 )
