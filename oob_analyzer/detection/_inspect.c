@@ -1,12 +1,15 @@
-/* PointInspector: proves a request point clean in C, or says it cannot ("defer").
+/* PointInspector: the decoded variants of a request point that a detector may find
+ * something in; for nearly every point of benign traffic, none.
  *
- * Where it sits: oob_analyzer/detection/engine.py asks `is_clean(point)` before running its
- * Python `_inspect_point`; True means that method would return no finding, so the engine
- * returns [] at once. False means "not proven": the Python path runs unchanged and stays the
- * only reference for every finding. So this code only has to be sound, never complete:
+ * Where it sits: oob_analyzer/detection/engine.py asks `suspect_variants(point)` before its
+ * Python detector loop. None means that loop would find nothing in any variant, so the engine
+ * returns [] at once; a list holds the variants not proven clean, in decoding order, and the
+ * Python detectors run over those alone (a variant left out is one in which none of them can
+ * find anything, so the findings and their order are the same). So the Python detectors stay
+ * the only reference for every finding, and this code only has to be sound, never complete:
  * whenever it is unsure (a Log4j lookup, a redirect-looking value, an anomaly point, any
- * detector verdict) it says False. tests/detection/test_point_inspector.py holds it to that
- * over the corpus, generated traffic and hypothesis input.
+ * detector verdict) it keeps the variant. tests/detection/test_point_inspector.py holds it to
+ * that over the corpus, generated traffic and hypothesis input.
  *
  * What it repeats of the Python path, in order:
  * - the inert early returns (`_INERT`, `needs_no_decoding`, `_ALWAYS_INSPECTED`);
@@ -453,48 +456,65 @@ static int inert(PyObject *value)
     return 1;
 }
 
-/* 1 clean, 0 not proven, -1 error. */
-static int point_is_clean(PointInspector *self, PyObject *name, PyObject *value, PyObject *kind)
+/* 1 when the normalized `text` is clean for every detector, 0 when not proven, -1 on error. */
+static int variant_is_clean(PointInspector *self, PyObject *variant, const PointFacts *facts)
+{
+    PyObject *text = normalized(self, variant);
+    if (text == NULL)
+        return -1;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "normalize returned something other than a str");
+        Py_DECREF(text);
+        return -1;
+    }
+    int found = may_find(self, text, facts);
+    Py_DECREF(text);
+    return found < 0 ? -1 : !found;
+}
+
+/* The variants of the point that a detector may find something in (a new list, in the order
+ * of decoded_variants), None when there is none, NULL on error. */
+static PyObject *point_suspects(PointInspector *self, PyObject *name, PyObject *value, PyObject *kind)
 {
     if (equals_ascii(kind, "anomaly"))
-        return 0; /* ProtocolAnomalyDetector's points: rare, left to Python */
+        return decoded_variants(self, value); /* ProtocolAnomalyDetector's points: all to Python */
     int is_inert = !equals_ascii(kind, "header") && inert(value);
     if (is_inert && decoder_gates(value) == 0)
-        return 1;
+        Py_RETURN_NONE;
     PyObject *variants = decoded_variants(self, value);
     if (variants == NULL)
-        return -1;
-    int clean = 1;
-    if (!(is_inert && PyList_GET_SIZE(variants) == 1)) {
-        PointFacts facts;
-        point_facts(kind, name, &facts);
-        for (Py_ssize_t i = 0; clean == 1 && i < PyList_GET_SIZE(variants); i++) {
-            PyObject *text = normalized(self, PyList_GET_ITEM(variants, i));
-            if (text == NULL) {
-                clean = -1;
-                break;
-            }
-            if (!PyUnicode_Check(text)) {
-                PyErr_SetString(PyExc_TypeError, "normalize returned something other than a str");
-                Py_DECREF(text);
-                clean = -1;
-                break;
-            }
-            int found = may_find(self, text, &facts);
-            Py_DECREF(text);
-            clean = found < 0 ? -1 : !found;
+        return NULL;
+    if (is_inert && PyList_GET_SIZE(variants) == 1) {
+        Py_DECREF(variants);
+        Py_RETURN_NONE;
+    }
+    PointFacts facts;
+    point_facts(kind, name, &facts);
+    PyObject *suspects = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(variants); i++) {
+        PyObject *variant = PyList_GET_ITEM(variants, i);
+        int clean = variant_is_clean(self, variant, &facts);
+        if (clean == 1)
+            continue;
+        if (clean < 0 || (suspects == NULL && (suspects = PyList_New(0)) == NULL) ||
+            PyList_Append(suspects, variant) < 0) {
+            Py_XDECREF(suspects);
+            Py_DECREF(variants);
+            return NULL;
         }
     }
     Py_DECREF(variants);
-    return clean;
+    if (suspects == NULL)
+        Py_RETURN_NONE;
+    return suspects;
 }
 
 /* --- the type -------------------------------------------------------------------------------- */
 
-static PyObject *is_clean(PointInspector *self, PyObject *point)
+static PyObject *suspect_variants(PointInspector *self, PyObject *point)
 {
     if (!PyTuple_Check(point) || PyTuple_GET_SIZE(point) != 3) {
-        PyErr_SetString(PyExc_TypeError, "is_clean() takes a RequestPoint (name, value, kind)");
+        PyErr_SetString(PyExc_TypeError, "suspect_variants() takes a RequestPoint (name, value, kind)");
         return NULL;
     }
     PyObject *name = PyTuple_GET_ITEM(point, 0);
@@ -504,10 +524,7 @@ static PyObject *is_clean(PointInspector *self, PyObject *point)
         PyErr_SetString(PyExc_TypeError, "a RequestPoint's name, value and kind are str");
         return NULL;
     }
-    int clean = point_is_clean(self, name, value, kind);
-    if (clean < 0)
-        return NULL;
-    return PyBool_FromLong(clean);
+    return point_suspects(self, name, value, kind);
 }
 
 static PyObject *variants_of(PointInspector *self, PyObject *value)
@@ -650,9 +667,9 @@ static PyObject *ready(PointInspector *self)
     return (PyObject *)self;
 }
 
-static PyObject *PointInspector_is_clean(PyObject *self, PyObject *point)
+static PyObject *PointInspector_suspect_variants(PyObject *self, PyObject *point)
 {
-    return ready((PointInspector *)self) == NULL ? NULL : is_clean((PointInspector *)self, point);
+    return ready((PointInspector *)self) == NULL ? NULL : suspect_variants((PointInspector *)self, point);
 }
 
 static PyObject *PointInspector_decoded_variants(PyObject *self, PyObject *value)
@@ -661,8 +678,8 @@ static PyObject *PointInspector_decoded_variants(PyObject *self, PyObject *value
 }
 
 static PyMethodDef PointInspector_methods[] = {
-    {"is_clean", PointInspector_is_clean, METH_O,
-     "True when the engine's _inspect_point would find nothing in the point; False: not proven."},
+    {"suspect_variants", PointInspector_suspect_variants, METH_O,
+     "The decoded variants of the point a detector may find something in, in order; None: none."},
     {"decoded_variants", PointInspector_decoded_variants, METH_O,
      "decoders.decoded_variants(value), as the inspector computes it."},
     {NULL, NULL, 0, NULL},

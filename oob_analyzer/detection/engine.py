@@ -50,8 +50,8 @@ class DetectionEngine:
         self._header_verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
         self._part_verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
         self._by_kind: dict[str, tuple[Detector, ...]] = {}
-        # Compiled: proves most points clean before the Python path below (None: not built,
-        # or detectors it cannot vouch for).
+        # Compiled: leaves out of `_inspect_point` the points and variants where no detector
+        # can find anything (None: not built, or detectors it cannot vouch for).
         self._inspector = build_point_inspector(self.detectors)
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
@@ -132,16 +132,22 @@ class DetectionEngine:
         return detectors
 
     def _inspect_point(self, point: RequestPoint) -> list[Finding]:
-        inspector = self._inspector
-        if inspector is not None and inspector.is_clean(point):
-            return []  # no detector can find anything in any variant (the C path, _inspect.c)
         value, kind = point.value, point.kind
-        inert = kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(value) is not None
-        if inert and needs_no_decoding(value):
-            return []  # a bare word or number that no decoder changes: no detector can match it
-        variants = decoded_variants(value)
-        if inert and len(variants) == 1:
-            return []
+        inspector = self._inspector
+        if inspector is not None:
+            # Compiled (_inspect.c): the decoded variants in which some detector may find
+            # something, None for none; the variants it leaves out are ones where none can.
+            suspects = inspector.suspect_variants(point)
+            if suspects is None:
+                return []
+            variants = suspects
+        else:
+            inert = kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(value) is not None
+            if inert and needs_no_decoding(value):
+                return []  # a bare word or number that no decoder changes: no detector can match it
+            variants = decoded_variants(value)
+            if inert and len(variants) == 1:
+                return []
         detectors = self._detectors_for(kind)
         name = point.name
         findings: list[Finding] = []

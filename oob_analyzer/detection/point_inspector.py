@@ -1,10 +1,10 @@
-"""The compiled clean-or-defer check the engine runs before its Python `_inspect_point`.
+"""The compiled check that leaves clean points and variants out of the engine's detector loop.
 
 `build_point_inspector(detectors)` gives the engine a `PointInspector` (`_inspect.c`) when
 every detector is one of the default kinds and the decoders are the ones it was written
 for; otherwise, or when the extension is not built, None, and the engine runs the Python
-path alone. The inspector answers True only when the Python path would find nothing, so it
-changes no verdict (tests/detection/test_point_inspector.py holds it to that).
+path alone. The inspector leaves out only variants in which no detector can find anything,
+so it changes no finding (tests/detection/test_point_inspector.py holds it to that).
 """
 
 from __future__ import annotations

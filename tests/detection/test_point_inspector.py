@@ -1,8 +1,9 @@
-"""The compiled PointInspector against the engine's Python `_inspect_point`.
+"""The compiled PointInspector against the engine's Python path.
 
-The inspector may say "clean" only where the Python path finds nothing; it must say so for
-nearly every benign point (else it is only overhead), and the engine's hits must be the same
-with it and without it.
+The inspector may leave a point or a decoded variant out of the detector loop only where no
+detector finds anything in it: `_inspect_point` gives the same findings, in the same order,
+with it and without it. It must leave out nearly every benign point (else it is only
+overhead), and the engine's hits must be the same with it and without it.
 """
 
 from __future__ import annotations
@@ -76,10 +77,18 @@ def _own_points() -> list[RequestPoint]:
 
 
 def _unsound(compiled: DetectionEngine, python: DetectionEngine, points: Iterable[RequestPoint]) -> list[RequestPoint]:
-    """The points called clean on which the Python path finds something."""
+    """The points whose findings differ with and without the inspector, or whose suspect
+    variants are not decoded variants in decoding order."""
     inspector = compiled._inspector
     assert inspector is not None
-    return [point for point in points if inspector.is_clean(point) and python._inspect_point(point)]
+    unsound = []
+    for point in points:
+        suspects = inspector.suspect_variants(point)
+        variants = iter(decoded_variants(point.value))
+        in_order = suspects is None or (suspects and all(each in variants for each in suspects))
+        if not in_order or compiled._inspect_point(point) != python._inspect_point(point):
+            unsound.append(point)
+    return unsound
 
 
 def _check_variants(compiled: DetectionEngine, values: Iterable[str]) -> None:
@@ -89,7 +98,7 @@ def _check_variants(compiled: DetectionEngine, values: Iterable[str]) -> None:
     assert not differing, differing[:3]
 
 
-def test_clean_only_where_python_finds_nothing_on_the_corpus(
+def test_the_same_findings_with_and_without_it_on_the_corpus(
     compiled_engine: DetectionEngine, python_engine: DetectionEngine
 ) -> None:
     points = _points(_corpus_requests())
@@ -98,7 +107,7 @@ def test_clean_only_where_python_finds_nothing_on_the_corpus(
     _check_variants(compiled_engine, (point.value for point in points))
 
 
-def test_clean_only_where_python_finds_nothing_on_generated_traffic(
+def test_the_same_findings_with_and_without_it_on_generated_traffic(
     compiled_engine: DetectionEngine, python_engine: DetectionEngine
 ) -> None:
     points = _points(generated_requests(1500))
@@ -106,30 +115,29 @@ def test_clean_only_where_python_finds_nothing_on_generated_traffic(
     _check_variants(compiled_engine, (point.value for point in points))
 
 
-def test_clean_only_where_python_finds_nothing_on_the_held_out_set(
+def test_the_same_findings_with_and_without_it_on_the_held_out_set(
     compiled_engine: DetectionEngine, python_engine: DetectionEngine
 ) -> None:
     points = _own_points()
     assert not _unsound(compiled_engine, python_engine, points)
     _check_variants(compiled_engine, (point.value for point in points))
-    # Every held-out attack text is found by Python somewhere, and never called clean there.
     inspector = compiled_engine._inspector
     assert inspector is not None
-    assert sum(not inspector.is_clean(point) for point in points) > len(ATTACKS)
+    assert sum(inspector.suspect_variants(point) is not None for point in points) > len(ATTACKS)
 
 
 def test_few_generated_benign_points_are_deferred(compiled_engine: DetectionEngine) -> None:
     inspector = compiled_engine._inspector
     assert inspector is not None
     points = _points(generated_requests(1500))
-    deferred = [point for point in points if not inspector.is_clean(point)]
+    deferred = [point for point in points if inspector.suspect_variants(point) is not None]
     rate = len(deferred) / len(points)
-    print(f"deferred {len(deferred)} of {len(points)} generated benign points ({rate:.2%})")
+    print(f"{len(deferred)} of {len(points)} generated benign points left to the detectors ({rate:.2%})")
     assert rate < 0.01, deferred[:5]
 
 
 def test_each_default_detector_is_heard(compiled_engine: DetectionEngine) -> None:
-    """A finding of each kind of check makes the inspector defer (so none is silently skipped)."""
+    """A finding of each kind of check keeps the point for the detectors (none is silently skipped)."""
     inspector = compiled_engine._inspector
     assert inspector is not None
     deferred = {
@@ -141,8 +149,11 @@ def test_each_default_detector_is_heard(compiled_engine: DetectionEngine) -> Non
         "anomaly": RequestPoint("anomaly", "obs_fold", "anomaly"),
         "encoded": RequestPoint("query.q", base64.b64encode(b"<script>alert(1)</script>").decode(), "query"),
     }
-    assert [label for label, point in deferred.items() if inspector.is_clean(point)] == []
-    assert inspector.is_clean(RequestPoint("query.q", "Hello, world. See you at 10:30!", "query"))
+    assert [label for label, point in deferred.items() if inspector.suspect_variants(point) is None] == []
+    assert inspector.suspect_variants(RequestPoint("query.q", "Hello, world. See you at 10:30!", "query")) is None
+    # Only the decoded variant that holds the attack goes on to the detectors.
+    encoded = deferred["encoded"]
+    assert inspector.suspect_variants(encoded) == ["<script>alert(1)</script>"]
 
 
 def test_the_same_hits_with_and_without_the_inspector(
@@ -187,7 +198,7 @@ def test_signatures_without_hyperscan(python_engine: DetectionEngine) -> None:
     assert inspector is not None
     points = _own_points() + _points(generated_requests(200))
     assert not _unsound(engine, python_engine, points)
-    assert not inspector.is_clean(RequestPoint("query.q", "x; cat /etc/passwd", "query"))
+    assert inspector.suspect_variants(RequestPoint("query.q", "x; cat /etc/passwd", "query")) is not None
 
 
 _TOKENS = st.binary(min_size=4, max_size=30).map(lambda data: base64.b64encode(data).decode())
@@ -220,7 +231,7 @@ _VALUES = st.lists(
     kind=st.sampled_from((*_KINDS, "anomaly")),
     name=st.sampled_from(_NAMES),
 )
-def test_clean_only_where_python_finds_nothing_on_any_text(
+def test_the_same_findings_with_and_without_it_on_any_text(
     compiled_engine: DetectionEngine, python_engine: DetectionEngine, value: str, kind: str, name: str
 ) -> None:
     point = RequestPoint(name, value, kind)
