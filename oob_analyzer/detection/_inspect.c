@@ -14,10 +14,11 @@
  * What it repeats of the Python path, in order:
  * - the inert early returns (`_INERT`, `needs_no_decoding`, `_ALWAYS_INSPECTED`);
  * - `decoded_variants`: the same decoders in the same order, breadth first, with the same
- *   depth and variant limits and the same dedupe. Each decoder is the Python callable of
- *   `decoders._DECODERS` (so its output is exact by construction), called only when its own
- *   trigger is in the text: without it every decoder returns the text unchanged, which is
- *   what keeps nearly every point away from the Python calls;
+ *   depth and variant limits and the same dedupe. Each decoder runs only when its own
+ *   trigger is in the text (without it, it returns the text unchanged): that keeps nearly
+ *   every point away from decoding. The JS escapes and the shell-noise half of
+ *   strip_comments, the ones benign values trigger most after base64, are done here; every
+ *   other decoder is the Python callable of `decoders._DECODERS`, exact by construction;
  * - per variant `normalize_for_matching` (ASCII in C, anything else by the Python function);
  * - per normalized variant, every default detector's verdict: libinjection SQLi (with the
  *   prose-fingerprint filter) and XSS called straight from the wrapper's shared object, the
@@ -34,8 +35,13 @@ typedef int (*xss_function)(const char *text, size_t length);
 #define DECODER_COUNT 8
 #define FINGERPRINT_BYTES 8
 #define INERT_MAX_CHARS 12
-/* The characters of detectors._SQL_SIGNAL (besides its digits). */
-#define SQL_SIGNAL_CHARACTERS "-'\"`;()=<>|&#*/@!~^%+\\"
+/* The ASCII characters and digits of detectors._SQL_SIGNAL (its regex holds a star-slash). */
+static const unsigned char SQL_SIGNAL[128] = {
+    ['-'] = 1, ['\''] = 1, ['"'] = 1, ['`'] = 1, [';'] = 1, ['('] = 1, [')'] = 1, ['='] = 1, ['<'] = 1,
+    ['>'] = 1, ['|'] = 1, ['&'] = 1, ['#'] = 1, ['*'] = 1, ['/'] = 1, ['@'] = 1, ['!'] = 1, ['~'] = 1,
+    ['^'] = 1, ['%'] = 1, ['+'] = 1, ['\\'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+    ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+};
 
 /* A bit per decoder of `decoders._DECODERS`, in its order: set when the decoder's trigger is in
  * a text. A decoder whose bit is clear returns the text unchanged (its own early return). */
@@ -49,6 +55,7 @@ enum {
     GATE_COMMENTS = 1 << 6,        /* strip_comments: "/ *" "--" '#' '$' '\'' '"' '\\' */
     GATE_TAGS = 1 << 7,            /* strip_interleaved_tags: '<' */
 };
+enum { DECODE_JS_ESCAPES = 2, STRIP_COMMENTS = 6 }; /* the indexes of the decoders done in C */
 
 typedef struct {
     PyObject_HEAD
@@ -107,6 +114,194 @@ static unsigned int decoder_gates(PyObject *text)
     return gates;
 }
 
+/* Two decoders in C, held to their Python versions by the variants test (decoders.py has
+ * the patterns): they are the ones benign JSON and header values trigger most after base64. */
+
+static int hex_value(Py_UCS4 c)
+{
+    if (c >= '0' && c <= '9')
+        return (int)(c - '0');
+    if (c >= 'a' && c <= 'f')
+        return (int)(c - 'a') + 10;
+    if (c >= 'A' && c <= 'F')
+        return (int)(c - 'A') + 10;
+    return -1;
+}
+
+/* The code of `count` hex digits at text[at:], or -1 when one is not a hex digit (or is past the end). */
+static long hex_code(int kind, const void *data, Py_ssize_t length, Py_ssize_t at, Py_ssize_t count)
+{
+    long code = 0;
+    for (Py_ssize_t i = at; i < at + count; i++) {
+        int digit = i < length ? hex_value(PyUnicode_READ(kind, data, i)) : -1;
+        if (digit < 0)
+            return -1;
+        code = code * 16 + digit;
+    }
+    return code;
+}
+
+/* A UCS4 copy of the text being rewritten: never longer than the text (each rewrite shortens). */
+typedef struct {
+    Py_UCS4 *chars;
+    Py_ssize_t length;
+} Rewritten;
+
+static int rewrite_start(Rewritten *out, Py_ssize_t length)
+{
+    out->length = 0;
+    out->chars = PyMem_Malloc((size_t)(length > 0 ? length : 1) * sizeof(Py_UCS4));
+    if (out->chars == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *rewrite_finish(Rewritten *out)
+{
+    PyObject *text = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out->chars, out->length);
+    PyMem_Free(out->chars);
+    return text;
+}
+
+/* decode_js_escapes: `\\(?:u\{([0-9a-fA-F]{1,6})\}|u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2}))` to
+ * chr(code), or left as it is when the code is past U+10FFFF. */
+static PyObject *decode_js_escapes(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Rewritten out;
+    if (rewrite_start(&out, length) < 0)
+        return NULL;
+    Py_ssize_t i = 0;
+    while (i < length) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        Py_UCS4 next = i + 1 < length ? PyUnicode_READ(kind, data, i + 1) : 0;
+        long code = -1;
+        Py_ssize_t end = i;
+        if (c == '\\' && next == 'u' && i + 2 < length && PyUnicode_READ(kind, data, i + 2) == '{') {
+            Py_ssize_t digits = 0;
+            while (digits < 6 && i + 3 + digits < length && hex_value(PyUnicode_READ(kind, data, i + 3 + digits)) >= 0)
+                digits++;
+            if (digits > 0 && i + 3 + digits < length && PyUnicode_READ(kind, data, i + 3 + digits) == '}') {
+                code = hex_code(kind, data, length, i + 3, digits);
+                end = i + 4 + digits;
+            }
+        } else if (c == '\\' && next == 'u') {
+            code = hex_code(kind, data, length, i + 2, 4);
+            end = i + 6;
+        } else if (c == '\\' && next == 'x') {
+            code = hex_code(kind, data, length, i + 2, 2);
+            end = i + 4;
+        }
+        if (code < 0) {
+            out.chars[out.length++] = c;
+            i++;
+        } else if (code > 0x10FFFF) {
+            while (i < end)
+                out.chars[out.length++] = PyUnicode_READ(kind, data, i++);
+        } else {
+            out.chars[out.length++] = (Py_UCS4)code;
+            i = end;
+        }
+    }
+    return rewrite_finish(&out);
+}
+
+static int ascii_lower(Py_UCS4 c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+/* The end of `_SHELL_NOISE`'s match at text[at], or `at` when there is none:
+ * `\$\{?IFS\}?(?:\$\d)?|\\(?=[a-z])|'(?<=[a-z]')(?=[a-z])|"(?<=[a-z]")(?=[a-z])|\$@` */
+static Py_ssize_t shell_noise_end(int kind, const void *data, Py_ssize_t length, Py_ssize_t at)
+{
+#define AT(index) ((index) >= 0 && (index) < length ? PyUnicode_READ(kind, data, (index)) : 0)
+    Py_UCS4 c = AT(at);
+    if (c == '$') {
+        Py_ssize_t end = at + 1;
+        if (AT(end) == '{')
+            end++;
+        if (AT(end) == 'I' && AT(end + 1) == 'F' && AT(end + 2) == 'S') {
+            end += 3;
+            if (AT(end) == '}')
+                end++;
+            if (AT(end) == '$' && end + 1 < length && Py_UNICODE_ISDECIMAL(AT(end + 1)))
+                end += 2;
+            return end;
+        }
+        return AT(at + 1) == '@' ? at + 2 : at;
+    }
+    if (c == '\\')
+        return ascii_lower(AT(at + 1)) ? at + 1 : at;
+    if (c == '\'' || c == '"')
+        return at > 0 && ascii_lower(AT(at - 1)) && ascii_lower(AT(at + 1)) ? at + 1 : at;
+    return at;
+#undef AT
+}
+
+/* strip_comments's second half, `_SHELL_NOISE.sub(" " if "IFS" in text else "", text)`, for a
+ * text without the SQL comment triggers ("/ *", "--", '#'). */
+static PyObject *strip_shell_noise(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    int blank = 0;
+    for (Py_ssize_t i = 0; i + 2 < length; i++) {
+        if (PyUnicode_READ(kind, data, i) == 'I' && PyUnicode_READ(kind, data, i + 1) == 'F' &&
+            PyUnicode_READ(kind, data, i + 2) == 'S') {
+            blank = 1;
+            break;
+        }
+    }
+    Rewritten out;
+    if (rewrite_start(&out, length) < 0)
+        return NULL;
+    Py_ssize_t i = 0;
+    while (i < length) {
+        Py_ssize_t end = shell_noise_end(kind, data, length, i);
+        if (end == i) {
+            out.chars[out.length++] = PyUnicode_READ(kind, data, i);
+            i++;
+        } else {
+            if (blank)
+                out.chars[out.length++] = ' ';
+            i = end;
+        }
+    }
+    return rewrite_finish(&out);
+}
+
+/* Whether strip_comments's first half (`_SQL_COMMENT`) has anything to look at. */
+static int has_sql_comment_trigger(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_UCS4 previous = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '#' || (c == '*' && previous == '/') || (c == '-' && previous == '-'))
+            return 1;
+        previous = c;
+    }
+    return 0;
+}
+
+/* Decoder `index` of `decoders._DECODERS` applied to `text` (a new reference). */
+static PyObject *apply_decoder(PointInspector *self, int index, PyObject *text)
+{
+    if (index == DECODE_JS_ESCAPES)
+        return decode_js_escapes(text);
+    if (index == STRIP_COMMENTS && !has_sql_comment_trigger(text))
+        return strip_shell_noise(text);
+    return PyObject_CallOneArg(PyTuple_GET_ITEM(self->decoders, index), text);
+}
+
 /* 1 when `text` equals an item of `variants`, 0 when not, -1 on error. */
 static int already_found(PyObject *variants, PyObject *text)
 {
@@ -128,7 +323,7 @@ static int decode_once(PointInspector *self, PyObject *text, PyObject *variants,
     for (int index = 0; gates != 0 && index < DECODER_COUNT; index++) {
         if (!(gates & (1u << index)))
             continue;
-        PyObject *decoded = PyObject_CallOneArg(PyTuple_GET_ITEM(self->decoders, index), text);
+        PyObject *decoded = apply_decoder(self, index, text);
         if (decoded == NULL)
             return -1;
         if (!PyUnicode_Check(decoded)) {
@@ -254,7 +449,7 @@ static void variant_facts(PyObject *text, VariantFacts *facts)
     facts->lookup = facts->markup = facts->sql_signal = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c > 127 || (c >= '0' && c <= '9') || (c != 0 && strchr(SQL_SIGNAL_CHARACTERS, (int)c) != NULL))
+        if (c > 127 || SQL_SIGNAL[c])
             facts->sql_signal = 1;
         if (c == '<' || c == '=')
             facts->markup = 1;

@@ -218,6 +218,14 @@ _PIECES = (
     "%2",
     "%u00",
     "&#x3c;",
+    "IFS",
+    "${IFS}",
+    "$@",
+    "\\u{",
+    "\\x3",
+    "\\u00",
+    "/*",
+    "--",
 )
 _VALUES = st.lists(
     st.one_of(st.text(alphabet=_ALPHABET, max_size=12), _TOKENS, st.sampled_from(BENIGN), st.sampled_from(_PIECES)),
@@ -237,3 +245,28 @@ def test_the_same_findings_with_and_without_it_on_any_text(
     point = RequestPoint(name, value, kind)
     assert not _unsound(compiled_engine, python_engine, [point])
     _check_variants(compiled_engine, [value])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("\\ux{}0aF9fG$IFS@'\"b \u0661\ud800#-/*"), max_size=30))
+def test_the_escape_and_shell_decoders_in_c_decode_as_python(compiled_engine: DetectionEngine, value: str) -> None:
+    """The JS-escape and shell-noise decoders are C code, not calls of the Python ones."""
+    _check_variants(compiled_engine, [value, value.lower(), "x" + value])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\\u{41}\\u{10FFFF}\\u{110000}\\u{1F600}\\u{}\\u{1234567}\\u{0041",
+        "\\x4 \\x41 \\X41 \\u0041 \\u004 \\ud83d\\ude00 \\\\u0041",
+        "a'b a\"b 'a b' \\a \\A don't",
+        "$IFS$9 ${IFS}x ${IFS $IF $@ $1 IFS a'b",
+        "ls${IFS}-la a\\tb $IFS$\u0661",
+        "a--b 'x' \\u0027",
+    ],
+)
+def test_edge_cases_of_the_decoders_in_c(compiled_engine: DetectionEngine, value: str) -> None:
+    _check_variants(compiled_engine, [value, value.upper(), value + " Zz", "q" + value + "Q"])
+    inspector = compiled_engine._inspector
+    assert inspector is not None
+    assert len(inspector.decoded_variants(value)) > 1
