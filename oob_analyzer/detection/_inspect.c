@@ -57,6 +57,15 @@ enum {
 };
 enum { DECODE_JS_ESCAPES = 2, STRIP_COMMENTS = 6 }; /* the indexes of the decoders done in C */
 
+/* What a point's kind decides: worked out once per kind object (a handful exist, the same
+ * interned strings point after point). */
+typedef struct {
+    int anomaly;       /* ProtocolAnomalyDetector's kind: every variant goes to Python */
+    int header;        /* in _ALWAYS_INSPECTED: never inert */
+    int tokenizers;    /* SQLi and XSS judge this kind (not name, json_key, anomaly, xml) */
+    int redirect_kind; /* OpenRedirectDetector.kinds holds this kind */
+} KindFacts;
+
 typedef struct {
     PyObject_HEAD
     PyObject *decoders;      /* tuple of the DECODER_COUNT Python decoders, in order */
@@ -65,6 +74,8 @@ typedef struct {
     PyObject *matching_rules; /* SignatureDetector._matching_rules (no hyperscan), or None */
     PyObject *rule_kinds;    /* per rule: (kinds or None, skip_kinds) */
     PyObject *collect;       /* the C match handler given to `scan` */
+    PyObject *last_kind;     /* the kind of the last point, and what it decides */
+    KindFacts last_kind_facts;
     void *library;           /* dlopen handle of libinjection's shared object */
     sqli_function sqli;
     xss_function xss;
@@ -410,9 +421,8 @@ static PyObject *normalized(PointInspector *self, PyObject *text)
 /* What a point's kind and name decide, once per point. */
 typedef struct {
     PyObject *kind;
-    int tokenizers;    /* SQLi and XSS judge this kind (not name, json_key, anomaly, xml) */
-    int sqli;          /* and SQLi this field (not a media-type header) */
-    int redirect_kind; /* OpenRedirectDetector.kinds holds this kind */
+    KindFacts of_kind;
+    int sqli; /* SQLi judges this point (a tokenizer kind, not a media-type header) */
 } PointFacts;
 
 static int equals_ascii(PyObject *text, const char *ascii)
@@ -420,16 +430,42 @@ static int equals_ascii(PyObject *text, const char *ascii)
     return PyUnicode_CompareWithASCIIString(text, ascii) == 0;
 }
 
-static void point_facts(PyObject *kind, PyObject *name, PointFacts *facts)
+static KindFacts kind_facts_of(PyObject *kind)
+{
+    KindFacts facts;
+    facts.anomaly = equals_ascii(kind, "anomaly");
+    facts.header = equals_ascii(kind, "header");
+    facts.tokenizers = !(equals_ascii(kind, "name") || equals_ascii(kind, "json_key") || facts.anomaly ||
+                         equals_ascii(kind, "xml"));
+    facts.redirect_kind = equals_ascii(kind, "query") || equals_ascii(kind, "body.form") ||
+                          equals_ascii(kind, "json") || equals_ascii(kind, "multipart");
+    return facts;
+}
+
+static const KindFacts *kind_facts(PointInspector *self, PyObject *kind)
+{
+    if (kind != self->last_kind) {
+        self->last_kind_facts = kind_facts_of(kind);
+        Py_XSETREF(self->last_kind, Py_NewRef(kind));
+    }
+    return &self->last_kind_facts;
+}
+
+/* `_MEDIA_TYPE_HEADERS`: media ranges such as `text/ *` read as SQL comments to libinjection. */
+static int media_type_header(PyObject *name)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+    if (length != 13 && length != 19 && length != 22)
+        return 0;
+    return equals_ascii(name, "header.accept") || equals_ascii(name, "header.content-type") ||
+           equals_ascii(name, "header.accept-encoding");
+}
+
+static void point_facts(PyObject *kind, const KindFacts *of_kind, PyObject *name, PointFacts *facts)
 {
     facts->kind = kind;
-    facts->tokenizers = !(equals_ascii(kind, "name") || equals_ascii(kind, "json_key") ||
-                          equals_ascii(kind, "anomaly") || equals_ascii(kind, "xml"));
-    facts->sqli = facts->tokenizers &&
-                  !(equals_ascii(name, "header.accept") || equals_ascii(name, "header.content-type") ||
-                    equals_ascii(name, "header.accept-encoding"));
-    facts->redirect_kind = equals_ascii(kind, "query") || equals_ascii(kind, "body.form") ||
-                           equals_ascii(kind, "json") || equals_ascii(kind, "multipart");
+    facts->of_kind = *of_kind;
+    facts->sqli = of_kind->tokenizers && !media_type_header(name);
 }
 
 /* What the detectors' own pre-checks look for in a normalized variant, in one pass. */
@@ -607,7 +643,7 @@ static int may_find(PointInspector *self, PyObject *text, const PointFacts *poin
     variant_facts(text, &facts);
     if (facts.lookup)
         return 1; /* Log4ShellDetector: its lookups are left to Python */
-    if (point->redirect_kind && may_leave_site(text))
+    if (point->of_kind.redirect_kind && may_leave_site(text))
         return 1; /* OpenRedirectDetector: the name test and the exact match are left to Python */
     PyObject *encoded = PyUnicode_IS_ASCII(text)
                             ? PyBytes_FromStringAndSize((const char *)PyUnicode_1BYTE_DATA(text),
@@ -625,7 +661,7 @@ static int may_find(PointInspector *self, PyObject *text, const PointFacts *poin
             found = !prose_fingerprint(fingerprint);
         }
     }
-    if (!found && point->tokenizers && facts.markup)
+    if (!found && point->of_kind.tokenizers && facts.markup)
         found = self->xss(bytes, size) != 0;
     if (!found)
         found = signature_matches(self, text, encoded, point->kind);
@@ -671,9 +707,10 @@ static int variant_is_clean(PointInspector *self, PyObject *variant, const Point
  * of decoded_variants), None when there is none, NULL on error. */
 static PyObject *point_suspects(PointInspector *self, PyObject *name, PyObject *value, PyObject *kind)
 {
-    if (equals_ascii(kind, "anomaly"))
+    const KindFacts *of_kind = kind_facts(self, kind);
+    if (of_kind->anomaly)
         return decoded_variants(self, value); /* ProtocolAnomalyDetector's points: all to Python */
-    int is_inert = !equals_ascii(kind, "header") && inert(value);
+    int is_inert = !of_kind->header && inert(value);
     if (is_inert && decoder_gates(value) == 0)
         Py_RETURN_NONE;
     PyObject *variants = decoded_variants(self, value);
@@ -684,7 +721,7 @@ static PyObject *point_suspects(PointInspector *self, PyObject *name, PyObject *
         Py_RETURN_NONE;
     }
     PointFacts facts;
-    point_facts(kind, name, &facts);
+    point_facts(kind, of_kind, name, &facts);
     PyObject *suspects = NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(variants); i++) {
         PyObject *variant = PyList_GET_ITEM(variants, i);
@@ -841,6 +878,7 @@ static int PointInspector_clear(PointInspector *self)
     Py_CLEAR(self->matching_rules);
     Py_CLEAR(self->rule_kinds);
     Py_CLEAR(self->collect);
+    Py_CLEAR(self->last_kind);
     return 0;
 }
 
