@@ -46,7 +46,12 @@ setup(
         ),
         Extension(
             "oob_analyzer.detection._inspect",
-            sources=["oob_analyzer/detection/_inspect.c"],
+            sources=[
+                "oob_analyzer/detection/_inspect.c",
+                "oob_analyzer/detection/_inspect_decode.c",
+                "oob_analyzer/detection/_inspect_judge.c",
+            ],
+            depends=["oob_analyzer/detection/_inspect.h"],
             libraries=["dl"],  # dlopen/dlsym of libinjection's own shared object
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
