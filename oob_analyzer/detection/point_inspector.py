@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import libinjection
 
 from oob_analyzer.detection import decoders
+from oob_analyzer.detection import detectors as detector_module
 from oob_analyzer.detection.detectors import (
     Detector,
     Log4ShellDetector,
@@ -53,9 +54,33 @@ _KNOWN_DECODERS = (
 )
 
 
+# The detectors' pre-checks as _inspect_judge.c repeats them: were one of them to change, the
+# C checks could pass over what the Python detector now finds, so there is no inspector then.
+_TOKENIZER_SKIPS = frozenset({"name", "json_key", "anomaly", "xml"})
+_MEDIA_TYPES = frozenset({"header.accept", "header.content-type", "header.accept-encoding"})
+_SQL_SIGNAL = r"""[-'\"`;()=<>|&#*/@!~^%+\\]|\d"""
+_PROSE = r"[n&ov]+|[1n]c|sE.*"
+_REDIRECT_KINDS = frozenset({"query", "body.form", "json", "multipart"})
+_OFF_SITE = r"\s*(?:[/\\]\s*[/\\]|https?:\s*(?:[/\\]\s*\\|\\)|https?://[^/?#]*@|(?:java|vb)script:)"
+
+
+def _judged_as_written() -> bool:
+    return (
+        detector_module._NOT_FOR_TOKENIZERS == _TOKENIZER_SKIPS
+        and detector_module._MEDIA_TYPE_HEADERS == _MEDIA_TYPES
+        and detector_module._SQL_SIGNAL.pattern == _SQL_SIGNAL
+        and detector_module._PROSE_FINGERPRINT.pattern == _PROSE
+        and OpenRedirectDetector.kinds == _REDIRECT_KINDS
+        and OpenRedirectDetector._OFF_SITE.pattern == _OFF_SITE
+        and ProtocolAnomalyDetector.kinds == frozenset({"anomaly"})
+    )
+
+
 def build_point_inspector(detectors: Sequence[Detector]) -> PointInspector | None:
     """A `PointInspector` for `detectors`, or None when it cannot vouch for them."""
     if PointInspector is None or decoders._DECODERS != _KNOWN_DECODERS:
+        return None
+    if not _judged_as_written():
         return None
     if any(type(each) not in _KNOWN_DETECTORS for each in detectors):
         return None

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from benchmarks.detection_corpus import load_corpus
 from benchmarks.detection_speed import generated_requests
-from oob_analyzer.detection import DetectionEngine, default_detectors, extract_points, point_inspector
+from oob_analyzer.detection import DetectionEngine, default_detectors, detectors, extract_points, point_inspector
+from oob_analyzer.detection import engine as engine_module
 from oob_analyzer.detection.decoders import decoded_variants
 from oob_analyzer.detection.detectors import SignatureDetector, SqlInjectionDetector, XssDetector
 from oob_analyzer.detection.request_point import RequestPoint
@@ -186,6 +187,19 @@ def test_no_inspector_for_detectors_it_does_not_know() -> None:
     assert point_inspector.build_point_inspector([SqlInjectionDetector(), Subclassed()]) is None
     assert point_inspector.build_point_inspector([SignatureDetector(), SignatureDetector()]) is None
     assert point_inspector.build_point_inspector([SqlInjectionDetector(), XssDetector()]) is not None
+
+
+def test_no_inspector_when_a_detector_pre_check_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C checks repeat these; a change to one of them turns the inspector off, not unsound."""
+    assert point_inspector.build_point_inspector(default_detectors()) is not None
+    monkeypatch.setattr(detectors, "_NOT_FOR_TOKENIZERS", frozenset({"name"}))  # now SQLi judges json_key
+    assert point_inspector.build_point_inspector(default_detectors()) is None
+
+
+def test_the_engine_early_returns_are_the_ones_repeated_in_c() -> None:
+    """_inspect.c's inert test and `_ALWAYS_INSPECTED` kinds (it has no runtime check of these)."""
+    assert engine_module._INERT.pattern == "[A-Za-z0-9_.-]{0,12}"
+    assert frozenset({"header", "anomaly"}) == engine_module._ALWAYS_INSPECTED
 
 
 def test_signatures_without_hyperscan(python_engine: DetectionEngine) -> None:
