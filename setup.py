@@ -49,5 +49,16 @@ setup(
             sources=["oob_analyzer/detection/_json_points.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
+        Extension(
+            "oob_analyzer.detection._inspect",
+            sources=[
+                "oob_analyzer/detection/_inspect.c",
+                "oob_analyzer/detection/_inspect_decode.c",
+                "oob_analyzer/detection/_inspect_judge.c",
+            ],
+            depends=["oob_analyzer/detection/_inspect.h"],
+            libraries=["dl"],  # dlopen/dlsym of libinjection's own shared object
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        ),
     ]
 )

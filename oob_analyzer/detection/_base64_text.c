@@ -108,6 +108,10 @@ static PyObject *token_text(int kind, const void *data, Py_ssize_t start, Py_ssi
 
 static int one_case_only(PyObject *text)
 {
+    /* An ASCII upper- and lower-case letter both make str.islower and str.isupper false: the
+     * texts that reach here with a token in them, and no method call for them. */
+    if (mixes_cases(PyUnicode_KIND(text), PyUnicode_DATA(text), 0, PyUnicode_GET_LENGTH(text)))
+        return 0;
     PyObject *lower = PyObject_CallMethod(text, "islower", NULL);
     if (lower == NULL)
         return -1;

@@ -14,6 +14,7 @@ from capture.packets import TunnelContext
 from oob_analyzer.detection.decoders import decoded_variants, needs_no_decoding, normalize_for_matching
 from oob_analyzer.detection.detectors import Detector
 from oob_analyzer.detection.events import AttackHit, Finding
+from oob_analyzer.detection.point_inspector import build_point_inspector
 from oob_analyzer.detection.points import body_and_anomaly_points, header_points, path_points, query_points
 from oob_analyzer.detection.policy import DetectionPolicy, PolicyScope
 from oob_analyzer.detection.request_point import RequestPoint
@@ -49,6 +50,9 @@ class DetectionEngine:
         self._header_verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
         self._part_verdicts: VerdictCache[tuple[Finding, ...]] = VerdictCache(cache_size)
         self._by_kind: dict[str, tuple[Detector, ...]] = {}
+        # Compiled: leaves out of `_inspect_point` the points and variants where no detector
+        # can find anything (None: not built, or detectors it cannot vouch for).
+        self._inspector = build_point_inspector(self.detectors)
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
         host = request.host  # a scan of the headers: once per request, not once per hit
@@ -129,12 +133,21 @@ class DetectionEngine:
 
     def _inspect_point(self, point: RequestPoint) -> list[Finding]:
         value, kind = point.value, point.kind
-        inert = kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(value) is not None
-        if inert and needs_no_decoding(value):
-            return []  # a bare word or number that no decoder changes: no detector can match it
-        variants = decoded_variants(value)
-        if inert and len(variants) == 1:
-            return []
+        inspector = self._inspector
+        if inspector is not None:
+            # Compiled (_inspect.c): the decoded variants in which some detector may find
+            # something, None for none; the variants it leaves out are ones where none can.
+            suspects = inspector.suspect_variants(point)
+            if suspects is None:
+                return []
+            variants = suspects
+        else:
+            inert = kind not in _ALWAYS_INSPECTED and _INERT.fullmatch(value) is not None
+            if inert and needs_no_decoding(value):
+                return []  # a bare word or number that no decoder changes: no detector can match it
+            variants = decoded_variants(value)
+            if inert and len(variants) == 1:
+                return []
         detectors = self._detectors_for(kind)
         name = point.name
         findings: list[Finding] = []

@@ -1,0 +1,302 @@
+/* The verdicts of the default detectors on one decoded variant, as "may find" or "cannot".
+ *
+ * Each check is the detector's own pre-check and verdict (SqlInjectionDetector,
+ * XssDetector, SignatureDetector) or a superset of it (Log4ShellDetector,
+ * OpenRedirectDetector): never "cannot" where the Python detector finds something.
+ */
+#include "_inspect.h"
+
+/* The ASCII characters and digits of detectors._SQL_SIGNAL (its regex holds a star-slash). */
+static const unsigned char SQL_SIGNAL[128] = {
+    ['-'] = 1, ['\''] = 1, ['"'] = 1, ['`'] = 1, [';'] = 1, ['('] = 1, [')'] = 1, ['='] = 1, ['<'] = 1,
+    ['>'] = 1, ['|'] = 1, ['&'] = 1, ['#'] = 1, ['*'] = 1, ['/'] = 1, ['@'] = 1, ['!'] = 1, ['~'] = 1,
+    ['^'] = 1, ['%'] = 1, ['+'] = 1, ['\\'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+    ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+};
+
+/* `normalize_for_matching(text)`: lower case without NUL, as a new reference. */
+static PyObject *normalized(PointInspector *self, PyObject *text)
+{
+    if (!PyUnicode_IS_ASCII(text))
+        return PyObject_CallOneArg(self->normalize, text); /* str.lower's Unicode rules */
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    const Py_UCS1 *chars = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t kept = 0;
+    int changes = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        kept += chars[i] != 0;
+        changes |= chars[i] == 0 || (chars[i] >= 'A' && chars[i] <= 'Z');
+    }
+    if (!changes)
+        return Py_NewRef(text);
+    PyObject *lowered = PyUnicode_New(kept, 127);
+    if (lowered == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(lowered);
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS1 c = chars[i];
+        if (c != 0)
+            *out++ = (c >= 'A' && c <= 'Z') ? (Py_UCS1)(c + ('a' - 'A')) : c;
+    }
+    return lowered;
+}
+
+static int equals_ascii(PyObject *text, const char *ascii)
+{
+    return PyUnicode_CompareWithASCIIString(text, ascii) == 0;
+}
+
+static KindFacts kind_facts_of(PyObject *kind)
+{
+    KindFacts facts;
+    facts.anomaly = equals_ascii(kind, "anomaly");
+    facts.header = equals_ascii(kind, "header");
+    facts.tokenizers = !(equals_ascii(kind, "name") || equals_ascii(kind, "json_key") || facts.anomaly ||
+                         equals_ascii(kind, "xml"));
+    facts.redirect_kind = equals_ascii(kind, "query") || equals_ascii(kind, "body.form") ||
+                          equals_ascii(kind, "json") || equals_ascii(kind, "multipart");
+    return facts;
+}
+
+const KindFacts *kind_facts(PointInspector *self, PyObject *kind)
+{
+    if (kind != self->last_kind) {
+        self->last_kind_facts = kind_facts_of(kind);
+        Py_XSETREF(self->last_kind, Py_NewRef(kind));
+    }
+    return &self->last_kind_facts;
+}
+
+/* `_MEDIA_TYPE_HEADERS`: media ranges such as `text/ *` read as SQL comments to libinjection. */
+static int media_type_header(PyObject *name)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+    if (length != 13 && length != 19 && length != 22)
+        return 0;
+    return equals_ascii(name, "header.accept") || equals_ascii(name, "header.content-type") ||
+           equals_ascii(name, "header.accept-encoding");
+}
+
+void point_facts(PyObject *kind, const KindFacts *of_kind, PyObject *name, PointFacts *facts)
+{
+    facts->kind = kind;
+    facts->of_kind = *of_kind;
+    facts->sqli = of_kind->tokenizers && !media_type_header(name);
+}
+
+/* What the detectors' own pre-checks look for in a normalized variant, in one pass. */
+typedef struct {
+    int lookup;      /* "${": Log4ShellDetector looks further */
+    int markup;      /* '<' or '=': XssDetector asks libinjection */
+    int sql_signal;  /* `_SQL_SIGNAL` may match: an ASCII signal character or digit, or any
+                        non-ASCII character (`\d` matches every Unicode decimal digit) */
+} VariantFacts;
+
+static void variant_facts(PyObject *text, VariantFacts *facts)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_UCS4 previous = 0;
+    facts->lookup = facts->markup = facts->sql_signal = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c > 127 || SQL_SIGNAL[c])
+            facts->sql_signal = 1;
+        if (c == '<' || c == '=')
+            facts->markup = 1;
+        if (c == '{' && previous == '$')
+            facts->lookup = 1;
+        previous = c;
+    }
+}
+
+static int starts_with_at(PyObject *text, Py_ssize_t at, const char *ascii)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; ascii[i] != '\0'; i++) {
+        if (at + i >= length || PyUnicode_READ(kind, data, at + i) != (Py_UCS4)(unsigned char)ascii[i])
+            return 0;
+    }
+    return 1;
+}
+
+static Py_ssize_t skip_blanks(PyObject *text, Py_ssize_t at)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    while (at < length && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, at)))
+        at++;
+    return at;
+}
+
+/* `OpenRedirectDetector._OFF_SITE.match`, written out (`\s` is str.isspace, as here):
+ *   \s*(?:[/\\]\s*[/\\]|https?:\s*(?:[/\\]\s*\\|\\)|https?://[^/?#]*@|(?:java|vb)script:)
+ * Its name test is left to Python: a value that matches defers whatever the name. */
+static int may_leave_site(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+#define AT(index) ((index) < length ? PyUnicode_READ(kind, data, (index)) : 0)
+#define SLASH(c) ((c) == '/' || (c) == '\\')
+    Py_ssize_t at = skip_blanks(text, 0);
+    if (SLASH(AT(at)))
+        return SLASH(AT(skip_blanks(text, at + 1)));
+    if (starts_with_at(text, at, "javascript:") || starts_with_at(text, at, "vbscript:"))
+        return 1;
+    if (!starts_with_at(text, at, "http"))
+        return 0;
+    at += 4;
+    if (AT(at) == 's')
+        at++;
+    if (AT(at) != ':')
+        return 0;
+    at++;
+    Py_ssize_t after = skip_blanks(text, at);
+    if (AT(after) == '\\' || (AT(after) == '/' && AT(skip_blanks(text, after + 1)) == '\\'))
+        return 1;
+    if (AT(at) != '/' || AT(at + 1) != '/')
+        return 0;
+    for (Py_ssize_t i = at + 2; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '@')
+            return 1;
+        if (c == '/' || c == '?' || c == '#')
+            return 0;
+    }
+    return 0;
+#undef SLASH
+#undef AT
+}
+
+/* `_PROSE_FINGERPRINT.fullmatch`: `[n&ov]+`, `[1n]c` or `sE.*`. */
+static int prose_fingerprint(const char *fingerprint)
+{
+    size_t length = strlen(fingerprint);
+    if (length >= 2 && fingerprint[0] == 's' && fingerprint[1] == 'E')
+        return 1;
+    if (length == 2 && (fingerprint[0] == '1' || fingerprint[0] == 'n') && fingerprint[1] == 'c')
+        return 1;
+    if (length == 0)
+        return 0;
+    for (size_t i = 0; i < length; i++) {
+        if (!strchr("n&ov", fingerprint[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 when a rule of `matched` (list of rule indexes) applies to the point's kind, -1 on error. */
+static int any_rule_applies(PointInspector *self, PyObject *matched, PyObject *kind)
+{
+    Py_ssize_t rules = PyTuple_GET_SIZE(self->rule_kinds);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(matched); i++) {
+        Py_ssize_t index = PyLong_AsSsize_t(PyList_GET_ITEM(matched, i));
+        if (index == -1 && PyErr_Occurred())
+            return -1;
+        if (index < 0 || index >= rules)
+            return 1; /* not a rule this inspector knows: not proven clean */
+        PyObject *limits = PyTuple_GET_ITEM(self->rule_kinds, index);
+        PyObject *kinds = PyTuple_GET_ITEM(limits, 0);
+        int allowed = kinds == Py_None ? 1 : PySequence_Contains(kinds, kind);
+        int skipped = PySequence_Contains(PyTuple_GET_ITEM(limits, 1), kind);
+        if (allowed < 0 || skipped < 0)
+            return -1;
+        if (allowed && !skipped)
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 when some signature rule matches `text` (as `encoded`, its UTF-8) and applies to `kind`. */
+static int signature_matches(PointInspector *self, PyObject *text, PyObject *encoded, PyObject *kind)
+{
+    PyObject *matched;
+    if (self->scan != Py_None) {
+        matched = PyList_New(0);
+        if (matched == NULL)
+            return -1;
+        PyObject *flags = PyLong_FromLong(0);
+        if (flags == NULL) {
+            Py_DECREF(matched);
+            return -1;
+        }
+        /* Positional, as Database.scan(data, match_event_handler, flags, context). */
+        PyObject *arguments[] = {encoded, self->collect, flags, matched};
+        PyObject *result = PyObject_Vectorcall(self->scan, arguments, 4, NULL);
+        Py_DECREF(flags);
+        if (result == NULL) {
+            Py_DECREF(matched);
+            return -1;
+        }
+        Py_DECREF(result);
+    } else if (self->matching_rules != Py_None) {
+        matched = PyObject_CallOneArg(self->matching_rules, text);
+        if (matched == NULL)
+            return -1;
+        if (!PyList_Check(matched)) {
+            Py_DECREF(matched);
+            PyErr_SetString(PyExc_TypeError, "matching_rules returned something other than a list");
+            return -1;
+        }
+    } else {
+        return 0;
+    }
+    int applies = PyList_GET_SIZE(matched) == 0 ? 0 : any_rule_applies(self, matched, kind);
+    Py_DECREF(matched);
+    return applies;
+}
+
+/* 1 when a default detector may find something in the normalized variant `text`, 0 when none
+ * can, -1 on error. */
+static int may_find(PointInspector *self, PyObject *text, const PointFacts *point)
+{
+    VariantFacts facts;
+    variant_facts(text, &facts);
+    if (facts.lookup)
+        return 1; /* Log4ShellDetector: its lookups are left to Python */
+    if (point->of_kind.redirect_kind && may_leave_site(text))
+        return 1; /* OpenRedirectDetector: the name test and the exact match are left to Python */
+    PyObject *encoded = PyUnicode_IS_ASCII(text)
+                            ? PyBytes_FromStringAndSize((const char *)PyUnicode_1BYTE_DATA(text),
+                                                        PyUnicode_GET_LENGTH(text))
+                            : PyUnicode_AsEncodedString(text, "utf-8", "replace");
+    if (encoded == NULL)
+        return -1;
+    const char *bytes = PyBytes_AS_STRING(encoded);
+    size_t size = (size_t)PyBytes_GET_SIZE(encoded);
+    int found = 0;
+    if (point->sqli && PyUnicode_GET_LENGTH(text) >= 3 && facts.sql_signal) {
+        char fingerprint[FINGERPRINT_BYTES] = {0};
+        if (self->sqli(bytes, size, fingerprint)) {
+            fingerprint[FINGERPRINT_BYTES - 1] = '\0';
+            found = !prose_fingerprint(fingerprint);
+        }
+    }
+    if (!found && point->of_kind.tokenizers && facts.markup)
+        found = self->xss(bytes, size) != 0;
+    if (!found)
+        found = signature_matches(self, text, encoded, point->kind);
+    Py_DECREF(encoded);
+    return found;
+}
+
+/* 1 when the normalized `text` is clean for every detector, 0 when not proven, -1 on error. */
+int variant_is_clean(PointInspector *self, PyObject *variant, const PointFacts *facts)
+{
+    PyObject *text = normalized(self, variant);
+    if (text == NULL)
+        return -1;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "normalize returned something other than a str");
+        Py_DECREF(text);
+        return -1;
+    }
+    int found = may_find(self, text, facts);
+    Py_DECREF(text);
+    return found < 0 ? -1 : !found;
+}
