@@ -55,6 +55,7 @@ setup(
                 "oob_analyzer/detection/_inspect.c",
                 "oob_analyzer/detection/_inspect_decode.c",
                 "oob_analyzer/detection/_inspect_judge.c",
+                "oob_analyzer/detection/_inspect_loops.c",
             ],
             depends=["oob_analyzer/detection/_inspect.h"],
             libraries=["dl"],  # dlopen/dlsym of libinjection's own shared object

@@ -11,8 +11,10 @@
  * detector verdict) it keeps the variant. tests/detection/test_point_inspector.py holds it to
  * that over the corpus, generated traffic and hypothesis input.
  *
- * The decoding is in _inspect_decode.c, the detectors' verdicts in _inspect_judge.c; this
- * file holds the type and the point-level early returns.
+ * The decoding is in _inspect_decode.c, the detectors' verdicts in _inspect_judge.c, the
+ * engine's loops over points and header fields (`judge_points`, `judge_headers`, with the
+ * verdict caches) in _inspect_loops.c; this file holds the type and the point-level early
+ * returns.
  *
  * What it repeats of the Python path, in order:
  * - the inert early returns (`_INERT`, `needs_no_decoding`, `_ALWAYS_INSPECTED`);
@@ -52,7 +54,7 @@ static int inert(PyObject *value)
 
 /* The variants of the point that a detector may find something in (a new list, in the order
  * of decoded_variants), None when there is none, NULL on error. */
-static PyObject *point_suspects(PointInspector *self, PyObject *name, PyObject *value, PyObject *kind)
+PyObject *point_suspects(PointInspector *self, PyObject *name, PyObject *value, PyObject *kind)
 {
     const KindFacts *of_kind = kind_facts(self, kind);
     if (of_kind->anomaly)
@@ -257,7 +259,22 @@ static PyObject *PointInspector_decoded_variants(PyObject *self, PyObject *value
     return ready((PointInspector *)self) == NULL ? NULL : variants_of((PointInspector *)self, value);
 }
 
+static PyObject *PointInspector_judge_points(PyObject *self, PyObject *const *arguments, Py_ssize_t count)
+{
+    return ready((PointInspector *)self) == NULL ? NULL : judge_points((PointInspector *)self, arguments, count);
+}
+
+static PyObject *PointInspector_judge_headers(PyObject *self, PyObject *const *arguments, Py_ssize_t count)
+{
+    return ready((PointInspector *)self) == NULL ? NULL : judge_headers((PointInspector *)self, arguments, count);
+}
+
 static PyMethodDef PointInspector_methods[] = {
+    {"judge_points", (PyCFunction)(void (*)(void))PointInspector_judge_points, METH_FASTCALL,
+     "judge_points(points, cache, inspect_suspects): the findings of the points, in order, through the cache."},
+    {"judge_headers", (PyCFunction)(void (*)(void))PointInspector_judge_headers, METH_FASTCALL,
+     "judge_headers(headers, header_cache, point_cache, header_points, inspect_suspects): the findings of "
+     "the header fields, in order, through the caches."},
     {"suspect_variants", PointInspector_suspect_variants, METH_O,
      "The decoded variants of the point a detector may find something in, in order; None: none."},
     {"decoded_variants", PointInspector_decoded_variants, METH_O,
@@ -286,7 +303,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__inspect(void)
 {
-    if (PyType_Ready(&PointInspectorType) < 0)
+    if (loops_init() < 0 || PyType_Ready(&PointInspectorType) < 0)
         return NULL;
     PyObject *created = PyModule_Create(&module);
     if (created == NULL)

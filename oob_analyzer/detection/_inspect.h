@@ -1,7 +1,8 @@
-/* What the three files of the PointInspector share (_inspect.c has the whole story):
+/* What the four files of the PointInspector share (_inspect.c has the whole story):
  * _inspect_decode.c decodes a value into its variants as decoders.decoded_variants does,
  * _inspect_judge.c says whether any default detector may find something in one variant,
- * _inspect.c is the type and the point-level early returns. */
+ * _inspect.c is the type and the point-level early returns, _inspect_loops.c the engine's
+ * per-point and per-header-field loops with their cache look-ups. */
 #ifndef OOB_INSPECT_H
 #define OOB_INSPECT_H
 
@@ -61,6 +62,14 @@ typedef struct {
     KindFacts of_kind;
     int sqli; /* SQLi judges this point (a tokenizer kind, not a media-type header) */
 } PointFacts;
+
+/* _inspect.c */
+PyObject *point_suspects(PointInspector *self, PyObject *name, PyObject *value, PyObject *kind);
+
+/* _inspect_loops.c */
+int loops_init(void);
+PyObject *judge_points(PointInspector *self, PyObject *const *arguments, Py_ssize_t count);
+PyObject *judge_headers(PointInspector *self, PyObject *const *arguments, Py_ssize_t count);
 
 /* _inspect_decode.c */
 unsigned int decoder_gates(PyObject *text);

@@ -53,6 +53,9 @@ class DetectionEngine:
         # Compiled: leaves out of `_inspect_point` the points and variants where no detector
         # can find anything (None: not built, or detectors it cannot vouch for).
         self._inspector = build_point_inspector(self.detectors)
+        # The same inspector runs the per-point and per-field loops below, cache look-ups and
+        # all, in C (None: the Python loops, as without the inspector).
+        self._loops = self._inspector
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
         host = request.host  # a scan of the headers: once per request, not once per hit
@@ -68,6 +71,26 @@ class DetectionEngine:
             verdict = self._judge_part("query", query, query_points)
             if verdict:
                 _keep_first_per_type(found, verdict, scope)
+        loops = self._loops
+        if loops is not None:
+            # The loops below in C, over the same caches: one finding tuple per loop, in the
+            # order the loops find them, so the first finding per type is the same one.
+            inspect = self._inspect_suspects
+            verdict = loops.judge_points(body_and_anomaly_points(request), self._verdicts, inspect)
+            if verdict:
+                _keep_first_per_type(found, verdict, scope)
+            headers = request.headers
+            verdict = loops.judge_headers(headers, self._header_verdicts, self._verdicts, header_points, inspect)
+            if verdict:
+                _keep_first_per_type(found, verdict, scope)
+        else:
+            self._judge_body_and_headers(request, found, scope)
+        if not found:
+            return []
+        excerpt = request_excerpt(request)
+        return [_hit(request, finding, application, excerpt, host) for finding in found.values()]
+
+    def _judge_body_and_headers(self, request: HttpRequest, found: dict[str, Finding], scope: PolicyScope) -> None:
         for point in body_and_anomaly_points(request):
             findings = self._cached(point)
             if findings:
@@ -83,10 +106,6 @@ class DetectionEngine:
                 field_verdict = self._judge_header(field)
             if field_verdict:
                 _keep_first_per_type(found, field_verdict, scope)
-        if not found:
-            return []
-        excerpt = request_excerpt(request)
-        return [_hit(request, finding, application, excerpt, host) for finding in found.values()]
 
     def _judge_part(
         self, part: str, text: str, points_of: Callable[[str], Iterable[RequestPoint]]
@@ -96,7 +115,11 @@ class DetectionEngine:
         if verdict is None:
             verdict = self._part_verdicts.recall(key)
         if verdict is None:
-            verdict = tuple(finding for point in points_of(text) for finding in self._cached(point))
+            loops = self._loops
+            if loops is not None:
+                verdict = loops.judge_points(points_of(text), self._verdicts, self._inspect_suspects)
+            else:
+                verdict = tuple(finding for point in points_of(text) for finding in self._cached(point))
             if len(text) <= _CACHED_VALUE_CHARS:
                 self._part_verdicts.put(key, verdict)
         return verdict
@@ -148,6 +171,12 @@ class DetectionEngine:
             variants = decoded_variants(value)
             if inert and len(variants) == 1:
                 return []
+        return self._inspect_suspects(point, variants)
+
+    def _inspect_suspects(self, point: RequestPoint, variants: Sequence[str]) -> list[Finding]:
+        """Every detector's findings in each of `variants`, the point's decoded variants (or those
+        of them the inspector did not prove clean), in order."""
+        value, kind = point.value, point.kind
         detectors = self._detectors_for(kind)
         name = point.name
         findings: list[Finding] = []
