@@ -9,7 +9,9 @@ stays bounded, where clearing one dict when full forgot the hot values with the 
 
 The cache is itself the young generation, a dict: the engine looks a key up with the dict's
 own `get` (no Python call on a hit, some twenty times per request) and asks `recall` only
-on a miss.
+on a miss. The compiled engine loops (`_inspect_loops.c`) do `get`, `recall` and `put` in C
+on the same object: they read `size`, `_generation_size` and `_old` and replace `_old` as
+`put` does, so those names and meanings are part of this class's contract.
 """
 
 from __future__ import annotations
