@@ -12,8 +12,8 @@
  * that over the corpus, generated traffic and hypothesis input.
  *
  * The decoding is in _inspect_decode.c, the detectors' verdicts in _inspect_judge.c, the
- * engine's loops over points and header fields (`judge_points`, `judge_headers`, with the
- * verdict caches) in _inspect_loops.c; this file holds the type and the point-level early
+ * engine's loops over points and header fields (`judge_part`, `judge_points`,
+ * `judge_headers`, with the verdict caches) in _inspect_loops.c; this file holds the type and the point-level early
  * returns.
  *
  * What it repeats of the Python path, in order:
@@ -264,6 +264,11 @@ static PyObject *PointInspector_judge_points(PyObject *self, PyObject *const *ar
     return ready((PointInspector *)self) == NULL ? NULL : judge_points((PointInspector *)self, arguments, count);
 }
 
+static PyObject *PointInspector_judge_part(PyObject *self, PyObject *const *arguments, Py_ssize_t count)
+{
+    return ready((PointInspector *)self) == NULL ? NULL : judge_part((PointInspector *)self, arguments, count);
+}
+
 static PyObject *PointInspector_judge_headers(PyObject *self, PyObject *const *arguments, Py_ssize_t count)
 {
     return ready((PointInspector *)self) == NULL ? NULL : judge_headers((PointInspector *)self, arguments, count);
@@ -272,6 +277,9 @@ static PyObject *PointInspector_judge_headers(PyObject *self, PyObject *const *a
 static PyMethodDef PointInspector_methods[] = {
     {"judge_points", (PyCFunction)(void (*)(void))PointInspector_judge_points, METH_FASTCALL,
      "judge_points(points, cache, inspect_suspects): the findings of the points, in order, through the cache."},
+    {"judge_part", (PyCFunction)(void (*)(void))PointInspector_judge_part, METH_FASTCALL,
+     "judge_part(part, text, points_of, part_cache, point_cache, inspect_suspects): the findings of the "
+     "points of the path or query, through the caches."},
     {"judge_headers", (PyCFunction)(void (*)(void))PointInspector_judge_headers, METH_FASTCALL,
      "judge_headers(headers, header_cache, point_cache, header_points, inspect_suspects): the findings of "
      "the header fields, in order, through the caches."},

@@ -69,6 +69,7 @@ PyObject *point_suspects(PointInspector *self, PyObject *name, PyObject *value, 
 /* _inspect_loops.c */
 int loops_init(void);
 PyObject *judge_points(PointInspector *self, PyObject *const *arguments, Py_ssize_t count);
+PyObject *judge_part(PointInspector *self, PyObject *const *arguments, Py_ssize_t count);
 PyObject *judge_headers(PointInspector *self, PyObject *const *arguments, Py_ssize_t count);
 
 /* _inspect_decode.c */

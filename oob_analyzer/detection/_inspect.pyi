@@ -26,6 +26,16 @@ class PointInspector:
         inspect_suspects: Callable[[RequestPoint, list[str]], list[Finding]],
         /,
     ) -> tuple[Finding, ...]: ...
+    def judge_part(
+        self,
+        part: str,
+        text: str,
+        points_of: Callable[[str], Iterable[RequestPoint]],
+        part_cache: VerdictCache[tuple[Finding, ...]],
+        point_cache: VerdictCache[tuple[Finding, ...]],
+        inspect_suspects: Callable[[RequestPoint, list[str]], list[Finding]],
+        /,
+    ) -> tuple[Finding, ...]: ...
     def judge_headers(
         self,
         headers: Iterable[tuple[str, str]],

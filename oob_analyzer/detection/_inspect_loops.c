@@ -1,9 +1,10 @@
 /* The engine's per-point and per-header-field loops: cache look-ups, the inspector's verdict,
  * and a call back into Python only for the points in which a detector may find something.
  *
- * Where it sits: DetectionEngine.analyze (engine.py) hands the points of a part or of the
- * body to `judge_points`, and the request's header fields to `judge_headers`, instead of its
- * Python loops (`_cached`, `_judge_header`), when the inspector is built. They do what those
+ * Where it sits: DetectionEngine.analyze (engine.py) hands the path and the query to
+ * `judge_part`, the points of the body to `judge_points`, and the request's header fields to
+ * `judge_headers`, instead of its Python loops (`_judge_part`, `_cached`, `_judge_header`),
+ * when the inspector is built. They do what those
  * loops do, in the same order, over the same VerdictCache objects: the young generation is
  * the VerdictCache dict itself, the old one its `_old` dict; `recall` and `put` are repeated
  * here (the move of an old verdict back to the young generation, the roll-over when the young
@@ -268,7 +269,11 @@ static PyObject *points_verdict(Judging *judging, PyObject *points)
         return NULL;
     PyObject *findings = NULL;
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
-        if (add_findings(&findings, cached_verdict(judging, PySequence_Fast_GET_ITEM(sequence, i))) < 0) {
+        /* Held: the Python called back could take it out of the list. */
+        PyObject *point = Py_NewRef(PySequence_Fast_GET_ITEM(sequence, i));
+        int failed = add_findings(&findings, cached_verdict(judging, point));
+        Py_DECREF(point);
+        if (failed) {
             Py_XDECREF(findings);
             Py_DECREF(sequence);
             return NULL;
@@ -288,6 +293,51 @@ PyObject *judge_points(PointInspector *self, PyObject *const *arguments, Py_ssiz
     if (start_judging(&judging, self, arguments[1], arguments[2]) < 0)
         return NULL;
     PyObject *verdict = points_verdict(&judging, arguments[0]);
+    generations_end(&judging.points);
+    return verdict;
+}
+
+/* engine._judge_part(part, text, points_of): the verdict on the whole path or query, kept
+ * under (part, text) when the text is short enough, its points judged on a miss. */
+PyObject *judge_part(PointInspector *self, PyObject *const *arguments, Py_ssize_t count)
+{
+    if (count != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "judge_part(part, text, points_of, part_cache, point_cache, inspect_suspects)");
+        return NULL;
+    }
+    PyObject *part = arguments[0], *text = arguments[1], *points_of = arguments[2], *part_cache = arguments[3];
+    if (!PyUnicode_Check(part) || !PyUnicode_Check(text) || !PyCallable_Check(points_of) ||
+        !PyDict_Check(part_cache)) {
+        PyErr_SetString(PyExc_TypeError, "part and text are str, points_of callable, part_cache a VerdictCache");
+        return NULL;
+    }
+    Judging judging;
+    if (start_judging(&judging, self, arguments[4], arguments[5]) < 0)
+        return NULL;
+    Generations parts;
+    generations_start(&parts, part_cache, &judging.python_calls);
+    PyObject *points = NULL, *verdict = NULL;
+    PyObject *key = PyTuple_Pack(2, part, text);
+    if (key == NULL)
+        goto done;
+    verdict = young_verdict(&parts, key);
+    if (verdict != NULL || PyErr_Occurred())
+        goto done;
+    if (generations_recall(&parts, key, &verdict) != 0)
+        goto done; /* recalled, or an error (verdict left NULL) */
+    points = PyObject_CallOneArg(points_of, text);
+    judging.python_calls++;
+    if (points == NULL)
+        goto done;
+    verdict = points_verdict(&judging, points);
+    if (verdict != NULL && PyUnicode_GET_LENGTH(text) <= CACHED_VALUE_CHARS &&
+        generations_put(&parts, key, verdict) < 0)
+        Py_CLEAR(verdict);
+done:
+    Py_XDECREF(points);
+    Py_XDECREF(key);
+    generations_end(&parts);
     generations_end(&judging.points);
     return verdict;
 }
@@ -312,7 +362,7 @@ static PyObject *field_verdict(Judging *judging, Generations *fields, PyObject *
         return NULL;
     PyObject *findings = NULL;
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
-        PyObject *point = PySequence_Fast_GET_ITEM(sequence, i);
+        PyObject *point = Py_NewRef(PySequence_Fast_GET_ITEM(sequence, i)); /* held, as above */
         PyObject *name, *point_value, *kind;
         PyObject *verdict = NULL;
         /* The field's own value was just missed in the header cache: judged as it is. Its
@@ -323,6 +373,7 @@ static PyObject *field_verdict(Judging *judging, Generations *fields, PyObject *
             else
                 verdict = cached_verdict(judging, point);
         }
+        Py_DECREF(point);
         if (add_findings(&findings, verdict) < 0) {
             Py_XDECREF(findings);
             Py_DECREF(sequence);
@@ -371,8 +422,10 @@ PyObject *judge_headers(PointInspector *self, PyObject *const *arguments, Py_ssi
     if (sequence == NULL)
         goto failed;
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
-        PyObject *field = PySequence_Fast_GET_ITEM(sequence, i);
-        if (add_findings(&findings, header_verdict(&judging, &fields, header_points, field)) < 0)
+        PyObject *field = Py_NewRef(PySequence_Fast_GET_ITEM(sequence, i)); /* held, as above */
+        int error = add_findings(&findings, header_verdict(&judging, &fields, header_points, field));
+        Py_DECREF(field);
+        if (error)
             goto failed;
     }
     Py_DECREF(sequence);

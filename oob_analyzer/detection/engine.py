@@ -64,6 +64,34 @@ class DetectionEngine:
         # The path and the query are judged whole, once per text seen, as header fields are:
         # the same ones come back request after request, and their points need not be made.
         path, _, query = request.target.partition("?")
+        loops = self._loops
+        if loops is None:
+            self._judge_in_python(request, path, query, found, scope)
+        else:
+            # The Python loops of _judge_in_python in C, over the same caches: one tuple of
+            # findings per part, in the order those loops find them (the same first per type).
+            inspect, points = self._inspect_suspects, self._verdicts
+            verdict = loops.judge_part("path", path, path_points, self._part_verdicts, points, inspect)
+            if verdict:
+                _keep_first_per_type(found, verdict, scope)
+            if query:
+                verdict = loops.judge_part("query", query, query_points, self._part_verdicts, points, inspect)
+                if verdict:
+                    _keep_first_per_type(found, verdict, scope)
+            verdict = loops.judge_points(body_and_anomaly_points(request), points, inspect)
+            if verdict:
+                _keep_first_per_type(found, verdict, scope)
+            verdict = loops.judge_headers(request.headers, self._header_verdicts, points, header_points, inspect)
+            if verdict:
+                _keep_first_per_type(found, verdict, scope)
+        if not found:
+            return []
+        excerpt = request_excerpt(request)
+        return [_hit(request, finding, application, excerpt, host) for finding in found.values()]
+
+    def _judge_in_python(
+        self, request: HttpRequest, path: str, query: str, found: dict[str, Finding], scope: PolicyScope
+    ) -> None:
         verdict = self._judge_part("path", path, path_points)
         if verdict:
             _keep_first_per_type(found, verdict, scope)
@@ -71,26 +99,6 @@ class DetectionEngine:
             verdict = self._judge_part("query", query, query_points)
             if verdict:
                 _keep_first_per_type(found, verdict, scope)
-        loops = self._loops
-        if loops is not None:
-            # The loops below in C, over the same caches: one finding tuple per loop, in the
-            # order the loops find them, so the first finding per type is the same one.
-            inspect = self._inspect_suspects
-            verdict = loops.judge_points(body_and_anomaly_points(request), self._verdicts, inspect)
-            if verdict:
-                _keep_first_per_type(found, verdict, scope)
-            headers = request.headers
-            verdict = loops.judge_headers(headers, self._header_verdicts, self._verdicts, header_points, inspect)
-            if verdict:
-                _keep_first_per_type(found, verdict, scope)
-        else:
-            self._judge_body_and_headers(request, found, scope)
-        if not found:
-            return []
-        excerpt = request_excerpt(request)
-        return [_hit(request, finding, application, excerpt, host) for finding in found.values()]
-
-    def _judge_body_and_headers(self, request: HttpRequest, found: dict[str, Finding], scope: PolicyScope) -> None:
         for point in body_and_anomaly_points(request):
             findings = self._cached(point)
             if findings:
@@ -115,11 +123,7 @@ class DetectionEngine:
         if verdict is None:
             verdict = self._part_verdicts.recall(key)
         if verdict is None:
-            loops = self._loops
-            if loops is not None:
-                verdict = loops.judge_points(points_of(text), self._verdicts, self._inspect_suspects)
-            else:
-                verdict = tuple(finding for point in points_of(text) for finding in self._cached(point))
+            verdict = tuple(finding for point in points_of(text) for finding in self._cached(point))
             if len(text) <= _CACHED_VALUE_CHARS:
                 self._part_verdicts.put(key, verdict)
         return verdict

@@ -20,7 +20,7 @@ from benchmarks.detection_corpus import load_corpus
 from benchmarks.detection_speed import generated_requests
 from oob_analyzer.detection import DetectionEngine, default_detectors, point_inspector
 from oob_analyzer.detection.events import Finding
-from oob_analyzer.detection.points import header_points
+from oob_analyzer.detection.points import header_points, query_points
 from oob_analyzer.detection.request_point import RequestPoint
 from oob_analyzer.detection.verdict_cache import VerdictCache
 from reassembly.events import HttpRequest
@@ -177,6 +177,10 @@ def test_wrong_arguments_raise_type_errors() -> None:
         lambda: loops.judge_headers([("Referer", "x")], cache, cache, lambda name, value: 1, inspect),
         lambda: loops.judge_headers([("Referer", "x")], cache, cache, lambda name, value: [(1,)], inspect),
         lambda: loops.judge_points([point], cache, lambda point, variants: 1),
+        lambda: loops.judge_part("query", b"q=1", query_points, cache, cache, inspect),  # type: ignore[arg-type]
+        lambda: loops.judge_part("query", "q=1", query_points, [], cache, inspect),  # type: ignore[arg-type]
+        lambda: loops.judge_part("query", "q=1", lambda text: 1, cache, cache, inspect),
+        lambda: loops.judge_part("query", "q=1", query_points, cache, cache),  # type: ignore[call-arg]
     ]
     for call in wrong_calls:
         with pytest.raises(TypeError):
@@ -188,18 +192,22 @@ def test_wrong_arguments_raise_type_errors() -> None:
     assert list(cache) == [point]
 
 
-def test_an_error_from_header_points_propagates() -> None:
+def test_an_error_from_the_point_builders_propagates() -> None:
     compiled, _ = _engines(16)
     loops = compiled._loops
     assert loops is not None
     cache: VerdictCache[tuple[Finding, ...]] = VerdictCache(16)
 
-    def broken(name: str, value: str) -> list[RequestPoint]:
+    def broken(name: str, value: str = "") -> list[RequestPoint]:
         raise _Refused(name)
 
     with pytest.raises(_Refused, match="Referer"):
         loops.judge_headers([("Referer", "x")], cache, cache, broken, compiled._inspect_suspects)
+    with pytest.raises(_Refused, match="q=1"):
+        loops.judge_part("query", "q=1", broken, cache, cache, compiled._inspect_suspects)
     assert not cache
+    assert loops.judge_part("query", "q=%27%20or%201=1--", query_points, cache, cache, compiled._inspect_suspects)
+    assert ("query", "q=%27%20or%201=1--") in cache
 
 
 def test_the_python_loops_without_the_inspector(monkeypatch: pytest.MonkeyPatch) -> None:
