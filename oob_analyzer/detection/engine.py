@@ -54,8 +54,10 @@ class DetectionEngine:
         # can find anything (None: not built, or detectors it cannot vouch for).
         self._inspector = build_point_inspector(self.detectors)
         # The same inspector runs the per-point and per-field loops below, cache look-ups and
-        # all, in C (None: the Python loops, as without the inspector).
-        self._loops = self._inspector
+        # all, in C (None: the Python loops, as without the inspector, or with an extension
+        # built before it had them: a source tree updated without `pip install -e .`).
+        inspector = self._inspector
+        self._loops = inspector if inspector is not None and hasattr(inspector, "judge_part") else None
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
         host = request.host  # a scan of the headers: once per request, not once per hit

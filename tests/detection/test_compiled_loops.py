@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from benchmarks.detection_corpus import load_corpus
 from benchmarks.detection_speed import generated_requests
 from oob_analyzer.detection import DetectionEngine, default_detectors, point_inspector
+from oob_analyzer.detection import engine as engine_module
 from oob_analyzer.detection.events import Finding
 from oob_analyzer.detection.points import header_points, query_points
 from oob_analyzer.detection.request_point import RequestPoint
@@ -216,3 +217,16 @@ def test_the_python_loops_without_the_inspector(monkeypatch: pytest.MonkeyPatch)
     assert engine._loops is None
     hits = engine.analyze(http_request("/?q=%3Cscript%3Ealert(1)%3C/script%3E", headers=(("Cookie", "a=' or 1=1 --"),)))
     assert sorted(hit.attack_type for hit in hits) == ["sqli", "xss"]
+
+
+def test_an_extension_built_before_the_loops_gets_the_python_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    inspector = point_inspector.build_point_inspector(default_detectors())
+    assert inspector is not None
+
+    class Stale:  # what an in-place build older than judge_part offers
+        suspect_variants = inspector.suspect_variants
+
+    monkeypatch.setattr(engine_module, "build_point_inspector", lambda detectors: Stale())
+    engine = DetectionEngine(default_detectors())
+    assert engine._inspector is not None and engine._loops is None
+    assert [hit.attack_type for hit in engine.analyze(http_request("/?q=%3Cscript%3Ealert(1)%3C/script%3E"))] == ["xss"]
