@@ -9,6 +9,7 @@ what they look at, and the value a detector sees after percent-decoding. Deeper 
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from oob_analyzer.detection.body_points import add_json_points, body_points, jwt_claims
 from oob_analyzer.detection.decoders import percent_decode
@@ -23,6 +24,7 @@ __all__ = [
     "header_points",
     "path_points",
     "percent_decode",
+    "python_header_points",
     "query_points",
 ]
 
@@ -79,8 +81,13 @@ def path_points(path: str) -> list[RequestPoint]:
     return points
 
 
-def header_points(raw_name: str, value: str) -> list[RequestPoint]:
-    """The points of one header field: its value, each cookie, the claims of a JWT in it."""
+def python_header_points(raw_name: str, value: str) -> list[RequestPoint]:
+    """The points of one header field: its value, each cookie, the claims of a JWT in it.
+
+    The reference for `header_points`, which is the compiled `_request_points.header_points`
+    when it is built (tests/detection/test_compiled_request_points.py holds the two to the
+    same points). The claims of a JWT stay in Python (`_add_jwt_points`), called back from C.
+    """
     name = raw_name.lower()
     if name == "cookie":
         return _cookie_points(value)
@@ -115,3 +122,13 @@ def _add_jwt_points(points: list[RequestPoint], prefix: str, text: str) -> None:
         claims = jwt_claims(token)
         if claims is not None:
             add_json_points(points, f"{prefix}.jwt", claims, "jwt")
+
+
+try:
+    from oob_analyzer.detection._request_points import header_points as _compiled_header_points
+except ImportError:  # not built (a source tree without `pip install`): the Python reference
+    header_points = python_header_points
+else:
+    # The point type and the JWT callback bound first, by a partial in C: no Python frame
+    # between the engine's header loop and the builder.
+    header_points = partial(_compiled_header_points, RequestPoint, _add_jwt_points)
