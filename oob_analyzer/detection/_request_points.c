@@ -1,6 +1,6 @@
-/* The point builders of a header field (its value, each cookie) and percent_decode, in C.
+/* The point builders of a header field (its value, each cookie), of a path, and percent_decode, in C.
  *
- * points.python_header_points and decoders.percent_decode are the reference and the fallback
+ * points.python_header_points, points.python_path_points and decoders.percent_decode are the reference and the fallback
  * when this is not built; tests/detection/test_compiled_request_points.py holds them to the same
  * output. The claims of a JWT are left to the Python callback the caller passes
  * (points._add_jwt_points): a regex scan and a JSON parse, called only for values holding "eyJ".
@@ -14,7 +14,7 @@
 
 /* Interned once at import: the names and kinds every call uses. */
 static PyObject *str_cookie, *str_content_length, *str_cookie_prefix, *str_header_prefix, *str_header_kind,
-    *str_jwt_marker, *str_plus, *str_space;
+    *str_jwt_marker, *str_plus, *str_space, *str_path_kind, *str_path_segment_kind;
 
 /* request_point.bounded: the text itself, or its head and tail joined by a newline. */
 static PyObject *bounded(PyObject *text)
@@ -330,7 +330,81 @@ static PyObject *header_points(PyObject *module, PyObject *const *args, Py_ssize
     return points;
 }
 
+/* The non-empty segments of a path between '/': how many, and the length of the first. */
+static Py_ssize_t count_segments(int kind, const void *data, Py_ssize_t length, Py_ssize_t *first_length)
+{
+    Py_ssize_t count = 0, start = 0;
+    *first_length = 0;
+    for (Py_ssize_t index = 0; index <= length; index++) {
+        if (index < length && PyUnicode_READ(kind, data, index) != '/')
+            continue;
+        if (index > start && count++ == 0)
+            *first_length = index - start;
+        start = index + 1;
+    }
+    return count;
+}
+
+/* One segment's point, `path.<index>`, percent-decoded (without '+') when it holds '%'. */
+static int add_segment_point(PyObject *points, PyTypeObject *point_type, PyObject *segment, Py_ssize_t index)
+{
+    int percent = holds_char(segment, '%');
+    if (percent < 0)
+        return -1;
+    PyObject *decoded = percent ? percent_decode_text(segment, 0) : Py_NewRef(segment);
+    if (decoded != NULL && PyUnicode_GET_LENGTH(decoded) > MAX_POINT_CHARS)
+        Py_SETREF(decoded, bounded(decoded));
+    return append_point(points, point_type, PyUnicode_FromFormat("path.%zd", index), decoded, str_path_segment_kind);
+}
+
+/* points.python_path_points: the whole path, then each segment when there is more than the one. */
+static PyObject *path_points(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_IsSubtype((PyTypeObject *)args[0], &PyTuple_Type) ||
+        !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "path_points() takes a tuple type and a str path");
+        return NULL;
+    }
+    PyTypeObject *point_type = (PyTypeObject *)args[0];
+    PyObject *path = args[1];
+    PyObject *points = PyList_New(0);
+    if (points == NULL)
+        return NULL;
+    PyObject *decoded = percent_decode_text(path, 0);
+    if (decoded != NULL)
+        Py_SETREF(decoded, bounded(decoded));
+    if (append_point(points, point_type, Py_NewRef(str_path_kind), decoded, str_path_kind) < 0) {
+        Py_DECREF(points);
+        return NULL;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(path), first_length;
+    int kind = PyUnicode_KIND(path);
+    const void *data = PyUnicode_DATA(path);
+    Py_ssize_t count = count_segments(kind, data, length, &first_length);
+    if (!(count > 1 || (count == 1 && first_length + 1 < length)))
+        return points;
+    Py_ssize_t start = 0, index = 0;
+    for (Py_ssize_t at = 0; at <= length; at++) {
+        if (at < length && PyUnicode_READ(kind, data, at) != '/')
+            continue;
+        if (at > start) {
+            PyObject *segment = PyUnicode_Substring(path, start, at);
+            int failed = segment == NULL || add_segment_point(points, point_type, segment, index++) < 0;
+            Py_XDECREF(segment);
+            if (failed) {
+                Py_DECREF(points);
+                return NULL;
+            }
+        }
+        start = at + 1;
+    }
+    return points;
+}
+
 static PyMethodDef methods[] = {
+    {"path_points", (PyCFunction)(void (*)(void))path_points, METH_FASTCALL,
+     "path_points(point_type, path): the points of a path, all of it and each segment."},
     {"header_points", (PyCFunction)(void (*)(void))header_points, METH_FASTCALL,
      "header_points(point_type, add_jwt_points, raw_name, value): the points of one header field."},
     {"percent_decode", (PyCFunction)(void (*)(void))percent_decode, METH_FASTCALL,
@@ -356,7 +430,8 @@ PyMODINIT_FUNC PyInit__request_points(void)
     if (intern(&str_cookie, "cookie") < 0 || intern(&str_content_length, "content-length") < 0 ||
         intern(&str_cookie_prefix, "cookie.") < 0 || intern(&str_header_prefix, "header.") < 0 ||
         intern(&str_header_kind, "header") < 0 || intern(&str_jwt_marker, "eyJ") < 0 ||
-        intern(&str_plus, "+") < 0 || intern(&str_space, " ") < 0)
+        intern(&str_plus, "+") < 0 || intern(&str_space, " ") < 0 || intern(&str_path_kind, "path") < 0 ||
+        intern(&str_path_segment_kind, "path_segment") < 0)
         return NULL;
     return PyModule_Create(&module);
 }

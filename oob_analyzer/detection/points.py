@@ -25,6 +25,7 @@ __all__ = [
     "path_points",
     "percent_decode",
     "python_header_points",
+    "python_path_points",
     "query_points",
 ]
 
@@ -67,8 +68,12 @@ def query_points(query: str) -> list[RequestPoint]:
     return urlencoded_points("query", query)
 
 
-def path_points(path: str) -> list[RequestPoint]:
-    """The points of a path (the target before its first `?`): all of it, and each segment."""
+def python_path_points(path: str) -> list[RequestPoint]:
+    """The points of a path (the target before its first `?`): all of it, and each segment.
+
+    The reference for `path_points`, which is the compiled `_request_points.path_points` when
+    it is built (tests/detection/test_compiled_request_points.py holds the two to the same points).
+    """
     points = [new_point(RequestPoint, ("path", bounded(percent_decode(path, plus_is_space=False)), "path"))]
     segments = [segment for segment in path.split("/") if segment]
     if len(segments) > 1 or (segments and len(segments[0]) + 1 < len(path)):
@@ -126,9 +131,12 @@ def _add_jwt_points(points: list[RequestPoint], prefix: str, text: str) -> None:
 
 try:
     from oob_analyzer.detection._request_points import header_points as _compiled_header_points
-except ImportError:  # not built (a source tree without `pip install`): the Python reference
+    from oob_analyzer.detection._request_points import path_points as _compiled_path_points
+except ImportError:  # not built (a source tree without `pip install`): the Python references
     header_points = python_header_points
+    path_points = python_path_points
 else:
+    path_points = partial(_compiled_path_points, RequestPoint)
     # The point type and the JWT callback bound first, by a partial in C: no Python frame
     # between the engine's header loop and the builder.
     header_points = partial(_compiled_header_points, RequestPoint, _add_jwt_points)

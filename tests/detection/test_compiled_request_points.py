@@ -1,4 +1,4 @@
-"""The compiled header points and percent_decode against their Python references: the same output."""
+"""The compiled header and path points and percent_decode against their Python references: the same output."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from benchmarks.detection_corpus import CORPUS, load_corpus
 from benchmarks.detection_speed import generated_requests
 from oob_analyzer.detection import points
 from oob_analyzer.detection.decoders import percent_decode
-from oob_analyzer.detection.points import _add_jwt_points, python_header_points
+from oob_analyzer.detection.points import _add_jwt_points, python_header_points, python_path_points
 from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint
 from reassembly.events import HttpRequest
 from tests.paths import PROJECT
@@ -31,6 +31,12 @@ def assert_same_points(raw_name: str, value: str) -> None:
     assert all(type(point) is RequestPoint for point in found)
 
 
+def assert_same_path_points(path: str) -> None:
+    found = compiled.path_points(RequestPoint, path)
+    assert found == python_path_points(path)
+    assert all(type(point) is RequestPoint for point in found)
+
+
 def assert_same_decoding(text: str) -> None:
     for plus_is_space in (True, False):
         assert compiled.percent_decode(text, plus_is_space) == percent_decode(text, plus_is_space=plus_is_space)
@@ -43,6 +49,8 @@ def header_fields_of(requests: list[HttpRequest]) -> list[tuple[str, str]]:
 def test_the_engine_uses_the_compiled_builder() -> None:
     assert points.header_points.func is compiled.header_points  # type: ignore[attr-defined]
     assert points.header_points.args == (RequestPoint, _add_jwt_points)  # type: ignore[attr-defined]
+    assert points.path_points.func is compiled.path_points  # type: ignore[attr-defined]
+    assert points.path_points.args == (RequestPoint,)  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif(not CORPUS.exists(), reason="the shared corpus is not next to the project")
@@ -54,15 +62,19 @@ def test_same_points_on_the_corpus() -> None:
         assert_same_points(name, value)
     for request in requests:  # its attacks' percent-encodings, in cookies too (it has none of its own)
         assert_same_decoding(request.target)
+        assert_same_path_points(request.target.partition("?")[0])
         query = request.target.partition("?")[2]
         assert_same_points("Cookie", query.replace("&", "; "))
 
 
 def test_same_points_on_generated_traffic() -> None:
-    fields = header_fields_of(generated_requests())
+    requests = generated_requests()
+    fields = header_fields_of(requests)
     assert sum("eyJ" in value for _, value in fields) > 100  # bearer tokens and JWT cookies
     for name, value in fields:
         assert_same_points(name, value)
+    for request in requests:
+        assert_same_path_points(request.target.partition("?")[0])
 
 
 _PIECES = st.sampled_from(
@@ -104,11 +116,27 @@ def test_same_decoding_of_any_text(text: str) -> None:
     assert_same_decoding(text)
 
 
+_PATHS = st.lists(_PIECES | st.sampled_from(["/", "//", "%2F", "%2f", ".."]) | st.text(max_size=3), max_size=16)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_PATHS.map("".join))
+def test_same_points_of_any_path(path: str) -> None:
+    assert_same_path_points(path)
+
+
+def test_paths_of_one_segment_and_none() -> None:
+    for path in ("", "/", "//", "a", "/a", "//a", "/a/", "a/", "a//b", "/%41", "%2F%2F"):
+        assert_same_path_points(path)
+
+
 def test_long_values_over_the_bound() -> None:
     long_value = "%41" * MAX_POINT_CHARS + "é" + "B" * 5000 + "\U0001f600"
     for value in (long_value, "x" * MAX_POINT_CHARS, "x" * (MAX_POINT_CHARS + 1)):
         assert_same_points("Cookie", f"a={value}; b=1")
         assert_same_points("Referer", value)
+        assert_same_path_points(f"/{value}/{value}")
+        assert_same_path_points(value)
     assert compiled_points("Cookie", "s=" + "x" * (MAX_POINT_CHARS + 1))[0].value.count("\n") == 1
 
 
@@ -132,6 +160,9 @@ def test_wrong_arguments_raise_type_errors() -> None:
             compiled.header_points(*arguments)
     with pytest.raises(TypeError):
         compiled.percent_decode(b"%41", True)
+    for path_arguments in ((RequestPoint,), (dict, "/a"), (RequestPoint, b"/a")):
+        with pytest.raises(TypeError):
+            compiled.path_points(*path_arguments)
 
 
 def test_no_reference_is_leaked_or_lost() -> None:
@@ -142,6 +173,7 @@ def test_no_reference_is_leaked_or_lost() -> None:
         compiled_points(name, value)
         compiled_points("X", value)
         compiled.percent_decode(value, True)
+        compiled.path_points(RequestPoint, value)
     assert (sys.getrefcount(value), sys.getrefcount(name)) == before
 
 
@@ -151,6 +183,7 @@ def test_without_the_extension_the_reference_builds() -> None:
         "import sys; sys.modules['oob_analyzer.detection._request_points'] = None\n"
         "from oob_analyzer.detection import points\n"
         "assert points.header_points is points.python_header_points\n"
+        "assert points.path_points is points.python_path_points\n"
         "print(points.header_points('Cookie', 'a=%41; b'))\n"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=PROJECT)
