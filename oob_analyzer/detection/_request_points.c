@@ -1,6 +1,8 @@
-/* The point builders of a header field (its value, each cookie), of a path, and percent_decode, in C.
+/* The point builders of a header field (its value, each cookie), a path and a urlencoded text
+ * (query string, form body), and percent_decode, in C.
  *
- * points.python_header_points, points.python_path_points and decoders.percent_decode are the reference and the fallback
+ * points.python_header_points, points.python_path_points, request_point.python_urlencoded_points
+ * and decoders.percent_decode are the reference and the fallback
  * when this is not built; tests/detection/test_compiled_request_points.py holds them to the same
  * output. The claims of a JWT are left to the Python callback the caller passes
  * (points._add_jwt_points): a regex scan and a JSON parse, called only for values holding "eyJ".
@@ -14,7 +16,8 @@
 
 /* Interned once at import: the names and kinds every call uses. */
 static PyObject *str_cookie, *str_content_length, *str_cookie_prefix, *str_header_prefix, *str_header_kind,
-    *str_jwt_marker, *str_plus, *str_space, *str_path_kind, *str_path_segment_kind;
+    *str_jwt_marker, *str_plus, *str_space, *str_path_kind, *str_path_segment_kind,
+    *str_name_kind;
 
 /* request_point.bounded: the text itself, or its head and tail joined by a newline. */
 static PyObject *bounded(PyObject *text)
@@ -402,7 +405,128 @@ static PyObject *path_points(PyObject *module, PyObject *const *args, Py_ssize_t
     return points;
 }
 
+static int is_name_char(Py_UCS4 ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+           ch == '.' || ch == '-';
+}
+
+/* request_point._PLAIN_NAME.fullmatch: `[A-Za-z0-9_.-]{1,64}(?:\[[A-Za-z0-9_.-]{0,64}\])*`.
+ * A run of name characters can only end at '[', ']' or the end, so matching the longest run
+ * is all the backtracking the regex could do. */
+static int is_plain_name(PyObject *name)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name), at = 0, run;
+    int kind = PyUnicode_KIND(name);
+    const void *data = PyUnicode_DATA(name);
+    for (run = 0; at < length && is_name_char(PyUnicode_READ(kind, data, at)); at++)
+        run++;
+    if (run < 1 || run > 64)
+        return 0;
+    while (at < length) {
+        if (PyUnicode_READ(kind, data, at) != '[')
+            return 0;
+        for (run = 0, at++; at < length && is_name_char(PyUnicode_READ(kind, data, at)); at++)
+            run++;
+        if (run > 64 || at >= length || PyUnicode_READ(kind, data, at) != ']')
+            return 0;
+        at++;
+    }
+    return 1;
+}
+
+/* percent_decode(text) when it holds '%' or '+', else the text itself. */
+static PyObject *decoded_part(PyObject *text)
+{
+    int encoded = round_needed(text, 1);
+    if (encoded < 0)
+        return NULL;
+    return encoded ? percent_decode_text(text, 1) : Py_NewRef(text);
+}
+
+/* One non-empty `name=value` (or bare `name`) of a urlencoded text; sets *odd for an odd name. */
+static int add_pair_points(PyObject *points, PyTypeObject *point_type, PyObject *prefix, PyObject *pair, int *odd)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(pair);
+    Py_ssize_t equals = PyUnicode_FindChar(pair, '=', 0, length, 1);
+    if (equals == -2)
+        return -1;
+    PyObject *raw_name = PyUnicode_Substring(pair, 0, equals < 0 ? length : equals);
+    PyObject *name = raw_name == NULL ? NULL : decoded_part(raw_name);
+    Py_XDECREF(raw_name);
+    if (name == NULL)
+        return -1;
+    int failed;
+    if (equals < 0) { /* a bare `?payload` is a value with no name */
+        failed = append_point(points, point_type, Py_NewRef(prefix), bounded(name), prefix);
+        Py_DECREF(name);
+        return failed;
+    }
+    PyObject *raw_value = PyUnicode_Substring(pair, equals + 1, length);
+    PyObject *value = raw_value == NULL ? NULL : decoded_part(raw_value);
+    Py_XDECREF(raw_value);
+    if (value != NULL && PyUnicode_GET_LENGTH(value) > MAX_POINT_CHARS)
+        Py_SETREF(value, bounded(value));
+    PyObject *point_name = PyUnicode_FromFormat("%U.%U", prefix, name);
+    failed = append_point(points, point_type, Py_XNewRef(point_name), value, prefix);
+    if (!failed && !is_plain_name(name)) {
+        *odd = 1;
+        failed = append_point(points, point_type, Py_NewRef(point_name), bounded(name), str_name_kind);
+    }
+    Py_XDECREF(point_name);
+    Py_DECREF(name);
+    return failed;
+}
+
+/* request_point.python_urlencoded_points: one point per pair, odd names too, and the whole
+ * text when an '&' or '=' may belong to the payload. */
+static PyObject *urlencoded_points(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyType_IsSubtype((PyTypeObject *)args[0], &PyTuple_Type) ||
+        !PyUnicode_Check(args[1]) || !PyUnicode_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "urlencoded_points() takes a tuple type, a str prefix and a str text");
+        return NULL;
+    }
+    PyTypeObject *point_type = (PyTypeObject *)args[0];
+    PyObject *prefix = args[1], *text = args[2];
+    PyObject *points = PyList_New(0);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    if (points == NULL || length == 0)
+        return points;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    int odd = 0;
+    for (Py_ssize_t start = 0; start <= length;) {
+        Py_ssize_t end = start;
+        while (end < length && PyUnicode_READ(kind, data, end) != '&')
+            end++;
+        if (end == start) {
+            odd = 1;
+        } else {
+            PyObject *pair = PyUnicode_Substring(text, start, end);
+            int failed = pair == NULL || add_pair_points(points, point_type, prefix, pair, &odd) < 0;
+            Py_XDECREF(pair);
+            if (failed) {
+                Py_DECREF(points);
+                return NULL;
+            }
+        }
+        start = end + 1;
+    }
+    if (odd) { /* an '&' or '=' that may belong to the payload: the whole string is a point too */
+        PyObject *decoded = percent_decode_text(text, 1);
+        if (decoded != NULL)
+            Py_SETREF(decoded, bounded(decoded));
+        if (append_point(points, point_type, Py_NewRef(prefix), decoded, prefix) < 0)
+            Py_CLEAR(points);
+    }
+    return points;
+}
+
 static PyMethodDef methods[] = {
+    {"urlencoded_points", (PyCFunction)(void (*)(void))urlencoded_points, METH_FASTCALL,
+     "urlencoded_points(point_type, prefix, text): the points of a query string or form body."},
     {"path_points", (PyCFunction)(void (*)(void))path_points, METH_FASTCALL,
      "path_points(point_type, path): the points of a path, all of it and each segment."},
     {"header_points", (PyCFunction)(void (*)(void))header_points, METH_FASTCALL,
@@ -431,7 +555,7 @@ PyMODINIT_FUNC PyInit__request_points(void)
         intern(&str_cookie_prefix, "cookie.") < 0 || intern(&str_header_prefix, "header.") < 0 ||
         intern(&str_header_kind, "header") < 0 || intern(&str_jwt_marker, "eyJ") < 0 ||
         intern(&str_plus, "+") < 0 || intern(&str_space, " ") < 0 || intern(&str_path_kind, "path") < 0 ||
-        intern(&str_path_segment_kind, "path_segment") < 0)
+        intern(&str_path_segment_kind, "path_segment") < 0 || intern(&str_name_kind, "name") < 0)
         return NULL;
     return PyModule_Create(&module);
 }

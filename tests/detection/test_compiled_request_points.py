@@ -1,4 +1,4 @@
-"""The compiled header and path points and percent_decode against their Python references: the same output."""
+"""The compiled header, path and urlencoded points and percent_decode against their Python references."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from benchmarks.detection_corpus import CORPUS, load_corpus
 from benchmarks.detection_speed import generated_requests
-from oob_analyzer.detection import points
+from oob_analyzer.detection import points, request_point
 from oob_analyzer.detection.decoders import percent_decode
 from oob_analyzer.detection.points import _add_jwt_points, python_header_points, python_path_points
-from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint
+from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, python_urlencoded_points
 from reassembly.events import HttpRequest
 from tests.paths import PROJECT
 
@@ -37,6 +37,12 @@ def assert_same_path_points(path: str) -> None:
     assert all(type(point) is RequestPoint for point in found)
 
 
+def assert_same_urlencoded_points(text: str, prefix: str = "query") -> None:
+    found = compiled.urlencoded_points(RequestPoint, prefix, text)
+    assert found == python_urlencoded_points(prefix, text)
+    assert all(type(point) is RequestPoint for point in found)
+
+
 def assert_same_decoding(text: str) -> None:
     for plus_is_space in (True, False):
         assert compiled.percent_decode(text, plus_is_space) == percent_decode(text, plus_is_space=plus_is_space)
@@ -51,6 +57,8 @@ def test_the_engine_uses_the_compiled_builder() -> None:
     assert points.header_points.args == (RequestPoint, _add_jwt_points)  # type: ignore[attr-defined]
     assert points.path_points.func is compiled.path_points  # type: ignore[attr-defined]
     assert points.path_points.args == (RequestPoint,)  # type: ignore[attr-defined]
+    assert request_point.urlencoded_points.func is compiled.urlencoded_points  # type: ignore[attr-defined]
+    assert request_point.urlencoded_points.args == (RequestPoint,)  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif(not CORPUS.exists(), reason="the shared corpus is not next to the project")
@@ -63,6 +71,8 @@ def test_same_points_on_the_corpus() -> None:
     for request in requests:  # its attacks' percent-encodings, in cookies too (it has none of its own)
         assert_same_decoding(request.target)
         assert_same_path_points(request.target.partition("?")[0])
+        assert_same_urlencoded_points(request.target.partition("?")[2])
+        assert_same_urlencoded_points(request.body.decode("latin-1"), "body.form")
         query = request.target.partition("?")[2]
         assert_same_points("Cookie", query.replace("&", "; "))
 
@@ -75,6 +85,7 @@ def test_same_points_on_generated_traffic() -> None:
         assert_same_points(name, value)
     for request in requests:
         assert_same_path_points(request.target.partition("?")[0])
+        assert_same_urlencoded_points(request.target.partition("?")[2])
 
 
 _PIECES = st.sampled_from(
@@ -125,6 +136,28 @@ def test_same_points_of_any_path(path: str) -> None:
     assert_same_path_points(path)
 
 
+_QUERIES = st.lists(
+    _PIECES
+    | st.sampled_from(["&", "&&", "=", "[", "]", "a[]", "b[k]", "[$ne]", "x" * 64, "y" * 65])
+    | st.text(max_size=3),
+    max_size=16,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_QUERIES.map("".join))
+def test_same_points_of_any_urlencoded_text(text: str) -> None:
+    assert_same_urlencoded_points(text)
+
+
+def test_plain_and_odd_names() -> None:
+    names = ["a", "a.b-c_1", "a[]", "a[b][c]", "a[b]c", "a[b", "[b]", "a[$ne]", "é", "a" * 64, "a" * 65]
+    names += [f"a[{'b' * 64}]", f"a[{'b' * 65}]", "a[b]]", ""]
+    for name in names:
+        for text in (f"{name}=1", name, f"{name}=1&&", f"%41{name}=%2541"):
+            assert_same_urlencoded_points(text)
+
+
 def test_paths_of_one_segment_and_none() -> None:
     for path in ("", "/", "//", "a", "/a", "//a", "/a/", "a/", "a//b", "/%41", "%2F%2F"):
         assert_same_path_points(path)
@@ -137,6 +170,7 @@ def test_long_values_over_the_bound() -> None:
         assert_same_points("Referer", value)
         assert_same_path_points(f"/{value}/{value}")
         assert_same_path_points(value)
+        assert_same_urlencoded_points(f"a={value}&{value}=b&{value}")
     assert compiled_points("Cookie", "s=" + "x" * (MAX_POINT_CHARS + 1))[0].value.count("\n") == 1
 
 
@@ -163,6 +197,14 @@ def test_wrong_arguments_raise_type_errors() -> None:
     for path_arguments in ((RequestPoint,), (dict, "/a"), (RequestPoint, b"/a")):
         with pytest.raises(TypeError):
             compiled.path_points(*path_arguments)
+    for query_arguments in (
+        (RequestPoint, "query"),
+        (dict, "query", "a"),
+        (RequestPoint, b"q", "a"),
+        (RequestPoint, "q", b"a"),
+    ):
+        with pytest.raises(TypeError):
+            compiled.urlencoded_points(*query_arguments)
 
 
 def test_no_reference_is_leaked_or_lost() -> None:
@@ -174,6 +216,7 @@ def test_no_reference_is_leaked_or_lost() -> None:
         compiled_points("X", value)
         compiled.percent_decode(value, True)
         compiled.path_points(RequestPoint, value)
+        compiled.urlencoded_points(RequestPoint, name, value)
     assert (sys.getrefcount(value), sys.getrefcount(name)) == before
 
 
@@ -184,6 +227,8 @@ def test_without_the_extension_the_reference_builds() -> None:
         "from oob_analyzer.detection import points\n"
         "assert points.header_points is points.python_header_points\n"
         "assert points.path_points is points.python_path_points\n"
+        "from oob_analyzer.detection import request_point\n"
+        "assert request_point.urlencoded_points is request_point.python_urlencoded_points\n"
         "print(points.header_points('Cookie', 'a=%41; b'))\n"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=PROJECT)
