@@ -50,6 +50,11 @@ setup(
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
         Extension(
+            "oob_analyzer.detection._request_points",
+            sources=["oob_analyzer/detection/_request_points.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        ),
+        Extension(
             "oob_analyzer.detection._inspect",
             sources=[
                 "oob_analyzer/detection/_inspect.c",

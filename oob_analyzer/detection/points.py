@@ -9,6 +9,7 @@ what they look at, and the value a detector sees after percent-decoding. Deeper 
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from oob_analyzer.detection.body_points import add_json_points, body_points, jwt_claims
 from oob_analyzer.detection.decoders import percent_decode
@@ -23,6 +24,8 @@ __all__ = [
     "header_points",
     "path_points",
     "percent_decode",
+    "python_header_points",
+    "python_path_points",
     "query_points",
 ]
 
@@ -65,8 +68,12 @@ def query_points(query: str) -> list[RequestPoint]:
     return urlencoded_points("query", query)
 
 
-def path_points(path: str) -> list[RequestPoint]:
-    """The points of a path (the target before its first `?`): all of it, and each segment."""
+def python_path_points(path: str) -> list[RequestPoint]:
+    """The points of a path (the target before its first `?`): all of it, and each segment.
+
+    The reference for `path_points`, which is the compiled `_request_points.path_points` when
+    it is built (tests/detection/test_compiled_request_points.py holds the two to the same points).
+    """
     points = [new_point(RequestPoint, ("path", bounded(percent_decode(path, plus_is_space=False)), "path"))]
     segments = [segment for segment in path.split("/") if segment]
     if len(segments) > 1 or (segments and len(segments[0]) + 1 < len(path)):
@@ -79,8 +86,13 @@ def path_points(path: str) -> list[RequestPoint]:
     return points
 
 
-def header_points(raw_name: str, value: str) -> list[RequestPoint]:
-    """The points of one header field: its value, each cookie, the claims of a JWT in it."""
+def python_header_points(raw_name: str, value: str) -> list[RequestPoint]:
+    """The points of one header field: its value, each cookie, the claims of a JWT in it.
+
+    The reference for `header_points`, which is the compiled `_request_points.header_points`
+    when it is built (tests/detection/test_compiled_request_points.py holds the two to the
+    same points). The claims of a JWT stay in Python (`_add_jwt_points`), called back from C.
+    """
     name = raw_name.lower()
     if name == "cookie":
         return _cookie_points(value)
@@ -115,3 +127,16 @@ def _add_jwt_points(points: list[RequestPoint], prefix: str, text: str) -> None:
         claims = jwt_claims(token)
         if claims is not None:
             add_json_points(points, f"{prefix}.jwt", claims, "jwt")
+
+
+try:
+    from oob_analyzer.detection._request_points import header_points as _compiled_header_points
+    from oob_analyzer.detection._request_points import path_points as _compiled_path_points
+except ImportError:  # not built (a source tree without `pip install`): the Python references
+    header_points = python_header_points
+    path_points = python_path_points
+else:
+    path_points = partial(_compiled_path_points, RequestPoint)
+    # The point type and the JWT callback bound first, by a partial in C: no Python frame
+    # between the engine's header loop and the builder.
+    header_points = partial(_compiled_header_points, RequestPoint, _add_jwt_points)

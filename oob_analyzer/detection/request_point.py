@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import NamedTuple
 
 from oob_analyzer.detection.decoders import percent_decode
 
-__all__ = ["MAX_POINT_CHARS", "RequestPoint", "bounded", "new_point", "urlencoded_points"]
+__all__ = ["MAX_POINT_CHARS", "RequestPoint", "bounded", "new_point", "python_urlencoded_points", "urlencoded_points"]
 
 # Values longer than this are inspected by their head and tail only: padding a payload
 # with 100 KiB of filler must not hide it, and inspecting all of it would cost too much.
@@ -40,11 +41,14 @@ def bounded(value: str) -> str:
     return value[:_EDGE_CHARS] + "\n" + value[-_EDGE_CHARS:]
 
 
-def urlencoded_points(prefix: str, text: str) -> list[RequestPoint]:
+def python_urlencoded_points(prefix: str, text: str) -> list[RequestPoint]:
     """`a=1&b[]=2&b[k]=3&bare`: one point per pair; odd names are points too (`a[$ne]`).
 
     `a[]` and `a[b]` keep their brackets in the point name; repeated names give one point each.
     A list filled in one loop: a generator's resume per point cost more than the point.
+    The reference for `urlencoded_points`, which is the compiled
+    `_request_points.urlencoded_points` when it is built
+    (tests/detection/test_compiled_request_points.py holds the two to the same points).
     """
     if not text:
         return []
@@ -70,3 +74,12 @@ def urlencoded_points(prefix: str, text: str) -> list[RequestPoint]:
     if odd:  # an '&' or '=' that may belong to the payload: the whole string is a point too
         points.append(new_point(RequestPoint, (prefix, bounded(percent_decode(text)), prefix)))
     return points
+
+
+try:
+    from oob_analyzer.detection._request_points import urlencoded_points as _compiled_urlencoded_points
+except ImportError:  # not built (a source tree without `pip install`): the Python reference
+    urlencoded_points = python_urlencoded_points
+else:
+    # The point type bound first, by a partial in C: no Python frame between caller and builder.
+    urlencoded_points = partial(_compiled_urlencoded_points, RequestPoint)
