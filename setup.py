@@ -47,11 +47,13 @@ setup(
         Extension(
             "oob_analyzer.detection._json_points",
             sources=["oob_analyzer/detection/_json_points.c"],
+            depends=["oob_analyzer/detection/_points.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
         Extension(
             "oob_analyzer.detection._request_points",
             sources=["oob_analyzer/detection/_request_points.c"],
+            depends=["oob_analyzer/detection/_points.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
         Extension(

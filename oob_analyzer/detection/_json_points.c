@@ -13,12 +13,9 @@
  * point of its str(). Dicts and lists are read through their storage, as json.loads makes
  * them (a subclass's own items() or __getitem__ is not called).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_points.h"
 
 #define MAX_NODES 2000         /* body_points._MAX_JSON_NODES */
-#define MAX_POINT_CHARS 8192   /* request_point.MAX_POINT_CHARS */
-#define EDGE_CHARS (MAX_POINT_CHARS / 2)
 
 typedef struct {
     PyObject *path; /* owned */
@@ -62,22 +59,6 @@ static int stack_push(Stack *stack, PyObject *path, PyObject *node)
     return 0;
 }
 
-/* request_point.bounded: the text itself, or its head and tail joined by a newline. */
-static PyObject *bounded(PyObject *text)
-{
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    if (length <= MAX_POINT_CHARS)
-        return Py_NewRef(text);
-    PyObject *head = PyUnicode_Substring(text, 0, EDGE_CHARS);
-    PyObject *tail = PyUnicode_Substring(text, length - EDGE_CHARS, length);
-    PyObject *result = NULL;
-    if (head != NULL && tail != NULL)
-        result = PyUnicode_FromFormat("%U\n%U", head, tail);
-    Py_XDECREF(head);
-    Py_XDECREF(tail);
-    return result;
-}
-
 /* f"{path}.{suffix}" for a str suffix, in one allocation. */
 static PyObject *child_path(PyObject *path, PyObject *suffix)
 {
@@ -100,29 +81,6 @@ static PyObject *child_path(PyObject *path, PyObject *suffix)
         return NULL;
     }
     return joined;
-}
-
-/* Append point_type(name, value, kind) to `points`; steals `name` and `value` (even on failure). */
-static int append_point(PyObject *points, PyTypeObject *point_type, PyObject *name, PyObject *value, PyObject *kind)
-{
-    if (name == NULL || value == NULL) {
-        Py_XDECREF(name);
-        Py_XDECREF(value);
-        return -1;
-    }
-    /* tuple.__new__(point_type, (name, value, kind)): the NamedTuple without its Python __new__. */
-    PyObject *point = point_type->tp_alloc(point_type, 3);
-    if (point == NULL) {
-        Py_DECREF(name);
-        Py_DECREF(value);
-        return -1;
-    }
-    PyTuple_SET_ITEM(point, 0, name);
-    PyTuple_SET_ITEM(point, 1, value);
-    PyTuple_SET_ITEM(point, 2, Py_NewRef(kind));
-    int failed = PyList_Append(points, point);
-    Py_DECREF(point);
-    return failed;
 }
 
 /* A dict's key points, last key first, and its values pushed (so the first is walked first). */

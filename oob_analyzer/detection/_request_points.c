@@ -7,33 +7,14 @@
  * output. The claims of a JWT are left to the Python callback the caller passes
  * (points._add_jwt_points): a regex scan and a JSON parse, called only for values holding "eyJ".
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_points.h"
 
-#define MAX_POINT_CHARS 8192 /* request_point.MAX_POINT_CHARS */
-#define EDGE_CHARS (MAX_POINT_CHARS / 2)
 #define MAX_PERCENT_ROUNDS 3 /* decoders._MAX_PERCENT_ROUNDS */
 
 /* Interned once at import: the names and kinds every call uses. */
 static PyObject *str_cookie, *str_content_length, *str_cookie_prefix, *str_header_prefix, *str_header_kind,
     *str_jwt_marker, *str_plus, *str_space, *str_path_kind, *str_path_segment_kind,
     *str_name_kind;
-
-/* request_point.bounded: the text itself, or its head and tail joined by a newline. */
-static PyObject *bounded(PyObject *text)
-{
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    if (length <= MAX_POINT_CHARS)
-        return Py_NewRef(text);
-    PyObject *head = PyUnicode_Substring(text, 0, EDGE_CHARS);
-    PyObject *tail = PyUnicode_Substring(text, length - EDGE_CHARS, length);
-    PyObject *result = NULL;
-    if (head != NULL && tail != NULL)
-        result = PyUnicode_FromFormat("%U\n%U", head, tail);
-    Py_XDECREF(head);
-    Py_XDECREF(tail);
-    return result;
-}
 
 /* 1 when `text` holds `ch`, 0 when not, -1 on error. */
 static int holds_char(PyObject *text, Py_UCS4 ch)
@@ -163,29 +144,6 @@ static PyObject *percent_decode(PyObject *module, PyObject *const *args, Py_ssiz
     if (plus_is_space < 0)
         return NULL;
     return percent_decode_text(args[0], plus_is_space);
-}
-
-/* Append point_type(name, value, kind) to `points`; steals `name` and `value` (even on failure). */
-static int append_point(PyObject *points, PyTypeObject *point_type, PyObject *name, PyObject *value, PyObject *kind)
-{
-    if (name == NULL || value == NULL) {
-        Py_XDECREF(name);
-        Py_XDECREF(value);
-        return -1;
-    }
-    /* tuple.__new__(point_type, (name, value, kind)): the NamedTuple without its Python __new__. */
-    PyObject *point = point_type->tp_alloc(point_type, 3);
-    if (point == NULL) {
-        Py_DECREF(name);
-        Py_DECREF(value);
-        return -1;
-    }
-    PyTuple_SET_ITEM(point, 0, name);
-    PyTuple_SET_ITEM(point, 1, value);
-    PyTuple_SET_ITEM(point, 2, Py_NewRef(kind));
-    int failed = PyList_Append(points, point);
-    Py_DECREF(point);
-    return failed;
 }
 
 /* `add_jwt_points(points, prefix, value)` when `value` holds "eyJ" (what every JWT starts with). */
