@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import sqlite3
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -374,11 +376,34 @@ def ip_key(address: str) -> str:
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_SECONDS * 1000}")  # a query beside the writer waits
+    _use_wal(cursor)  # readers do not block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")  # a query running beside the writer waits, not fails
     cursor.close()
+
+
+_SQLITE_BUSY_SECONDS = 10
+
+
+def _use_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, waiting for a writer as a busy timeout would.
+
+    Switching a database to WAL needs its exclusive lock, and while another connection holds
+    the write lock (a sensor creating the schema under BEGIN IMMEDIATE) SQLite answers
+    "database is locked" at once, without its busy handler, since waiting could deadlock
+    (https://sqlite.org/c3ref/busy_handler.html): sensors starting together on a new file
+    failed so. The switch is tried again until the writer is done, within the busy timeout.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _first_line(exc: BaseException) -> str:

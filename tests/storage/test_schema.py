@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -169,3 +171,21 @@ def _another_empty_database(db_url: str, tmp_path: Path) -> Iterator[str]:
     else:
         with postgres_schema() as url:
             yield url
+
+
+def test_a_store_opens_while_another_holds_the_write_lock_of_a_new_file(tmp_path: Path) -> None:
+    """Switching to WAL while another connection holds the write lock got "database is locked"
+    at once, whatever the busy timeout (SQLite will not wait where waiting could deadlock):
+    the race of sensors starting together on a new SQLite file. The open now waits."""
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE someone_else_is_writing (a)")
+    done = threading.Timer(0.5, writer.execute, ("COMMIT",))
+    done.start()
+    try:
+        store = AttackStore.open(f"sqlite:///{path}")
+        store.close()
+    finally:
+        done.join()
+        writer.close()
