@@ -9,12 +9,13 @@ engine) on the flows the hash gives it; hits come back to the one `HitSink`.
 from oob_analyzer.workers.child import FlowWorker
 from oob_analyzer.workers.flows import segment_from_tuple, segment_to_tuple, worker_for
 from oob_analyzer.workers.messages import EngineFactory
-from oob_analyzer.workers.pool import QUEUE_FULL_DROP, WorkerError, WorkerPool, worker_limits
+from oob_analyzer.workers.pool import QUEUE_FULL_DROP, WorkerError, WorkerPool, start_worker_server, worker_limits
 from oob_analyzer.workers.run import (
     SMALL_INPUT_BYTES,
     analyze_packets_in_workers,
     available_cores,
     choose_workers,
+    dispatcher_gc,
     reads_never_stall,
 )
 
@@ -28,9 +29,11 @@ __all__ = [
     "analyze_packets_in_workers",
     "available_cores",
     "choose_workers",
+    "dispatcher_gc",
     "reads_never_stall",
     "segment_from_tuple",
     "segment_to_tuple",
+    "start_worker_server",
     "worker_for",
     "worker_limits",
 ]

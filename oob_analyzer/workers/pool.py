@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import multiprocessing.forkserver
 import queue
 import signal
 import threading
@@ -45,7 +46,7 @@ from oob_analyzer.workers.messages import (
 )
 from reassembly import ReassemblyLimits
 
-__all__ = ["QUEUE_FULL_DROP", "WorkerError", "WorkerPool", "worker_limits"]
+__all__ = ["QUEUE_FULL_DROP", "WorkerError", "WorkerPool", "start_worker_server", "worker_limits"]
 
 QUEUE_FULL_DROP = "segments_dropped_worker_queue_full"
 _POLL_SECONDS = 0.2
@@ -146,9 +147,12 @@ class WorkerPool:
         whose response is overdue by wall time; from files, capture time alone decides.
         `decoder`: how the workers decode packed frames (the dispatcher's decoder's settings;
         default ones when not given).
-        The pool is handed over once every worker has built its engine (seconds): until then
-        a live source's packets wait in the kernel's buffer, not in queues that would overflow.
-        Raises `WorkerError` if a worker fails to start.
+        A live source's pool is handed over once every worker has built its engine (seconds):
+        until then its packets wait in the kernel's buffer, not in queues that would overflow.
+        From files it is handed over at once: the bounded queues make the reader wait for a
+        worker still building its engine, and meanwhile the reader has read and routed the
+        first batches. Raises `WorkerError` if a worker fails to start (from files: when the
+        next batch is sent, or at the latest when the pool finishes).
         """
         context = _context()
         shares = worker_limits(limits, count)
@@ -173,7 +177,8 @@ class WorkerPool:
             lifeline.close()
             pool = cls(workers, sink=sink, summary=summary)
             try:
-                pool._wait_ready()
+                if live:
+                    pool._wait_ready()
                 yield pool
             finally:
                 pool._closing.set()  # normally done already; not when the finish itself was interrupted
@@ -379,6 +384,18 @@ def _stop(worker: _Worker) -> None:
     worker.inbox.cancel_join_thread()  # a dead reader must not hang our exit on its feeder thread
     worker.inbox.close()
     worker.outbox.close()
+
+
+def start_worker_server() -> None:
+    """Start the fork server that `WorkerPool` forks its workers from, without waiting for it.
+
+    Starting it imports the pipeline in a new interpreter (a fifth of a second of CPU). Called
+    as soon as a command knows it will start workers, before it opens the store, those imports
+    run on another core while this process sets up storage; otherwise the first worker's start
+    waits for them. Calling it again, or starting a pool without it, is harmless.
+    """
+    _context()
+    multiprocessing.forkserver.ensure_running()
 
 
 def _context() -> ForkServerContext:

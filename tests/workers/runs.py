@@ -115,5 +115,18 @@ def slow_start_engine(seconds: float) -> DetectionEngine:
     return small_engine()
 
 
+def slow_start_engine_marked(seconds: float, built: Path) -> DetectionEngine:
+    """`slow_start_engine`, and the file `built` created once it is built."""
+    engine = slow_start_engine(seconds)
+    built.touch()
+    return engine
+
+
 def failing_engine() -> DetectionEngine:
+    raise RuntimeError("the engine cannot be built")
+
+
+def slow_failing_engine() -> DetectionEngine:
+    """Fails once the dispatcher has long sent everything (it does not wait for the engines)."""
+    time.sleep(0.5)
     raise RuntimeError("the engine cannot be built")

@@ -27,7 +27,9 @@ from tests.workers.runs import (
     SlowEngine,
     failing_engine,
     run_packets_in_workers,
+    slow_failing_engine,
     slow_start_engine,
+    slow_start_engine_marked,
     small_engine,
 )
 
@@ -248,6 +250,38 @@ def test_a_live_source_is_read_only_once_every_worker_has_built_its_engine() -> 
     assert events[0] == "ready" and events.count("read") == 200
     assert summary.drops[QUEUE_FULL_DROP] == 0
     assert summary.requests == summary.hits == len(sink.hits) == 200
+
+
+def test_from_files_packets_are_read_while_the_workers_build_their_engines(tmp_path: Path) -> None:
+    """The bounded queues make the reader wait for a worker still starting: nothing is lost,
+    and the first batches are read and routed meanwhile instead of after."""
+    built = tmp_path / "an engine is built"
+    read_before_built: list[bool] = []
+
+    def reading() -> Iterator[RawPacket]:
+        for packet in attack_packets(200):
+            read_before_built.append(not built.exists())
+            yield packet
+
+    summary, sink = RunSummary(), ListSink()
+    analyze_packets_in_workers(
+        reading(),
+        workers=2,
+        engine_factory=functools.partial(slow_start_engine_marked, 2.0, built),
+        sink=sink,
+        summary=summary,
+    )
+    assert len(read_before_built) == 200 and all(read_before_built)
+    assert built.exists()
+    assert summary.requests == summary.hits == len(sink.hits) == 200
+    assert QUEUE_FULL_DROP not in summary.drops
+
+
+def test_from_files_a_worker_that_cannot_start_says_why_even_with_nothing_left_to_send() -> None:
+    """Not waiting for the engines, a run of a few packets has sent them all before a worker
+    fails to build its engine: the failure still ends the run, with its reason."""
+    with pytest.raises(WorkerError, match=r"worker \d \(pid \d+\) failed: RuntimeError: the engine cannot be built"):
+        run_packets_in_workers(attack_packets(2), 2, slow_failing_engine)
 
 
 def _sleep_a_minute() -> None:
