@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import struct
@@ -248,6 +249,7 @@ def main() -> None:
         )
         print(f"generated {pcap}: {count} packets, {pcap.stat().st_size / 2**20:.0f} MiB, {len(truth)} requests")
         database = where / "hits.db"
+        compile_sources()
         runs: list[Run] = []
         for _ in range(max(1, args.runs)):
             database.unlink(missing_ok=True)
@@ -270,6 +272,21 @@ def main() -> None:
 
 
 START_UP_PACKETS = 100
+PACKAGES = ("oob_analyzer", "capture", "reassembly", "storage")
+
+
+def compile_sources() -> None:
+    """Byte-compile the project's modules before anything is timed, as `pip install` does for
+    an installed package and as Python does on a first import: where PYTHONDONTWRITEBYTECODE is
+    set (this workplace sets it), an editable install would otherwise compile every module
+    from source in every run, and in every worker's fork server (about 0.1 s of CPU each)."""
+    root = Path(__file__).resolve().parents[1]
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *(str(root / package) for package in PACKAGES)],
+        check=True,
+        env=environment,
+    )
 
 
 def copy_first_records(pcap: Path, out: Path, records: int) -> None:
