@@ -63,3 +63,13 @@ def test_a_decoded_token_and_the_text_around_it() -> None:
 def test_refuses_what_is_not_text() -> None:
     with pytest.raises(TypeError):
         compiled(b"SGVsbG8gd29ybGQ=")  # type: ignore[arg-type]
+
+
+def test_the_printable_share_of_every_ascii_character() -> None:
+    """Each ASCII character (controls and DEL among them) at the edges of the 90 % share."""
+    for code in range(128):
+        for plain_count in (8, 9, 18, 19):
+            for extra in (1, 2):
+                data = ("Ab" * plain_count)[:plain_count] + chr(code) * extra
+                token = base64.b64encode(data.encode()).decode()
+                assert compiled(f"x {token} y") == python_decode_base64(f"x {token} y"), (code, plain_count, extra)
