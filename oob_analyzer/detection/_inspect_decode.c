@@ -230,8 +230,12 @@ static PyObject *strip_shell_noise(PyObject *text)
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t first = 0;
-    while (first < length && shell_noise_end(kind, data, length, first) == first)
-        first++;
+    for (; first < length; first++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, first);
+        /* what every match starts with */
+        if ((c == '$' || c == '\\' || c == '\'' || c == '"') && shell_noise_end(kind, data, length, first) != first)
+            break;
+    }
     if (first == length)
         return Py_NewRef(text); /* no match: `sub` returns the text as it is */
     int blank = 0;
