@@ -72,6 +72,53 @@ static int mostly_printable(PyObject *text)
     return length > 0 && !((double)printable < 0.9 * (double)length);
 }
 
+/* Whether bytes are UTF-8 as Python's strict decoder takes it (RFC 3629, the Unicode
+ * standard's table 3-7): no overlong form, no surrogate, nothing past U+10FFFF. Asked first
+ * because most tokens that fail decode to random bytes, and a failed PyUnicode_DecodeUTF8
+ * builds a UnicodeDecodeError only to have it cleared (a JWT's signature, in every variant
+ * of a bearer header, cost more than decoding its claims). The decoder still has the last
+ * word: this may only never refuse what it takes (test_base64_text tries every edge). */
+static int valid_utf8(const unsigned char *bytes, Py_ssize_t size)
+{
+    Py_ssize_t at = 0;
+    while (at < size) {
+        unsigned char lead = bytes[at];
+        if (lead < 0x80) {
+            at++;
+            continue;
+        }
+        Py_ssize_t count;
+        unsigned char low = 0x80, high = 0xBF; /* the range of the byte after the lead */
+        if (lead >= 0xC2 && lead <= 0xDF) {
+            count = 1;
+        } else if (lead >= 0xE0 && lead <= 0xEF) {
+            count = 2;
+            if (lead == 0xE0)
+                low = 0xA0; /* overlong below */
+            else if (lead == 0xED)
+                high = 0x9F; /* surrogates above */
+        } else if (lead >= 0xF0 && lead <= 0xF4) {
+            count = 3;
+            if (lead == 0xF0)
+                low = 0x90; /* overlong below */
+            else if (lead == 0xF4)
+                high = 0x8F; /* past U+10FFFF above */
+        } else {
+            return 0; /* a continuation byte, C0, C1 or F5 to FF as a lead */
+        }
+        if (at + count >= size) /* cut short */
+            return 0;
+        if (bytes[at + 1] < low || bytes[at + 1] > high)
+            return 0;
+        for (Py_ssize_t next = 2; next <= count; next++) {
+            if (bytes[at + next] < 0x80 || bytes[at + next] > 0xBF)
+                return 0;
+        }
+        at += count + 1;
+    }
+    return 1;
+}
+
 /* The text a token stands for (a new reference), or NULL without an exception to keep it. */
 static PyObject *token_text(int kind, const void *data, Py_ssize_t start, Py_ssize_t body_end)
 {
@@ -97,7 +144,7 @@ static PyObject *token_text(int kind, const void *data, Py_ssize_t start, Py_ssi
         }
     }
     /* Trailing bits that are not zero are ignored, as binascii.a2b_base64 ignores them. */
-    PyObject *text = PyUnicode_DecodeUTF8((const char *)raw, written, NULL);
+    PyObject *text = valid_utf8(raw, written) ? PyUnicode_DecodeUTF8((const char *)raw, written, NULL) : NULL;
     if (raw != small)
         PyMem_Free(raw);
     if (text == NULL) {
