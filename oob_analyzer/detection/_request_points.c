@@ -337,17 +337,18 @@ static PyObject *cookie_value(PyObject *value)
     return decoded;
 }
 
-/* One `name=value` pair of a Cookie header (already stripped): its point and its JWT claims. */
-static int add_cookie_pair(PyObject *points, PyTypeObject *point_type, const ClaimTools *tools, PyObject *pair)
+/* One `name=value` pair of a Cookie header, header_value[first:last] (already stripped): its
+ * point and its JWT claims. Read in place: no str is made of the pair itself. */
+static int add_cookie_pair(PyObject *points, PyTypeObject *point_type, const ClaimTools *tools,
+                           PyObject *header_value, Py_ssize_t first, Py_ssize_t last)
 {
-    Py_ssize_t length = PyUnicode_GET_LENGTH(pair);
-    Py_ssize_t equals = PyUnicode_FindChar(pair, '=', 0, length, 1);
+    Py_ssize_t equals = PyUnicode_FindChar(header_value, '=', first, last, 1);
     if (equals == -2)
         return -1;
-    if (length == 0 || (equals == 0 && length == 1))
+    if (last == first || (equals == first && last - first == 1))
         return 0; /* no name and no value */
-    PyObject *name = PyUnicode_Substring(pair, 0, equals < 0 ? length : equals);
-    PyObject *value = equals < 0 ? PyUnicode_New(0, 0) : PyUnicode_Substring(pair, equals + 1, length);
+    PyObject *name = PyUnicode_Substring(header_value, first, equals < 0 ? last : equals);
+    PyObject *value = equals < 0 ? PyUnicode_New(0, 0) : PyUnicode_Substring(header_value, equals + 1, last);
     PyObject *prefix = name == NULL ? NULL : PyUnicode_Concat(str_cookie_prefix, name);
     int failed = -1;
     if (prefix != NULL && value != NULL &&
@@ -378,10 +379,7 @@ static PyObject *cookie_points(PyTypeObject *point_type, const ClaimTools *tools
             first++;
         while (last > first && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, last - 1)))
             last--;
-        PyObject *pair = PyUnicode_Substring(header_value, first, last);
-        int failed = pair == NULL || add_cookie_pair(points, point_type, tools, pair) < 0;
-        Py_XDECREF(pair);
-        if (failed) {
+        if (add_cookie_pair(points, point_type, tools, header_value, first, last) < 0) {
             Py_DECREF(points);
             return NULL;
         }

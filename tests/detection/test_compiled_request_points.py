@@ -344,3 +344,8 @@ def test_without_the_extension_the_reference_builds() -> None:
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=PROJECT)
     assert run.stdout.strip() == str(compiled_points("Cookie", "a=%41; b"))
+
+
+def test_cookie_pairs_without_a_name_or_a_value() -> None:
+    for value in ("=x", "=", " = ", ";", "a", "a=", "=x; y", "x=1;=2; =;;", " ;\t=v ;", "=" + _token(b'{"a":1}')):
+        assert_same_points("Cookie", value)
