@@ -19,20 +19,20 @@
 
 #define MIN_TOKEN 8
 
-/* The value of a base64 or base64url character, or -1 (`=` is not part of a token's body). */
+/* The value of each ASCII base64 or base64url character, -1 for the others (`=` is not part of
+ * a token's body): '+' and '-' are 62, '/' and '_' 63. */
+static const signed char SEXTETS[128] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62,
+    -1, 62, -1, 63, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1, -1, 0,
+    1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+    23, 24, 25, -1, -1, -1, -1, 63, -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38,
+    39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+};
+
 static int sextet(Py_UCS4 c)
 {
-    if (c >= 'A' && c <= 'Z')
-        return (int)(c - 'A');
-    if (c >= 'a' && c <= 'z')
-        return (int)(c - 'a') + 26;
-    if (c >= '0' && c <= '9')
-        return (int)(c - '0') + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
+    return c < 128 ? SEXTETS[c] : -1;
 }
 
 /* A token never starts with '/' (in a path, "/SGVsbG8..." is a separator and then the token). */
@@ -48,8 +48,10 @@ static int mixes_cases(int kind, const void *data, Py_ssize_t start, Py_ssize_t 
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         upper |= (c >= 'A' && c <= 'Z');
         lower |= (c >= 'a' && c <= 'z');
+        if (upper && lower)
+            return 1; /* the rest cannot change the answer */
     }
-    return upper && lower;
+    return 0;
 }
 
 /* The share test of the reference: printable characters (or \r \n \t) at least 90 %. */
@@ -58,13 +60,63 @@ static int mostly_printable(PyObject *text)
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
+    int ascii = PyUnicode_IS_ASCII(text);
     Py_ssize_t printable = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (Py_UNICODE_ISPRINTABLE(c) || c == '\r' || c == '\n' || c == '\t')
+        /* str.isprintable of an ASCII character: ' ' to '~', no look-up in the database */
+        int shown = ascii ? (c >= ' ' && c <= '~') : Py_UNICODE_ISPRINTABLE(c);
+        if (shown || c == '\r' || c == '\n' || c == '\t')
             printable++;
     }
     return length > 0 && !((double)printable < 0.9 * (double)length);
+}
+
+/* Whether bytes are UTF-8 as Python's strict decoder takes it (RFC 3629, the Unicode
+ * standard's table 3-7): no overlong form, no surrogate, nothing past U+10FFFF. Asked first
+ * because most tokens that fail decode to random bytes, and a failed PyUnicode_DecodeUTF8
+ * builds a UnicodeDecodeError only to have it cleared (a JWT's signature, in every variant
+ * of a bearer header, cost more than decoding its claims). The decoder still has the last
+ * word: this may only never refuse what it takes (test_base64_text tries every edge). */
+static int valid_utf8(const unsigned char *bytes, Py_ssize_t size)
+{
+    Py_ssize_t at = 0;
+    while (at < size) {
+        unsigned char lead = bytes[at];
+        if (lead < 0x80) {
+            at++;
+            continue;
+        }
+        Py_ssize_t count;
+        unsigned char low = 0x80, high = 0xBF; /* the range of the byte after the lead */
+        if (lead >= 0xC2 && lead <= 0xDF) {
+            count = 1;
+        } else if (lead >= 0xE0 && lead <= 0xEF) {
+            count = 2;
+            if (lead == 0xE0)
+                low = 0xA0; /* overlong below */
+            else if (lead == 0xED)
+                high = 0x9F; /* surrogates above */
+        } else if (lead >= 0xF0 && lead <= 0xF4) {
+            count = 3;
+            if (lead == 0xF0)
+                low = 0x90; /* overlong below */
+            else if (lead == 0xF4)
+                high = 0x8F; /* past U+10FFFF above */
+        } else {
+            return 0; /* a continuation byte, C0, C1 or F5 to FF as a lead */
+        }
+        if (at + count >= size) /* cut short */
+            return 0;
+        if (bytes[at + 1] < low || bytes[at + 1] > high)
+            return 0;
+        for (Py_ssize_t next = 2; next <= count; next++) {
+            if (bytes[at + next] < 0x80 || bytes[at + next] > 0xBF)
+                return 0;
+        }
+        at += count + 1;
+    }
+    return 1;
 }
 
 /* The text a token stands for (a new reference), or NULL without an exception to keep it. */
@@ -92,7 +144,7 @@ static PyObject *token_text(int kind, const void *data, Py_ssize_t start, Py_ssi
         }
     }
     /* Trailing bits that are not zero are ignored, as binascii.a2b_base64 ignores them. */
-    PyObject *text = PyUnicode_DecodeUTF8((const char *)raw, written, NULL);
+    PyObject *text = valid_utf8(raw, written) ? PyUnicode_DecodeUTF8((const char *)raw, written, NULL) : NULL;
     if (raw != small)
         PyMem_Free(raw);
     if (text == NULL) {

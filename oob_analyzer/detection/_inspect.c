@@ -60,8 +60,24 @@ PyObject *point_suspects(PointInspector *self, PyObject *name, PyObject *value, 
     if (of_kind->anomaly)
         return decoded_variants(self, value); /* ProtocolAnomalyDetector's points: all to Python */
     int is_inert = !of_kind->header && inert(value);
-    if (is_inert && decoder_gates(value) == 0)
+    unsigned int gates = decoder_gates(value);
+    if (is_inert && gates == 0)
         Py_RETURN_NONE;
+    PointFacts facts;
+    point_facts(kind, of_kind, name, &facts);
+    if (gates == 0) {
+        /* No decoder changes the value: decoded_variants would be [value], judged alone
+         * here without the lists of a decoding. */
+        int clean = variant_is_clean(self, value, &facts);
+        if (clean < 0)
+            return NULL;
+        if (clean)
+            Py_RETURN_NONE;
+        PyObject *suspects = PyList_New(1);
+        if (suspects != NULL)
+            PyList_SET_ITEM(suspects, 0, Py_NewRef(value));
+        return suspects;
+    }
     PyObject *variants = decoded_variants(self, value);
     if (variants == NULL)
         return NULL;
@@ -69,8 +85,6 @@ PyObject *point_suspects(PointInspector *self, PyObject *name, PyObject *value, 
         Py_DECREF(variants);
         Py_RETURN_NONE;
     }
-    PointFacts facts;
-    point_facts(kind, of_kind, name, &facts);
     PyObject *suspects = NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(variants); i++) {
         PyObject *variant = PyList_GET_ITEM(variants, i);
@@ -311,6 +325,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__inspect(void)
 {
+    decode_init();
     if (loops_init() < 0 || PyType_Ready(&PointInspectorType) < 0)
         return NULL;
     PyObject *created = PyModule_Create(&module);

@@ -73,6 +73,7 @@ PyObject *judge_part(PointInspector *self, PyObject *const *arguments, Py_ssize_
 PyObject *judge_headers(PointInspector *self, PyObject *const *arguments, Py_ssize_t count);
 
 /* _inspect_decode.c */
+void decode_init(void); /* fills the gate table, once at import */
 unsigned int decoder_gates(PyObject *text);
 PyObject *decoded_variants(PointInspector *self, PyObject *value);
 

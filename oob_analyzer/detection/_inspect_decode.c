@@ -8,44 +8,89 @@
  */
 #include "_inspect.h"
 
+/* The gates a character opens by itself (the pairs "%u", "/ *" and "--" and the letters of the
+ * base64 gate are worked out in the loops below): one table look-up per character. */
+enum { LETTER_LOWER = 1 << 8, LETTER_UPPER = 1 << 9 };
+
+static unsigned int char_gates(Py_UCS4 c)
+{
+    if (c >= 'a' && c <= 'z')
+        return LETTER_LOWER;
+    if (c >= 'A' && c <= 'Z')
+        return LETTER_UPPER;
+    switch (c) {
+    case '%':
+    case '+':
+        return GATE_PERCENT;
+    case '\\':
+        return GATE_JS | GATE_COMMENTS;
+    case '&':
+        return GATE_HTML;
+    case 0xC0:
+    case 0xC1:
+        return GATE_OVERLONG;
+    case '#':
+    case '$':
+    case '\'':
+    case '"':
+        return GATE_COMMENTS;
+    case '<':
+        return GATE_TAGS;
+    default:
+        return 0;
+    }
+}
+
+static unsigned short ONE_BYTE_GATES[256];
+
+void decode_init(void)
+{
+    for (Py_UCS4 c = 0; c < 256; c++)
+        ONE_BYTE_GATES[c] = (unsigned short)char_gates(c);
+}
+
+/* The pairs: "%u" or "%U", "/ *", "--" (the second character at `c`, the first at `previous`). */
+static unsigned int pair_gates(Py_UCS4 previous, Py_UCS4 c)
+{
+    if (previous == '%' && (c == 'u' || c == 'U'))
+        return GATE_PERCENT_UNICODE;
+    if ((previous == '/' && c == '*') || (previous == '-' && c == '-'))
+        return GATE_COMMENTS;
+    return 0;
+}
+
+static unsigned int gates_of_letters(unsigned int gates, Py_ssize_t length)
+{
+    if (length >= 8 && (gates & LETTER_LOWER) && (gates & LETTER_UPPER))
+        gates |= GATE_BASE64;
+    return gates & ~(unsigned int)(LETTER_LOWER | LETTER_UPPER);
+}
+
 unsigned int decoder_gates(PyObject *text)
 {
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    unsigned int gates = 0;
+    if (PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND) {
+        /* Most texts: a table look-up per character, the pairs checked only after their first
+         * character ('%', '/', '-'), which opens no gate of its own but GATE_PERCENT. */
+        const Py_UCS1 *chars = PyUnicode_1BYTE_DATA(text);
+        for (Py_ssize_t i = 0; i < length; i++) {
+            Py_UCS1 c = chars[i];
+            gates |= ONE_BYTE_GATES[c];
+            if ((c == '%' || c == '/' || c == '-') && i + 1 < length)
+                gates |= pair_gates(c, chars[i + 1]);
+        }
+        return gates_of_letters(gates, length);
+    }
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    unsigned int gates = 0;
-    int upper = 0, lower = 0;
     Py_UCS4 previous = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c >= 'a' && c <= 'z') {
-            lower = 1;
-            if (c == 'u' && previous == '%')
-                gates |= GATE_PERCENT_UNICODE;
-        } else if (c >= 'A' && c <= 'Z') {
-            upper = 1;
-            if (c == 'U' && previous == '%')
-                gates |= GATE_PERCENT_UNICODE;
-        } else if (c == '%' || c == '+') {
-            gates |= GATE_PERCENT;
-        } else if (c == '\\') {
-            gates |= GATE_JS | GATE_COMMENTS;
-        } else if (c == '&') {
-            gates |= GATE_HTML;
-        } else if (c == 0xC0 || c == 0xC1) {
-            gates |= GATE_OVERLONG;
-        } else if (c == '#' || c == '$' || c == '\'' || c == '"') {
-            gates |= GATE_COMMENTS;
-        } else if ((c == '*' && previous == '/') || (c == '-' && previous == '-')) {
-            gates |= GATE_COMMENTS;
-        } else if (c == '<') {
-            gates |= GATE_TAGS;
-        }
+        gates |= char_gates(c) | pair_gates(previous, c);
         previous = c;
     }
-    if (length >= 8 && upper && lower)
-        gates |= GATE_BASE64;
-    return gates;
+    return gates_of_letters(gates, length);
 }
 
 /* Two decoders in C, held to their Python versions by the variants test (decoders.py has
@@ -184,6 +229,15 @@ static PyObject *strip_shell_noise(PyObject *text)
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
+    Py_ssize_t first = 0;
+    for (; first < length; first++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, first);
+        /* what every match starts with */
+        if ((c == '$' || c == '\\' || c == '\'' || c == '"') && shell_noise_end(kind, data, length, first) != first)
+            break;
+    }
+    if (first == length)
+        return Py_NewRef(text); /* no match: `sub` returns the text as it is */
     int blank = 0;
     for (Py_ssize_t i = 0; i + 2 < length; i++) {
         if (PyUnicode_READ(kind, data, i) == 'I' && PyUnicode_READ(kind, data, i + 1) == 'F' &&
@@ -195,7 +249,9 @@ static PyObject *strip_shell_noise(PyObject *text)
     Rewritten out;
     if (rewrite_start(&out, length) < 0)
         return NULL;
-    Py_ssize_t i = 0;
+    for (Py_ssize_t i = 0; i < first; i++)
+        out.chars[out.length++] = PyUnicode_READ(kind, data, i);
+    Py_ssize_t i = first;
     while (i < length) {
         Py_ssize_t end = shell_noise_end(kind, data, length, i);
         if (end == i) {

@@ -4,8 +4,10 @@
  * points.python_header_points, points.python_path_points, request_point.python_urlencoded_points
  * and decoders.percent_decode are the reference and the fallback
  * when this is not built; tests/detection/test_compiled_request_points.py holds them to the same
- * output. The claims of a JWT are left to the Python callback the caller passes
- * (points._add_jwt_points): a regex scan and a JSON parse, called only for values holding "eyJ".
+ * output. The claims of a JWT (points._add_jwt_points, body_points.jwt_claims) are found and
+ * decoded here too; their JSON is parsed by the scanner json.loads uses and walked by
+ * body_points.add_json_points, both passed in by the caller, so the document and its points
+ * are those of the reference by construction.
  */
 #include "_points.h"
 
@@ -13,7 +15,7 @@
 
 /* Interned once at import: the names and kinds every call uses. */
 static PyObject *str_cookie, *str_content_length, *str_cookie_prefix, *str_header_prefix, *str_header_kind,
-    *str_jwt_marker, *str_plus, *str_space, *str_path_kind, *str_path_segment_kind,
+    *str_jwt_marker, *str_jwt_suffix, *str_jwt_kind, *str_plus, *str_space, *str_path_kind, *str_path_segment_kind,
     *str_name_kind;
 
 /* 1 when `text` holds `ch`, 0 when not, -1 on error. */
@@ -146,20 +148,180 @@ static PyObject *percent_decode(PyObject *module, PyObject *const *args, Py_ssiz
     return percent_decode_text(args[0], plus_is_space);
 }
 
-/* `add_jwt_points(points, prefix, value)` when `value` holds "eyJ" (what every JWT starts with). */
-static int add_jwt_points(PyObject *add_jwt, PyObject *points, PyObject *prefix, PyObject *value)
+/* --- the claims of a JWT: points._add_jwt_points and body_points.jwt_claims, in C ------------ */
+
+/* What the claims of a token need from Python, bound by the caller (points.py): the JSON
+ * scanner json.loads ends in, and the walk that makes the points of a document. */
+typedef struct {
+    PyObject *scan_json;       /* body_points._SCAN_JSON: (text, start) -> (document, end) */
+    PyObject *add_json_points; /* body_points.add_json_points(points, prefix, document, kind) */
+} ClaimTools;
+
+/* A character of points._JWT's class `[A-Za-z0-9_-]`, or its base64url value: -1 when not. */
+static int jwt_sextet(Py_UCS4 ch)
 {
-    Py_ssize_t found = PyUnicode_Find(value, str_jwt_marker, 0, PyUnicode_GET_LENGTH(value), 1);
-    if (found == -2)
-        return -1;
-    if (found < 0)
+    if (ch >= 'A' && ch <= 'Z')
+        return (int)(ch - 'A');
+    if (ch >= 'a' && ch <= 'z')
+        return (int)(ch - 'a') + 26;
+    if (ch >= '0' && ch <= '9')
+        return (int)(ch - '0') + 52;
+    if (ch == '-')
+        return 62;
+    if (ch == '_')
+        return 63;
+    return -1;
+}
+
+static Py_ssize_t jwt_run_end(int kind, const void *data, Py_ssize_t length, Py_ssize_t at)
+{
+    while (at < length && jwt_sextet(PyUnicode_READ(kind, data, at)) >= 0)
+        at++;
+    return at;
+}
+
+/* `eyJ[A-Za-z0-9_-]{2,}\.` at text[at:]: its '.' in *dot. The run before the '.' is taken
+ * whole: the class holds no '.', so no shorter run can be followed by one (no backtracking). */
+static int jwt_segment_at(int kind, const void *data, Py_ssize_t length, Py_ssize_t at, Py_ssize_t *dot)
+{
+    if (at + 3 > length || PyUnicode_READ(kind, data, at) != 'e' || PyUnicode_READ(kind, data, at + 1) != 'y' ||
+        PyUnicode_READ(kind, data, at + 2) != 'J')
         return 0;
-    PyObject *call_args[3] = {points, prefix, value};
-    PyObject *result = PyObject_Vectorcall(add_jwt, call_args, 3, NULL);
+    Py_ssize_t end = jwt_run_end(kind, data, length, at + 3);
+    if (end - (at + 3) < 2 || end >= length || PyUnicode_READ(kind, data, end) != '.')
+        return 0;
+    *dot = end;
+    return 1;
+}
+
+/* The UTF-8 text of text[start:end], a base64url segment, as jwt_claims decodes it: NULL
+ * without an exception when it has none.
+ * - binascii.a2b_base64 of the segment, '-' and '_' read as '+' and '/', padded with '=' to
+ *   a multiple of 4: every character is of the alphabet, so it decodes them all, ignoring
+ *   the trailing bits, and refuses a length of 1 modulo 4;
+ * - json.detect_encoding of those bytes is always "utf-8": the segment starts with "eyJ",
+ *   whose bytes are '{' '"' (no BOM, no NUL among the first two);
+ * - decoded with "surrogatepass", a UnicodeDecodeError (a ValueError) being no claims. */
+static PyObject *segment_text(int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t length = end - start;
+    if (length % 4 == 1)
+        return NULL;
+    unsigned char small[512];
+    Py_ssize_t size = length * 6 / 8;
+    unsigned char *raw = size <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)size);
+    if (raw == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t written = 0;
+    unsigned int bits = 0;
+    int held = 0;
+    for (Py_ssize_t at = start; at < end; at++) {
+        bits = (bits << 6) | (unsigned int)jwt_sextet(PyUnicode_READ(kind, data, at));
+        held += 6;
+        if (held >= 8) {
+            held -= 8;
+            raw[written++] = (unsigned char)((bits >> held) & 0xFF);
+        }
+    }
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)raw, written, "surrogatepass");
+    if (raw != small)
+        PyMem_Free(raw);
+    if (text == NULL && PyErr_ExceptionMatches(PyExc_ValueError))
+        PyErr_Clear();
+    return text;
+}
+
+/* body_points._json_document(text) for a text starting with '{' (no BOM, no leading blank):
+ * the document (a new reference), or NULL without an exception when jwt_claims finds none
+ * (StopIteration, ValueError, RecursionError, or more than blanks after the value). */
+static PyObject *json_document(const ClaimTools *tools, PyObject *text)
+{
+    PyObject *start = PyLong_FromLong(0);
+    if (start == NULL)
+        return NULL;
+    PyObject *arguments[] = {text, start};
+    PyObject *scanned = PyObject_Vectorcall(tools->scan_json, arguments, 2, NULL);
+    Py_DECREF(start);
+    if (scanned == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_StopIteration) || PyErr_ExceptionMatches(PyExc_ValueError) ||
+            PyErr_ExceptionMatches(PyExc_RecursionError))
+            PyErr_Clear();
+        return NULL;
+    }
+    if (!PyTuple_Check(scanned) || PyTuple_GET_SIZE(scanned) != 2 || !PyLong_Check(PyTuple_GET_ITEM(scanned, 1))) {
+        Py_DECREF(scanned);
+        PyErr_SetString(PyExc_TypeError, "the JSON scanner returns (document, end)");
+        return NULL;
+    }
+    Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(scanned, 1));
+    if (end == -1 && PyErr_Occurred()) {
+        Py_DECREF(scanned);
+        return NULL;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t at = end < 0 ? 0 : end; at < length; at++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, at);
+        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
+            Py_DECREF(scanned); /* data after the JSON value: no claims */
+            return NULL;
+        }
+    }
+    PyObject *document = Py_NewRef(PyTuple_GET_ITEM(scanned, 0));
+    Py_DECREF(scanned);
+    return document;
+}
+
+/* The points of the claims of the token whose payload segment is value[start:end], if any. */
+static int add_claims(const ClaimTools *tools, PyObject *points, PyObject *claims_prefix, PyObject *value,
+                      Py_ssize_t start, Py_ssize_t end)
+{
+    PyObject *text = segment_text(PyUnicode_KIND(value), PyUnicode_DATA(value), start, end);
+    if (text == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *document = json_document(tools, text);
+    Py_DECREF(text);
+    if (document == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *arguments[] = {points, claims_prefix, document, str_jwt_kind};
+    PyObject *result = PyObject_Vectorcall(tools->add_json_points, arguments, 4, NULL);
+    Py_DECREF(document);
     if (result == NULL)
         return -1;
     Py_DECREF(result);
     return 0;
+}
+
+/* points._add_jwt_points(points, prefix, value): the claims of every token points._JWT finds,
+ * `eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*`, leftmost first, each match
+ * taken whole (findall), named `<prefix>.jwt.<claim>`. */
+static int add_jwt_points(const ClaimTools *tools, PyObject *points, PyObject *prefix, PyObject *value)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value);
+    Py_ssize_t at = PyUnicode_Find(value, str_jwt_marker, 0, length, 1);
+    if (at == -2)
+        return -1;
+    if (at < 0)
+        return 0; /* no "eyJ", what every token starts with */
+    int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+    PyObject *claims_prefix = NULL;
+    int failed = 0;
+    while (at < length && !failed) {
+        Py_ssize_t first_dot, second_dot;
+        if (!jwt_segment_at(kind, data, length, at, &first_dot) ||
+            !jwt_segment_at(kind, data, length, first_dot + 1, &second_dot)) {
+            at++;
+            continue;
+        }
+        if (claims_prefix == NULL)
+            claims_prefix = PyUnicode_Concat(prefix, str_jwt_suffix);
+        failed = claims_prefix == NULL || add_claims(tools, points, claims_prefix, value, first_dot + 1, second_dot) < 0;
+        at = jwt_run_end(kind, data, length, second_dot + 1); /* past the signature: the match's end */
+    }
+    Py_XDECREF(claims_prefix);
+    return failed ? -1 : 0;
 }
 
 /* The value of a cookie, percent-decoded when it holds `%` or `+`, bounded. */
@@ -175,22 +337,23 @@ static PyObject *cookie_value(PyObject *value)
     return decoded;
 }
 
-/* One `name=value` pair of a Cookie header (already stripped): its point and its JWT claims. */
-static int add_cookie_pair(PyObject *points, PyTypeObject *point_type, PyObject *add_jwt, PyObject *pair)
+/* One `name=value` pair of a Cookie header, header_value[first:last] (already stripped): its
+ * point and its JWT claims. Read in place: no str is made of the pair itself. */
+static int add_cookie_pair(PyObject *points, PyTypeObject *point_type, const ClaimTools *tools,
+                           PyObject *header_value, Py_ssize_t first, Py_ssize_t last)
 {
-    Py_ssize_t length = PyUnicode_GET_LENGTH(pair);
-    Py_ssize_t equals = PyUnicode_FindChar(pair, '=', 0, length, 1);
+    Py_ssize_t equals = PyUnicode_FindChar(header_value, '=', first, last, 1);
     if (equals == -2)
         return -1;
-    if (length == 0 || (equals == 0 && length == 1))
+    if (last == first || (equals == first && last - first == 1))
         return 0; /* no name and no value */
-    PyObject *name = PyUnicode_Substring(pair, 0, equals < 0 ? length : equals);
-    PyObject *value = equals < 0 ? PyUnicode_New(0, 0) : PyUnicode_Substring(pair, equals + 1, length);
+    PyObject *name = PyUnicode_Substring(header_value, first, equals < 0 ? last : equals);
+    PyObject *value = equals < 0 ? PyUnicode_New(0, 0) : PyUnicode_Substring(header_value, equals + 1, last);
     PyObject *prefix = name == NULL ? NULL : PyUnicode_Concat(str_cookie_prefix, name);
     int failed = -1;
     if (prefix != NULL && value != NULL &&
         append_point(points, point_type, Py_NewRef(prefix), cookie_value(value), str_cookie) == 0)
-        failed = add_jwt_points(add_jwt, points, prefix, value);
+        failed = add_jwt_points(tools, points, prefix, value);
     Py_XDECREF(name);
     Py_XDECREF(value);
     Py_XDECREF(prefix);
@@ -198,7 +361,7 @@ static int add_cookie_pair(PyObject *points, PyTypeObject *point_type, PyObject 
 }
 
 /* points._cookie_points: split on ';', strip each pair (str.strip's whitespace), one point each. */
-static PyObject *cookie_points(PyTypeObject *point_type, PyObject *add_jwt, PyObject *header_value)
+static PyObject *cookie_points(PyTypeObject *point_type, const ClaimTools *tools, PyObject *header_value)
 {
     PyObject *points = PyList_New(0);
     if (points == NULL)
@@ -216,10 +379,7 @@ static PyObject *cookie_points(PyTypeObject *point_type, PyObject *add_jwt, PyOb
             first++;
         while (last > first && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, last - 1)))
             last--;
-        PyObject *pair = PyUnicode_Substring(header_value, first, last);
-        int failed = pair == NULL || add_cookie_pair(points, point_type, add_jwt, pair) < 0;
-        Py_XDECREF(pair);
-        if (failed) {
+        if (add_cookie_pair(points, point_type, tools, header_value, first, last) < 0) {
             Py_DECREF(points);
             return NULL;
         }
@@ -249,18 +409,18 @@ static PyObject *lower_name(PyObject *name)
     return lowered;
 }
 
-static PyObject *field_points(PyTypeObject *point_type, PyObject *add_jwt, PyObject *name, PyObject *value)
+static PyObject *field_points(PyTypeObject *point_type, const ClaimTools *tools, PyObject *name, PyObject *value)
 {
     int is_cookie = PyUnicode_Compare(name, str_cookie) == 0;
     if (is_cookie)
-        return cookie_points(point_type, add_jwt, value);
+        return cookie_points(point_type, tools, value);
     PyObject *points = PyList_New(0);
     if (points == NULL || PyUnicode_Compare(name, str_content_length) == 0)
         return points; /* a structural header: no attacker-chosen text */
     PyObject *prefix = PyUnicode_Concat(str_header_prefix, name);
     int failed = prefix == NULL ||
                  append_point(points, point_type, Py_NewRef(prefix), bounded(value), str_header_kind) < 0 ||
-                 add_jwt_points(add_jwt, points, prefix, value) < 0;
+                 add_jwt_points(tools, points, prefix, value) < 0;
     Py_XDECREF(prefix);
     if (failed)
         Py_CLEAR(points);
@@ -270,23 +430,25 @@ static PyObject *field_points(PyTypeObject *point_type, PyObject *add_jwt, PyObj
 static PyObject *header_points(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "header_points() takes 4 arguments (%zd given)", nargs);
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "header_points() takes 5 arguments (%zd given)", nargs);
         return NULL;
     }
-    PyObject *point_type = args[0], *add_jwt = args[1], *raw_name = args[2], *value = args[3];
+    PyObject *point_type = args[0], *raw_name = args[3], *value = args[4];
+    ClaimTools tools = {args[1], args[2]};
     if (!PyType_Check(point_type) || !PyType_IsSubtype((PyTypeObject *)point_type, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "header_points() takes a tuple type first");
         return NULL;
     }
-    if (!PyCallable_Check(add_jwt) || !PyUnicode_Check(raw_name) || !PyUnicode_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "header_points() takes a callable, then a str name and value");
+    if (!PyCallable_Check(tools.scan_json) || !PyCallable_Check(tools.add_json_points) ||
+        !PyUnicode_Check(raw_name) || !PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "header_points() takes two callables, then a str name and value");
         return NULL;
     }
     PyObject *name = lower_name(raw_name);
     if (name == NULL)
         return NULL;
-    PyObject *points = field_points((PyTypeObject *)point_type, add_jwt, name, value);
+    PyObject *points = field_points((PyTypeObject *)point_type, &tools, name, value);
     Py_DECREF(name);
     return points;
 }
@@ -488,7 +650,7 @@ static PyMethodDef methods[] = {
     {"path_points", (PyCFunction)(void (*)(void))path_points, METH_FASTCALL,
      "path_points(point_type, path): the points of a path, all of it and each segment."},
     {"header_points", (PyCFunction)(void (*)(void))header_points, METH_FASTCALL,
-     "header_points(point_type, add_jwt_points, raw_name, value): the points of one header field."},
+     "header_points(point_type, scan_json, add_json_points, raw_name, value): the points of one header field."},
     {"percent_decode", (PyCFunction)(void (*)(void))percent_decode, METH_FASTCALL,
      "percent_decode(text, plus_is_space): decoders.percent_decode in C."},
     {NULL, NULL, 0, NULL},
@@ -512,6 +674,7 @@ PyMODINIT_FUNC PyInit__request_points(void)
     if (intern(&str_cookie, "cookie") < 0 || intern(&str_content_length, "content-length") < 0 ||
         intern(&str_cookie_prefix, "cookie.") < 0 || intern(&str_header_prefix, "header.") < 0 ||
         intern(&str_header_kind, "header") < 0 || intern(&str_jwt_marker, "eyJ") < 0 ||
+        intern(&str_jwt_suffix, ".jwt") < 0 || intern(&str_jwt_kind, "jwt") < 0 ||
         intern(&str_plus, "+") < 0 || intern(&str_space, " ") < 0 || intern(&str_path_kind, "path") < 0 ||
         intern(&str_path_segment_kind, "path_segment") < 0 || intern(&str_name_kind, "name") < 0)
         return NULL;

@@ -1,10 +1,12 @@
 from collections.abc import Callable
+from typing import Any
 
 from oob_analyzer.detection.request_point import RequestPoint
 
 def header_points(
     point_type: type[RequestPoint],
-    add_jwt_points: Callable[[list[RequestPoint], str, str], None],
+    scan_json: Callable[[str, int], tuple[Any, int]],
+    add_json_points: Callable[[list[RequestPoint], str, Any, str], None],
     raw_name: str,
     value: str,
     /,

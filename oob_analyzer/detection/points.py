@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import partial
 
-from oob_analyzer.detection.body_points import add_json_points, body_points, jwt_claims
+from oob_analyzer.detection.body_points import _SCAN_JSON, add_json_points, body_points, jwt_claims
 from oob_analyzer.detection.decoders import percent_decode
 from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, bounded, new_point, urlencoded_points
 from reassembly.events import HttpRequest
@@ -91,7 +91,8 @@ def python_header_points(raw_name: str, value: str) -> list[RequestPoint]:
 
     The reference for `header_points`, which is the compiled `_request_points.header_points`
     when it is built (tests/detection/test_compiled_request_points.py holds the two to the
-    same points). The claims of a JWT stay in Python (`_add_jwt_points`), called back from C.
+    same points). The compiled one finds and decodes a JWT's claims itself (`_add_jwt_points`
+    and `jwt_claims` are their reference), with the same JSON scanner and the same walk.
     """
     name = raw_name.lower()
     if name == "cookie":
@@ -137,6 +138,6 @@ except ImportError:  # not built (a source tree without `pip install`): the Pyth
     path_points = python_path_points
 else:
     path_points = partial(_compiled_path_points, RequestPoint)
-    # The point type and the JWT callback bound first, by a partial in C: no Python frame
-    # between the engine's header loop and the builder.
-    header_points = partial(_compiled_header_points, RequestPoint, _add_jwt_points)
+    # The point type, and the JSON scanner and walk for a JWT's claims, bound first by a
+    # partial in C: no Python frame between the engine's header loop and the builder.
+    header_points = partial(_compiled_header_points, RequestPoint, _SCAN_JSON, add_json_points)

@@ -63,3 +63,37 @@ def test_a_decoded_token_and_the_text_around_it() -> None:
 def test_refuses_what_is_not_text() -> None:
     with pytest.raises(TypeError):
         compiled(b"SGVsbG8gd29ybGQ=")  # type: ignore[arg-type]
+
+
+def test_the_printable_share_of_every_ascii_character() -> None:
+    """Each ASCII character (controls and DEL among them) at the edges of the 90 % share."""
+    for code in range(128):
+        for plain_count in (8, 9, 18, 19):
+            for extra in (1, 2):
+                data = ("Ab" * plain_count)[:plain_count] + chr(code) * extra
+                token = base64.b64encode(data.encode()).decode()
+                assert compiled(f"x {token} y") == python_decode_base64(f"x {token} y"), (code, plain_count, extra)
+
+
+def _utf8_edges() -> list[bytes]:
+    """Every byte alone, every two-byte pair, and three- and four-byte forms at each range's edges."""
+    edges = [0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF]
+    sequences = [bytes([first]) for first in range(256)]
+    sequences += [bytes([first, second]) for first in range(0x80, 0x100) for second in range(256)]
+    sequences += [bytes([first, second, third]) for first in range(0xE0, 0x100) for second in edges for third in edges]
+    sequences += [
+        bytes([first, second, third, fourth])
+        for first in range(0xF0, 0x100)
+        for second in edges
+        for third in (0x7F, 0x80, 0xBF, 0xC0)
+        for fourth in (0x7F, 0x80, 0xBF, 0xC0)
+    ]
+    return sequences
+
+
+def test_what_is_utf8_at_every_edge() -> None:
+    """A token holding each sequence amid ASCII text decodes exactly when Python's strict UTF-8 takes it."""
+    for sequence in _utf8_edges():
+        for data in (b"Abcdefghijklmnopqrst" + sequence + b"Uvwxyz", b"Abcdefghijklmnopqrst" + sequence):
+            token = base64.b64encode(data).decode()
+            assert compiled(token) == python_decode_base64(token), sequence

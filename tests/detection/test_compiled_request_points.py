@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -12,17 +15,19 @@ from hypothesis import strategies as st
 from benchmarks.detection_corpus import CORPUS, load_corpus
 from benchmarks.detection_speed import generated_requests
 from oob_analyzer.detection import points, request_point
+from oob_analyzer.detection.body_points import _SCAN_JSON, add_json_points
 from oob_analyzer.detection.decoders import percent_decode
-from oob_analyzer.detection.points import _add_jwt_points, python_header_points, python_path_points
+from oob_analyzer.detection.points import python_header_points, python_path_points
 from oob_analyzer.detection.request_point import MAX_POINT_CHARS, RequestPoint, python_urlencoded_points
 from reassembly.events import HttpRequest
+from tests.detection.heldout import ATTACKS, BENIGN
 from tests.paths import PROJECT
 
 compiled = pytest.importorskip("oob_analyzer.detection._request_points")
 
 
 def compiled_points(raw_name: str, value: str) -> list[RequestPoint]:
-    return compiled.header_points(RequestPoint, _add_jwt_points, raw_name, value)
+    return compiled.header_points(RequestPoint, _SCAN_JSON, add_json_points, raw_name, value)
 
 
 def assert_same_points(raw_name: str, value: str) -> None:
@@ -54,7 +59,7 @@ def header_fields_of(requests: list[HttpRequest]) -> list[tuple[str, str]]:
 
 def test_the_engine_uses_the_compiled_builder() -> None:
     assert points.header_points.func is compiled.header_points  # type: ignore[attr-defined]
-    assert points.header_points.args == (RequestPoint, _add_jwt_points)  # type: ignore[attr-defined]
+    assert points.header_points.args == (RequestPoint, _SCAN_JSON, add_json_points)  # type: ignore[attr-defined]
     assert points.path_points.func is compiled.path_points  # type: ignore[attr-defined]
     assert points.path_points.args == (RequestPoint,)  # type: ignore[attr-defined]
     assert request_point.urlencoded_points.func is compiled.urlencoded_points  # type: ignore[attr-defined]
@@ -174,21 +179,127 @@ def test_long_values_over_the_bound() -> None:
     assert compiled_points("Cookie", "s=" + "x" * (MAX_POINT_CHARS + 1))[0].value.count("\n") == 1
 
 
-def test_an_error_in_the_jwt_callback_propagates() -> None:
-    def broken(found: list[RequestPoint], prefix: str, text: str) -> None:
+def test_an_error_in_the_claims_walk_propagates() -> None:
+    def broken(found: list[RequestPoint], prefix: str, document: Any, kind: str) -> None:
         raise ValueError(f"no claims in {prefix}")
 
-    with pytest.raises(ValueError, match="no claims in cookie.t"):
-        compiled.header_points(RequestPoint, broken, "Cookie", "a=1; t=eyJx")
+    with pytest.raises(ValueError, match="no claims in cookie.t.jwt"):
+        compiled.header_points(RequestPoint, _SCAN_JSON, broken, "Cookie", "a=1; t=" + _token(b'{"a":1}'))
+
+
+def test_what_the_scanner_raises() -> None:
+    """jwt_claims's `except`: StopIteration, ValueError and RecursionError are no claims; anything else is raised."""
+    value = "Bearer " + _token(b'{"a":1}')
+
+    def raising(error: BaseException) -> Any:
+        def scan(text: str, start: int) -> tuple[Any, int]:
+            raise error
+
+        return scan
+
+    for error in (StopIteration(), ValueError("bad"), json.JSONDecodeError("bad", "x", 0), RecursionError()):
+        found = compiled.header_points(RequestPoint, raising(error), add_json_points, "X", value)
+        assert found == [RequestPoint("header.x", value, "header")]
+    with pytest.raises(KeyError):
+        compiled.header_points(RequestPoint, raising(KeyError("x")), add_json_points, "X", value)
+    with pytest.raises(TypeError, match="document, end"):
+        compiled.header_points(RequestPoint, lambda text, start: None, add_json_points, "X", value)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _token(claims: bytes, signature: str = "c2ln") -> str:
+    return f"eyJhbGciOiJIUzI1NiJ9.{_b64url(claims)}.{signature}"
+
+
+def assert_same_jwt_points(text: str) -> None:
+    """`text` in a bearer header, a header of its own and a cookie, against the Python reference."""
+    assert_same_points("Authorization", "Bearer " + text)
+    assert_same_points("X-Token", text)
+    assert_same_points("Cookie", f"a=1; t={text}; b=2")
+
+
+def test_same_claims_of_the_held_out_texts() -> None:
+    """Every held-out attack and benign text as a claim, a key, a whole payload and a signature."""
+    for text in [text for _, text in ATTACKS] + list(BENIGN):
+        for claims in ({"sub": text}, {text: 1}, {"n": [text, {"k": text}]}):
+            assert_same_jwt_points(_token(json.dumps(claims).encode()))
+            assert_same_jwt_points(_token(json.dumps(claims, ensure_ascii=False).encode("utf-8", "surrogatepass")))
+        assert_same_jwt_points(_token(b'{"' + text.encode("utf-8", "surrogatepass")))
+        assert_same_jwt_points(_token(b'{"a":1}', text))
+
+
+def test_same_claims_at_the_edges() -> None:
+    edges = [
+        b'{"a":1}',
+        b'{"a":1}  \t\r\n',  # blanks after the value: claims
+        b'{"a":1} x',  # data after the value: none
+        b'{"a":1}\x0b',  # not a JSON blank
+        b'{"a":"\xed\xa0\x80"}',  # a surrogate, passed by "surrogatepass"
+        b'{"a":"\xff"}',  # not UTF-8
+        b'{"a":',
+        b'{"',
+        b'{"a":NaN, "b":-Infinity, "c":1e400, "d":12345678901234567890}',
+        b'{"a":1, "a":2}',
+        b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}",  # too deep for the scanner: none
+        b'{"a":' + b"[" * 50 + b"]" * 50 + b"}",
+    ]
+    for claims in edges:
+        payload = _b64url(claims)
+        for cut in range(4):  # every length modulo 4, 1 among them
+            token = f"eyJhbGciOiJIUzI1NiJ9.{payload[: len(payload) - cut]}.sig"
+            assert_same_jwt_points(token)
+            assert_same_jwt_points(f"{token} {token}")
+            assert_same_jwt_points(f"x{token}.{token}")
+    claims = _b64url(b'{"a":1}')
+    for text in ("eyJ.eyJ.", "eyJab.eyJab.", "eyJeyJab.eyJab", "eyJab.eyJab.eyJab.eyJab.", "eyJab.eyJa.x"):
+        assert_same_jwt_points(text)
+    for header in ("eyJ", "eyJa", "eyJab", "eyJa-", "xeyJab", "eyJab="):  # `eyJ` and 2+ characters, then '.'
+        assert_same_jwt_points(f"{header}.{claims}.x")
+        assert_same_jwt_points(f"{header}.{claims}.{header}.{claims}")
+
+
+_CLAIMS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+_DOCUMENTS = st.dictionaries(st.text(max_size=6), _CLAIMS, max_size=4)
+
+
+@st.composite
+def _payloads(draw: st.DrawFn) -> str:
+    """A JWT payload segment: JSON claims (any text, escaped or not), or `{"` and any bytes, cut anywhere."""
+    claims = draw(
+        st.one_of(
+            _DOCUMENTS.map(lambda document: json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")),
+            _DOCUMENTS.map(lambda document: json.dumps(document).encode()),
+            st.binary(max_size=30).map(lambda tail: b'{"' + tail),
+        )
+    )
+    payload = _b64url(claims)
+    return payload[: draw(st.integers(min_value=0, max_value=len(payload)))]
+
+
+_JWT_PIECES = st.sampled_from(["eyJ", ".", "eyJhbGciOiJIUzI1NiJ9.", "-", "_", "=", " ", ";", "é", "x"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_JWT_PIECES | _payloads() | st.text(alphabet="AZaz09_-.", max_size=8), max_size=8).map("".join))
+def test_same_claims_of_any_token_like_text(text: str) -> None:
+    assert_same_jwt_points(text)
 
 
 def test_wrong_arguments_raise_type_errors() -> None:
     for arguments in (
-        (RequestPoint, _add_jwt_points, "Cookie"),
-        (dict, _add_jwt_points, "Cookie", "a=1"),
-        (RequestPoint, "not callable", "Cookie", "a=1"),
-        (RequestPoint, _add_jwt_points, b"Cookie", "a=1"),
-        (RequestPoint, _add_jwt_points, "Cookie", b"a=1"),
+        (RequestPoint, _SCAN_JSON, add_json_points, "Cookie"),
+        (dict, _SCAN_JSON, add_json_points, "Cookie", "a=1"),
+        (RequestPoint, "not callable", add_json_points, "Cookie", "a=1"),
+        (RequestPoint, _SCAN_JSON, "not callable", "Cookie", "a=1"),
+        (RequestPoint, _SCAN_JSON, add_json_points, b"Cookie", "a=1"),
+        (RequestPoint, _SCAN_JSON, add_json_points, "Cookie", b"a=1"),
     ):
         with pytest.raises(TypeError):
             compiled.header_points(*arguments)
@@ -233,3 +344,8 @@ def test_without_the_extension_the_reference_builds() -> None:
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=PROJECT)
     assert run.stdout.strip() == str(compiled_points("Cookie", "a=%41; b"))
+
+
+def test_cookie_pairs_without_a_name_or_a_value() -> None:
+    for value in ("=x", "=", " = ", ";", "a", "a=", "=x; y", "x=1;=2; =;;", " ;\t=v ;", "=" + _token(b'{"a":1}')):
+        assert_same_points("Cookie", value)
