@@ -273,12 +273,19 @@ static int lookup_addresses(FrameDecoder *self, const unsigned char *src, const 
     memcpy(key + length, dst, (size_t)length);
     AddressEntry *entry = &self->addresses[hash_bytes(key, 2 * length, 2166136261u) % ADDRESS_CACHE_SIZE];
     if (entry->length != 2 * length || memcmp(entry->key, key, (size_t)(2 * length)) != 0) {
-        PyObject *src_text_new = address_text(self, src, length);
-        if (src_text_new == NULL) {
+        unsigned char reversed[32];
+        memcpy(reversed, dst, (size_t)length);
+        memcpy(reversed + length, src, (size_t)length);
+        AddressEntry *other = &self->addresses[hash_bytes(reversed, 2 * length, 2166136261u) % ADDRESS_CACHE_SIZE];
+        PyObject *src_text_new, *dst_text_new;
+        if (other->length == 2 * length && memcmp(other->key, reversed, (size_t)(2 * length)) == 0) {
+            /* The other direction's texts: the same objects, so that the tracker's comparisons
+             * of a connection's addresses are identity checks. */
+            src_text_new = Py_NewRef(other->dst);
+            dst_text_new = Py_NewRef(other->src);
+        } else if ((src_text_new = address_text(self, src, length)) == NULL) {
             return -1;
-        }
-        PyObject *dst_text_new = address_text(self, dst, length);
-        if (dst_text_new == NULL) {
+        } else if ((dst_text_new = address_text(self, dst, length)) == NULL) {
             Py_DECREF(src_text_new);
             return -1;
         }

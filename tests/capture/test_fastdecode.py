@@ -254,6 +254,16 @@ def test_ipv4_addresses_of_each_width() -> None:
     ]
 
 
+def test_both_directions_of_a_connection_share_their_address_texts() -> None:
+    """The tracker compares a connection's addresses per packet: the same objects make that
+    an identity check, so the compiled decoder hands the reply direction the same texts."""
+    decoder = PacketDecoder()
+    there = decoder.decode(raw_packet(ethernet_frame(ipv4_packet(tcp_header(), src="10.1.2.3", dst="192.0.2.80"))))
+    back = decoder.decode(raw_packet(ethernet_frame(ipv4_packet(tcp_header(), src="192.0.2.80", dst="10.1.2.3"))))
+    assert there is not None and back is not None
+    assert back.src is there.dst and back.dst is there.src
+
+
 @st.composite
 def mutated_frames(draw: st.DrawFn) -> RawPacket:
     """A frame of a known shape, then cut, overwritten, lengthened or replaced by noise."""
