@@ -2,10 +2,21 @@
 
 #include "_fasttrack_table.h"
 
+/* str order of two one-byte-kind strings (what the decoder's addresses are): their bytes,
+ * then their lengths, as unicode_compare orders them; PyUnicode_Compare's checks cost more. */
+static int latin1_order(PyObject *a, PyObject *b) {
+    Py_ssize_t a_len = PyUnicode_GET_LENGTH(a), b_len = PyUnicode_GET_LENGTH(b);
+    int order = memcmp(PyUnicode_1BYTE_DATA(a), PyUnicode_1BYTE_DATA(b), (size_t)(a_len < b_len ? a_len : b_len));
+    return order != 0 ? order : (a_len > b_len) - (a_len < b_len);
+}
+
 /* Python's tuple order on (address, port): the address decides unless equal. */
 static int endpoint_less(PyObject *a, long a_port, PyObject *b, long b_port) {
     if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) { /* one comparison where two would do */
-        int order = a == b ? 0 : PyUnicode_Compare(a, b);
+        int order = a == b                                                     ? 0
+                    : PyUnicode_KIND(a) == PyUnicode_1BYTE_KIND && PyUnicode_KIND(b) == PyUnicode_1BYTE_KIND
+                        ? latin1_order(a, b)
+                        : PyUnicode_Compare(a, b);
         return order == 0 ? a_port < b_port : order < 0;
     }
     int equal = PyObject_RichCompareBool(a, b, Py_EQ);
