@@ -40,7 +40,13 @@ int key_of(Key *key, PyObject *tunnel, PyObject *src, long sport, PyObject *dst,
     } else {
         key->addr_a = dst, key->port_a = dport, key->addr_b = src, key->port_b = sport;
     }
-    Py_hash_t tunnel_hash = PyObject_Hash(tunnel);
+    /* Most traffic comes through no tunnel: the empty tuple, whose hash is not cached. */
+    static Py_hash_t no_tunnel_hash = -1;
+    bool no_tunnel = PyTuple_CheckExact(tunnel) && PyTuple_GET_SIZE(tunnel) == 0;
+    Py_hash_t tunnel_hash = no_tunnel && no_tunnel_hash != -1 ? no_tunnel_hash : PyObject_Hash(tunnel);
+    if (no_tunnel) {
+        no_tunnel_hash = tunnel_hash;
+    }
     Py_hash_t a_hash = PyObject_Hash(key->addr_a);
     Py_hash_t b_hash = PyObject_Hash(key->addr_b);
     if (tunnel_hash == -1 || a_hash == -1 || b_hash == -1) {
