@@ -118,6 +118,14 @@ static inline void replace_slot(PyObject *object, Py_ssize_t offset, PyObject *v
     Py_XDECREF(old);
 }
 
+/* `text == ascii` for a str: PyUnicode_CompareWithASCIIString without its generality (a
+ * str of a wider kind holds a character past U+00FF, so it is no ASCII text). */
+static inline bool str_equals_ascii(PyObject *text, const char *ascii) {
+    size_t n = strlen(ascii);
+    return PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND && (size_t)PyUnicode_GET_LENGTH(text) == n &&
+           memcmp(PyUnicode_1BYTE_DATA(text), ascii, n) == 0;
+}
+
 /* Interned names: anomaly and event names, built once. */
 typedef enum {
     S_TCP_GAP,

@@ -258,19 +258,10 @@ static bool any_bare_lf(const unsigned char *head, Py_ssize_t len, const unsigne
     return false;
 }
 
-/* `message`'s headers and ts, and its index, as `_fill` does. */
+/* `message`'s headers, as `_fill` does; its ts and index, which `_fill` sets too, are the
+ * ones new_message gave it (neither message_ts nor count changes in between). */
 static int fill_head(Parser *p, PyObject *message, PyObject *headers) {
-    PyObject *ts = PyFloat_FromDouble(p->message_ts);
-    PyObject *index = PyLong_FromLongLong(p->count);
-    if (ts == NULL || index == NULL) {
-        Py_XDECREF(ts);
-        Py_XDECREF(index);
-        Py_DECREF(headers);
-        return -1;
-    }
-    replace_slot(message, p->types->request.offsets[MSG_TS], ts);
     replace_slot(message, p->types->request.offsets[MSG_HEADERS], headers);
-    replace_slot(message, p->types->request.offsets[MSG_INDEX], index);
     return 0;
 }
 
@@ -485,7 +476,7 @@ long long content_length_framing(Parser *p, PyObject *headers) {
 
 static bool method_is(PyObject *request, const Types *types, const char *method) {
     PyObject *value = get_slot(request, types->request.offsets[REQ_METHOD]);
-    return PyUnicode_Check(value) && PyUnicode_CompareWithASCIIString(value, method) == 0;
+    return PyUnicode_Check(value) && str_equals_ascii(value, method);
 }
 
 bool request_method_is(PyObject *request, const Types *types, const char *method) {

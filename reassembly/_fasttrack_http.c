@@ -190,7 +190,7 @@ static int after_request(Parser *p, PyObject *message) {
     PyObject *headers = get_slot(message, types->request.offsets[MSG_HEADERS]);
     PyObject *version = get_slot(message, types->request.offsets[MSG_VERSION]);
     if (request_method_is(message, types, "CONNECT") || header_value(headers, "upgrade", 7) != NULL ||
-        PyUnicode_CompareWithASCIIString(version, "HTTP/2.0") == 0) {
+        str_equals_ascii(version, "HTTP/2.0")) {
         Py_XSETREF(p->switch_asked, Py_NewRef(message));
     }
     return 0;
@@ -333,7 +333,7 @@ static Step pending_event(Parser *p, PyObject **out) {
         return STEP_NONE;
     }
     PyObject *version = get_slot(asked, p->types->request.offsets[MSG_VERSION]);
-    if (PyUnicode_CompareWithASCIIString(version, "HTTP/2.0") != 0) {
+    if (!str_equals_ascii(version, "HTTP/2.0")) {
         const unsigned char *head = bb_ptr(&p->buffer);
         Py_ssize_t len = p->buffer.len < 64 ? p->buffer.len : 64;
         while (len > 0 && (head[0] == '\r' || head[0] == '\n')) {
