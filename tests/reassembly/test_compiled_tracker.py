@@ -437,3 +437,46 @@ def test_more_distinct_header_lines_than_the_parser_keeps_read_alike() -> None:
     requests = [b"GET /%d HTTP/1.1\r\n%s\r\n%s\r\n\r\n" % (n, lines[n], lines[n - 3000]) for n in range(6000)]
     events = assert_same(pipelined(requests))
     assert sum(isinstance(e, HttpRequest) for e in events) == 6000
+
+
+def test_connections_that_follow_each_other_start_from_clean_buffers() -> None:
+    """The compiled tracker hands the memory of a closed connection's buffers to the next ones:
+    nothing of what they held may show through (heads cut at the close, bodies of every size,
+    bytes kept for overlap checks, then a retransmission that must be compared with them)."""
+    segments: list[TcpSegment] = []
+    rng = random.Random(7)
+    for number in range(300):
+        size = rng.choice([0, 10, 700, 1500, 3000, 9000, 20000])
+        body = bytes([65 + number % 26]) * size
+        request = b"POST /%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (number, size, body)
+        cut = b"POST /cut-%d HTTP/1.1\r\nContent-Length: 90\r\n\r\n%s" % (number, body[:50])  # cut by the close
+        opened = pipelined([request[i : i + 1400] for i in range(0, len(request), 1400)] + [cut], port=1000 + number)
+        for segment in opened:
+            segments.append(segment)
+        last = segments[-1]
+        retransmitted = TcpSegment(
+            ts=last.ts,
+            src=CLIENT,
+            dst=SERVER,
+            sport=last.sport,
+            dport=80,
+            seq=last.seq - 5,
+            ack=0,
+            flags=ACK,
+            payload=b"XXXXX" + last.payload,
+        )
+        fin = TcpSegment(
+            ts=last.ts,
+            src=CLIENT,
+            dst=SERVER,
+            sport=last.sport,
+            dport=80,
+            seq=last.seq + len(last.payload),
+            ack=0,
+            flags=FIN | ACK,
+            payload=b"",
+        )
+        segments += [retransmitted, fin]
+    events = assert_same(segments)
+    assert sum(isinstance(e, HttpRequest) and e.complete for e in events) == 300
+    assert sum(isinstance(e, HttpRequest) and not e.complete for e in events) == 300
