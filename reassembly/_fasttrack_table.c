@@ -29,6 +29,12 @@ static int endpoint_less(PyObject *a, long a_port, PyObject *b, long b_port) {
     return PyObject_RichCompareBool(a, b, Py_LT);
 }
 
+/* PyObject_Hash, the hash a str keeps read directly (an address is hashed per packet). */
+static inline Py_hash_t text_hash(PyObject *text) {
+    Py_hash_t hash = PyUnicode_CheckExact(text) ? ((PyASCIIObject *)text)->hash : -1;
+    return hash != -1 ? hash : PyObject_Hash(text);
+}
+
 int key_of(Key *key, PyObject *tunnel, PyObject *src, long sport, PyObject *dst, long dport) {
     int less = endpoint_less(src, sport, dst, dport);
     if (less < 0) {
@@ -47,8 +53,8 @@ int key_of(Key *key, PyObject *tunnel, PyObject *src, long sport, PyObject *dst,
     if (no_tunnel) {
         no_tunnel_hash = tunnel_hash;
     }
-    Py_hash_t a_hash = PyObject_Hash(key->addr_a);
-    Py_hash_t b_hash = PyObject_Hash(key->addr_b);
+    Py_hash_t a_hash = text_hash(key->addr_a);
+    Py_hash_t b_hash = text_hash(key->addr_b);
     if (tunnel_hash == -1 || a_hash == -1 || b_hash == -1) {
         return -1;
     }
