@@ -61,12 +61,25 @@ static PyObject *new_message(Parser *p, const Kind *kind, PyObject **values) {
     return make_object(kind, values);
 }
 
+/* An empty list for a new message's anomalies: the last message's, emptied, when the parser
+ * is its only holder (its names went into that message's tuple when it finished), else new. */
+static PyObject *fresh_anomalies(Parser *p) {
+    PyObject *list = p->anomalies;
+    if (list == NULL || Py_REFCNT(list) != 1) {
+        return PyList_New(0);
+    }
+    if (PyList_GET_SIZE(list) > 0 && PyList_SetSlice(list, 0, PyList_GET_SIZE(list), NULL) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(list);
+}
+
 static PyObject *parse_request_start(Parser *p, const unsigned char *line, Py_ssize_t len) {
     RequestLine parsed;
     if (!request_line(p, line, len, &parsed)) {
         return Py_NewRef(Py_None);
     }
-    PyObject *anomalies = PyList_New(0);
+    PyObject *anomalies = fresh_anomalies(p);
     if (anomalies == NULL) {
         return NULL;
     }
@@ -140,7 +153,7 @@ static PyObject *parse_status_start(Parser *p, const unsigned char *line, Py_ssi
     if (p->after_gap && !informational) {
         skip_requests_answered_in_a_gap(p);
     }
-    PyObject *anomalies = PyList_New(0);
+    PyObject *anomalies = fresh_anomalies(p);
     if (anomalies == NULL) {
         return NULL;
     }
@@ -370,7 +383,8 @@ static bool equals_lower(const unsigned char *p, Py_ssize_t len, const char *wor
     return true;
 }
 
-static bool is_field(PyObject *field, const char *name, Py_ssize_t name_len) {
+/* Inline, the length first: most fields of a head are neither name asked for. */
+static inline bool is_field(PyObject *field, const char *name, Py_ssize_t name_len) {
     PyObject *key = PyTuple_GET_ITEM(field, 0);
     return PyUnicode_GET_LENGTH(key) == name_len && PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND &&
            equals_lower(PyUnicode_1BYTE_DATA(key), name_len, name);
