@@ -299,8 +299,9 @@ typedef struct {
     int status;
 } StatusLine;
 bool match_status_line(const unsigned char *line, Py_ssize_t len, StatusLine *out);
-/* Where the head ends (\r?\n\r?\n): start and end of the terminator, or false. */
-bool find_head_end(const unsigned char *buf, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end);
+/* Where the head ends (\r?\n\r?\n): start and end of the terminator, or false; and whether
+ * the head has a line ending in a bare LF (the terminator's own included). */
+bool find_head_end(const unsigned char *buf, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end, bool *bare_lf);
 /* The first resync point at or after 1, or -1. */
 Py_ssize_t find_request_resync(const unsigned char *buf, Py_ssize_t len);
 Py_ssize_t find_response_resync(const unsigned char *buf, Py_ssize_t len);

@@ -258,19 +258,6 @@ static Step resync(Parser *p, const unsigned char *bad_line, Py_ssize_t bad_len,
     return discard(p, name, count, detail, out);
 }
 
-static bool any_bare_lf(const unsigned char *head, Py_ssize_t len, const unsigned char *term, Py_ssize_t term_len) {
-    if (term_len != 4 || memcmp(term, "\r\n\r\n", 4) != 0) {
-        return true;
-    }
-    for (const unsigned char *nl = memchr(head, '\n', (size_t)len); nl != NULL;
-         nl = memchr(nl + 1, '\n', (size_t)(head + len - nl - 1))) {
-        if (nl == head || nl[-1] != '\r') {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* `message`'s headers, as `_fill` does; its ts and index, which `_fill` sets too, are the
  * ones new_message gave it (neither message_ts nor count changes in between). */
 static int fill_head(Parser *p, PyObject *message, PyObject *headers) {
@@ -299,7 +286,8 @@ Step parse_head(Parser *p, PyObject **out) {
         }
     }
     Py_ssize_t head_len, head_end;
-    if (!find_head_end(buf, b->len, &head_len, &head_end)) {
+    bool bare_lf;
+    if (!find_head_end(buf, b->len, &head_len, &head_end, &bare_lf)) {
         if (b->len > p->max_head_bytes) {
             return discard(p, strings[S_HEADER_TOO_LONG], b->len, NULL, out);
         }
@@ -316,8 +304,7 @@ Step parse_head(Parser *p, PyObject **out) {
         return resync(p, buf, first_len, out);
     }
     p->resyncing = false;
-    if (any_bare_lf(buf, head_len, buf + head_len, head_end - head_len) &&
-        PyList_Append(p->anomalies, strings[S_BARE_LF]) < 0) {
+    if (bare_lf && PyList_Append(p->anomalies, strings[S_BARE_LF]) < 0) {
         Py_DECREF(message);
         return STEP_ERROR;
     }

@@ -111,26 +111,33 @@ bool match_status_line(const unsigned char *line, Py_ssize_t len, StatusLine *ou
     return true;
 }
 
-/* http_message._HEAD_END.search: \r?\n\r?\n, leftmost. */
-bool find_head_end(const unsigned char *buf, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end) {
+/* http_message._HEAD_END.search: \r?\n\r?\n, leftmost. `*bare_lf`: whether a line of the
+ * head before it, or the terminator itself, ends in a bare "\n" (every newline of the head is
+ * met on the way, so the head need not be walked again for it). */
+bool find_head_end(const unsigned char *buf, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end, bool *bare_lf) {
     const unsigned char *p = buf, *stop = buf + len;
+    bool bare = false;
     while (p < stop) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(stop - p));
         if (nl == NULL) {
             return false;
         }
         Py_ssize_t at = nl - buf;
-        Py_ssize_t begin = (at > 0 && buf[at - 1] == '\r') ? at - 1 : at;
+        bool after_cr = at > 0 && buf[at - 1] == '\r';
+        Py_ssize_t begin = after_cr ? at - 1 : at;
         if (at + 1 < len && buf[at + 1] == '\n') {
             *start = begin;
             *end = at + 2;
+            *bare_lf = true; /* the terminator is not \r\n\r\n */
             return true;
         }
         if (at + 2 < len && buf[at + 1] == '\r' && buf[at + 2] == '\n') {
             *start = begin;
             *end = at + 3;
+            *bare_lf = bare || !after_cr;
             return true;
         }
+        bare |= !after_cr;
         p = nl + 1;
     }
     return false;

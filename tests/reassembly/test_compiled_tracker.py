@@ -480,3 +480,20 @@ def test_connections_that_follow_each_other_start_from_clean_buffers() -> None:
     events = assert_same(segments)
     assert sum(isinstance(e, HttpRequest) and e.complete for e in events) == 300
     assert sum(isinstance(e, HttpRequest) and not e.complete for e in events) == 300
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /a HTTP/1.1\nHost: h\r\n\r\n",  # a bare LF inside, CRLF at the end
+        b"GET /b HTTP/1.1\r\nHost: h\nX: y\r\n\r\n",
+        b"GET /c HTTP/1.1\r\nHost: h\r\n\n",
+        b"GET /d HTTP/1.1\r\nHost: h\n\r\n",
+        b"GET /e HTTP/1.1\nHost: h\n\n",
+        b"GET /f HTTP/1.1\r\nHost: h\r\n\r\n",  # none
+    ],
+)
+def test_bare_line_feeds_anywhere_in_a_head_are_named(head: bytes) -> None:
+    events = assert_same(pipelined([head]))
+    request = next(e for e in events if isinstance(e, HttpRequest))
+    assert ("bare_lf" in request.anomalies) == (head[-4:] != b"\r\n\r\n" or b"\n" in head.replace(b"\r\n", b""))
