@@ -362,16 +362,25 @@ typedef struct {
 static CachedField field_cache[FIELD_CACHE_SIZE];
 
 static CachedField *field_slot(const unsigned char *line, Py_ssize_t len) {
-    uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15u, word;
+    uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15u, word = 0;
     Py_ssize_t i = 0;
     for (; i + 8 <= len; i += 8) { /* a word at a time: lines are long, and a miss is only a miss */
         memcpy(&word, line + i, 8);
         h = (h ^ word) * 0x100000001B3u;
         h ^= h >> 29;
     }
-    word = 0;
-    memcpy(&word, line + i, (size_t)(len - i));
+    if (i < len) { /* the rest: the last 8 bytes when there are that many (fixed-size loads) */
+        if (len >= 8) {
+            memcpy(&word, line + len - 8, 8);
+        } else {
+            for (; i < len; i++) {
+                word = word << 8 | line[i];
+            }
+        }
+    }
     h = (h ^ word) * 0x9E3779B97F4A7C15u;
+    h ^= h >> 32; /* a product's low bits hold only its factors' low bits: bring the high ones down */
+    h *= 0xFF51AFD7ED558CCDu;
     return &field_cache[(h ^ (h >> 32)) % FIELD_CACHE_SIZE];
 }
 
