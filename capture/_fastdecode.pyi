@@ -12,7 +12,7 @@ class FrameDecoder:
         segment_type: type[TcpSegment],
         vxlan_ports: Iterable[int],
         geneve_ports: Iterable[int],
-        address: Callable[[bytes], str],
+        address: Callable[[bytes], str],  # an IPv6 address's text (IPv4 ones are written in C)
         enter: Callable[[TunnelContext, str, bytes, bytes, int], TunnelContext | str],
     ) -> None: ...
     def decode(self, packet: RawPacket, /) -> TcpSegment | None: ...

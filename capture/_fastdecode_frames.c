@@ -242,6 +242,28 @@ static int FrameDecoder_init(FrameDecoder *self, PyObject *args, PyObject *kwarg
     return 0;
 }
 
+/* The text of an address: an IPv4 one written here, dotted decimal as inet_ntop writes it
+ * (RFC 791 addresses, no leading zeros); an IPv6 one by the decoder's `address`. Every new
+ * client meets this: a call into Python per address cost more than all its packets' decoding. */
+static PyObject *address_text(FrameDecoder *self, const unsigned char *raw, Py_ssize_t length) {
+    if (length != 4) {
+        return PyObject_CallFunction(self->address, "y#", raw, length);
+    }
+    char text[16], *end = text;
+    for (int i = 0; i < 4; i++) { /* by hand: snprintf costs more than the Python call did */
+        unsigned byte = raw[i];
+        if (byte >= 100) {
+            *end++ = (char)('0' + byte / 100);
+        }
+        if (byte >= 10) {
+            *end++ = (char)('0' + byte / 10 % 10);
+        }
+        *end++ = (char)('0' + byte % 10);
+        *end++ = '.';
+    }
+    return PyUnicode_FromStringAndSize(text, end - text - 1);
+}
+
 /* The text of a source and destination address (4 or 16 bytes each), cached by their bytes:
  * new references. */
 static int lookup_addresses(FrameDecoder *self, const unsigned char *src, const unsigned char *dst,
@@ -251,12 +273,19 @@ static int lookup_addresses(FrameDecoder *self, const unsigned char *src, const 
     memcpy(key + length, dst, (size_t)length);
     AddressEntry *entry = &self->addresses[hash_bytes(key, 2 * length, 2166136261u) % ADDRESS_CACHE_SIZE];
     if (entry->length != 2 * length || memcmp(entry->key, key, (size_t)(2 * length)) != 0) {
-        PyObject *src_text_new = PyObject_CallFunction(self->address, "y#", src, length);
-        if (src_text_new == NULL) {
+        unsigned char reversed[32];
+        memcpy(reversed, dst, (size_t)length);
+        memcpy(reversed + length, src, (size_t)length);
+        AddressEntry *other = &self->addresses[hash_bytes(reversed, 2 * length, 2166136261u) % ADDRESS_CACHE_SIZE];
+        PyObject *src_text_new, *dst_text_new;
+        if (other->length == 2 * length && memcmp(other->key, reversed, (size_t)(2 * length)) == 0) {
+            /* The other direction's texts: the same objects, so that the tracker's comparisons
+             * of a connection's addresses are identity checks. */
+            src_text_new = Py_NewRef(other->dst);
+            dst_text_new = Py_NewRef(other->src);
+        } else if ((src_text_new = address_text(self, src, length)) == NULL) {
             return -1;
-        }
-        PyObject *dst_text_new = PyObject_CallFunction(self->address, "y#", dst, length);
-        if (dst_text_new == NULL) {
+        } else if ((dst_text_new = address_text(self, dst, length)) == NULL) {
             Py_DECREF(src_text_new);
             return -1;
         }

@@ -328,11 +328,21 @@ def _read_whole_records(stream: ByteStream, parse: RecordParse[T]) -> Generator[
         left = len(buffer) - start
         if needed < 0:
             return buffer[start:], count
-        # A record longer than a chunk is read whole at once: no copying it chunk by chunk.
-        chunk = read_some(_CHUNK_BYTES) if needed - left <= _CHUNK_BYTES else stream.read(needed - left)
+        if left:
+            # The record a chunk cut is completed on its own, with just the bytes it lacks:
+            # joining it to the next chunk would copy the whole chunk for every chunk read.
+            # `read1` too, or a buffered stream would fill its own buffer and hand the next
+            # chunk out a few KiB at a time; a record longer than a chunk is read whole at once.
+            lacking = needed - left
+            more = read_some(lacking) if lacking <= _CHUNK_BYTES else stream.read(lacking)
+            if not more:
+                return buffer[start:], count
+            buffer, start = buffer[start:] + more, 0
+            continue
+        chunk = read_some(_CHUNK_BYTES)
         if not chunk:
-            return buffer[start:], count
-        buffer, start = (buffer[start:] + chunk if left else chunk), 0
+            return b"", count
+        buffer, start = chunk, 0
 
 
 def _read_pcap_records(

@@ -124,8 +124,8 @@ PyObject *untracked(PyObject *object) {
      * and other such objects: they can be in no reference cycle, so the cyclic collector need
      * not visit them (CPython leaves tuples of atoms out the same way). Untracked, the many
      * messages alive at once no longer make every collection longer. */
-    if (object != NULL && PyObject_IS_GC(object) && PyObject_GC_IsTracked(object)) {
-        PyObject_GC_UnTrack(object);
+    if (object != NULL && PyObject_IS_GC(object)) {
+        PyObject_GC_UnTrack(object); /* which asks whether it is tracked itself */
     }
     return object;
 }

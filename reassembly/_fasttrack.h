@@ -118,6 +118,14 @@ static inline void replace_slot(PyObject *object, Py_ssize_t offset, PyObject *v
     Py_XDECREF(old);
 }
 
+/* `text == ascii` for a str: PyUnicode_CompareWithASCIIString without its generality (a
+ * str of a wider kind holds a character past U+00FF, so it is no ASCII text). */
+static inline bool str_equals_ascii(PyObject *text, const char *ascii) {
+    size_t n = strlen(ascii);
+    return PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND && (size_t)PyUnicode_GET_LENGTH(text) == n &&
+           memcmp(PyUnicode_1BYTE_DATA(text), ascii, n) == 0;
+}
+
 /* Interned names: anomaly and event names, built once. */
 typedef enum {
     S_TCP_GAP,
@@ -291,8 +299,9 @@ typedef struct {
     int status;
 } StatusLine;
 bool match_status_line(const unsigned char *line, Py_ssize_t len, StatusLine *out);
-/* Where the head ends (\r?\n\r?\n): start and end of the terminator, or false. */
-bool find_head_end(const unsigned char *buf, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end);
+/* Where the head ends (\r?\n\r?\n): start and end of the terminator, or false; and whether
+ * the head has a line ending in a bare LF (the terminator's own included). */
+bool find_head_end(const unsigned char *buf, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end, bool *bare_lf);
 /* The first resync point at or after 1, or -1. */
 Py_ssize_t find_request_resync(const unsigned char *buf, Py_ssize_t len);
 Py_ssize_t find_response_resync(const unsigned char *buf, Py_ssize_t len);

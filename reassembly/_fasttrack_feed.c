@@ -69,6 +69,22 @@ static int track_record(Tracker *t, PyObject *reader, PyObject *decoder, PyObjec
     return failed;
 }
 
+/* A mark, (index of the first event, latest timestamp): built directly, as Py_BuildValue
+ * would parse its format string for every packet that gives events. */
+static PyObject *new_mark(Py_ssize_t index, double latest) {
+    PyObject *first = PyLong_FromSsize_t(index);
+    PyObject *ts = first == NULL ? NULL : PyFloat_FromDouble(latest);
+    PyObject *mark = ts == NULL ? NULL : PyTuple_New(2);
+    if (mark == NULL) {
+        Py_XDECREF(first);
+        Py_XDECREF(ts);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(mark, 0, first);
+    PyTuple_SET_ITEM(mark, 1, ts);
+    return untracked(mark);
+}
+
 const char feed_records_doc[] =
     "feed_records(buffer, start, reader, decoder, decode, /)\n--\n\n"
     "Track the whole pcap records of `buffer` from `start` (a PcapRecordReader's buffer; frames\n"
@@ -128,7 +144,7 @@ PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nar
         Py_ssize_t before = PyList_GET_SIZE(t->out);
         failed = track_record(t, reader, decoder, decode, &record) < 0;
         if (!failed && PyList_GET_SIZE(t->out) > before) {
-            PyObject *mark = Py_BuildValue("(nd)", before, latest);
+            PyObject *mark = new_mark(before, latest);
             failed = mark == NULL || PyList_Append(marks, mark) < 0;
             Py_XDECREF(mark);
             timed = false;

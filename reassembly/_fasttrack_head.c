@@ -61,12 +61,25 @@ static PyObject *new_message(Parser *p, const Kind *kind, PyObject **values) {
     return make_object(kind, values);
 }
 
+/* An empty list for a new message's anomalies: the last message's, emptied, when the parser
+ * is its only holder (its names went into that message's tuple when it finished), else new. */
+static PyObject *fresh_anomalies(Parser *p) {
+    PyObject *list = p->anomalies;
+    if (list == NULL || Py_REFCNT(list) != 1) {
+        return PyList_New(0);
+    }
+    if (PyList_GET_SIZE(list) > 0 && PyList_SetSlice(list, 0, PyList_GET_SIZE(list), NULL) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(list);
+}
+
 static PyObject *parse_request_start(Parser *p, const unsigned char *line, Py_ssize_t len) {
     RequestLine parsed;
     if (!request_line(p, line, len, &parsed)) {
         return Py_NewRef(Py_None);
     }
-    PyObject *anomalies = PyList_New(0);
+    PyObject *anomalies = fresh_anomalies(p);
     if (anomalies == NULL) {
         return NULL;
     }
@@ -140,7 +153,7 @@ static PyObject *parse_status_start(Parser *p, const unsigned char *line, Py_ssi
     if (p->after_gap && !informational) {
         skip_requests_answered_in_a_gap(p);
     }
-    PyObject *anomalies = PyList_New(0);
+    PyObject *anomalies = fresh_anomalies(p);
     if (anomalies == NULL) {
         return NULL;
     }
@@ -245,32 +258,10 @@ static Step resync(Parser *p, const unsigned char *bad_line, Py_ssize_t bad_len,
     return discard(p, name, count, detail, out);
 }
 
-static bool any_bare_lf(const unsigned char *head, Py_ssize_t len, const unsigned char *term, Py_ssize_t term_len) {
-    if (term_len != 4 || memcmp(term, "\r\n\r\n", 4) != 0) {
-        return true;
-    }
-    for (const unsigned char *nl = memchr(head, '\n', (size_t)len); nl != NULL;
-         nl = memchr(nl + 1, '\n', (size_t)(head + len - nl - 1))) {
-        if (nl == head || nl[-1] != '\r') {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* `message`'s headers and ts, and its index, as `_fill` does. */
+/* `message`'s headers, as `_fill` does; its ts and index, which `_fill` sets too, are the
+ * ones new_message gave it (neither message_ts nor count changes in between). */
 static int fill_head(Parser *p, PyObject *message, PyObject *headers) {
-    PyObject *ts = PyFloat_FromDouble(p->message_ts);
-    PyObject *index = PyLong_FromLongLong(p->count);
-    if (ts == NULL || index == NULL) {
-        Py_XDECREF(ts);
-        Py_XDECREF(index);
-        Py_DECREF(headers);
-        return -1;
-    }
-    replace_slot(message, p->types->request.offsets[MSG_TS], ts);
     replace_slot(message, p->types->request.offsets[MSG_HEADERS], headers);
-    replace_slot(message, p->types->request.offsets[MSG_INDEX], index);
     return 0;
 }
 
@@ -295,7 +286,8 @@ Step parse_head(Parser *p, PyObject **out) {
         }
     }
     Py_ssize_t head_len, head_end;
-    if (!find_head_end(buf, b->len, &head_len, &head_end)) {
+    bool bare_lf;
+    if (!find_head_end(buf, b->len, &head_len, &head_end, &bare_lf)) {
         if (b->len > p->max_head_bytes) {
             return discard(p, strings[S_HEADER_TOO_LONG], b->len, NULL, out);
         }
@@ -312,8 +304,7 @@ Step parse_head(Parser *p, PyObject **out) {
         return resync(p, buf, first_len, out);
     }
     p->resyncing = false;
-    if (any_bare_lf(buf, head_len, buf + head_len, head_end - head_len) &&
-        PyList_Append(p->anomalies, strings[S_BARE_LF]) < 0) {
+    if (bare_lf && PyList_Append(p->anomalies, strings[S_BARE_LF]) < 0) {
         Py_DECREF(message);
         return STEP_ERROR;
     }
@@ -379,7 +370,8 @@ static bool equals_lower(const unsigned char *p, Py_ssize_t len, const char *wor
     return true;
 }
 
-static bool is_field(PyObject *field, const char *name, Py_ssize_t name_len) {
+/* Inline, the length first: most fields of a head are neither name asked for. */
+static inline bool is_field(PyObject *field, const char *name, Py_ssize_t name_len) {
     PyObject *key = PyTuple_GET_ITEM(field, 0);
     return PyUnicode_GET_LENGTH(key) == name_len && PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND &&
            equals_lower(PyUnicode_1BYTE_DATA(key), name_len, name);
@@ -485,7 +477,7 @@ long long content_length_framing(Parser *p, PyObject *headers) {
 
 static bool method_is(PyObject *request, const Types *types, const char *method) {
     PyObject *value = get_slot(request, types->request.offsets[REQ_METHOD]);
-    return PyUnicode_Check(value) && PyUnicode_CompareWithASCIIString(value, method) == 0;
+    return PyUnicode_Check(value) && str_equals_ascii(value, method);
 }
 
 bool request_method_is(PyObject *request, const Types *types, const char *method) {

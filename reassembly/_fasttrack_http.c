@@ -190,7 +190,7 @@ static int after_request(Parser *p, PyObject *message) {
     PyObject *headers = get_slot(message, types->request.offsets[MSG_HEADERS]);
     PyObject *version = get_slot(message, types->request.offsets[MSG_VERSION]);
     if (request_method_is(message, types, "CONNECT") || header_value(headers, "upgrade", 7) != NULL ||
-        PyUnicode_CompareWithASCIIString(version, "HTTP/2.0") == 0) {
+        str_equals_ascii(version, "HTTP/2.0")) {
         Py_XSETREF(p->switch_asked, Py_NewRef(message));
     }
     return 0;
@@ -246,9 +246,9 @@ static PyObject *decoded_body(Parser *p, PyObject *body, bool complete) {
 
 /* http_message._finish: a new reference, or NULL on error. */
 static PyObject *finish(Parser *p, bool complete) {
-    static const int fields[] = {MSG_BODY,      MSG_BODY_LENGTH,  MSG_COMPLETE,
-                                 MSG_ANOMALIES, MSG_DECODED_BODY, MSG_INDEX};
-    PyObject *values[6];
+    /* Its index too, in the reference: the one the head got, as p->count changes only here. */
+    static const int fields[] = {MSG_BODY, MSG_BODY_LENGTH, MSG_COMPLETE, MSG_ANOMALIES, MSG_DECODED_BODY};
+    PyObject *values[5];
     values[0] = PyBytes_FromStringAndSize((const char *)bb_ptr(&p->body), p->body.len);
     if (values[0] == NULL) {
         return NULL;
@@ -257,14 +257,13 @@ static PyObject *finish(Parser *p, bool complete) {
     values[1] = PyLong_FromLongLong(p->body_length);
     values[2] = Py_NewRef(complete ? Py_True : Py_False);
     values[3] = untracked(PyList_AsTuple(p->anomalies));
-    values[5] = PyLong_FromLongLong(p->count);
-    if (values[1] == NULL || values[3] == NULL || values[4] == NULL || values[5] == NULL) {
-        for (int i = 0; i < 6; i++) {
+    if (values[1] == NULL || values[3] == NULL || values[4] == NULL) {
+        for (int i = 0; i < 5; i++) {
             Py_XDECREF(values[i]);
         }
         return NULL;
     }
-    PyObject *message = filled(p, p->head, values, fields, 6);
+    PyObject *message = filled(p, p->head, values, fields, 5);
     if (message == NULL) {
         return NULL;
     }
@@ -333,7 +332,7 @@ static Step pending_event(Parser *p, PyObject **out) {
         return STEP_NONE;
     }
     PyObject *version = get_slot(asked, p->types->request.offsets[MSG_VERSION]);
-    if (PyUnicode_CompareWithASCIIString(version, "HTTP/2.0") != 0) {
+    if (!str_equals_ascii(version, "HTTP/2.0")) {
         const unsigned char *head = bb_ptr(&p->buffer);
         Py_ssize_t len = p->buffer.len < 64 ? p->buffer.len : 64;
         while (len > 0 && (head[0] == '\r' || head[0] == '\n')) {

@@ -111,26 +111,33 @@ bool match_status_line(const unsigned char *line, Py_ssize_t len, StatusLine *ou
     return true;
 }
 
-/* http_message._HEAD_END.search: \r?\n\r?\n, leftmost. */
-bool find_head_end(const unsigned char *buf, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end) {
+/* http_message._HEAD_END.search: \r?\n\r?\n, leftmost. `*bare_lf`: whether a line of the
+ * head before it, or the terminator itself, ends in a bare "\n" (every newline of the head is
+ * met on the way, so the head need not be walked again for it). */
+bool find_head_end(const unsigned char *buf, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end, bool *bare_lf) {
     const unsigned char *p = buf, *stop = buf + len;
+    bool bare = false;
     while (p < stop) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(stop - p));
         if (nl == NULL) {
             return false;
         }
         Py_ssize_t at = nl - buf;
-        Py_ssize_t begin = (at > 0 && buf[at - 1] == '\r') ? at - 1 : at;
+        bool after_cr = at > 0 && buf[at - 1] == '\r';
+        Py_ssize_t begin = after_cr ? at - 1 : at;
         if (at + 1 < len && buf[at + 1] == '\n') {
             *start = begin;
             *end = at + 2;
+            *bare_lf = true; /* the terminator is not \r\n\r\n */
             return true;
         }
         if (at + 2 < len && buf[at + 1] == '\r' && buf[at + 2] == '\n') {
             *start = begin;
             *end = at + 3;
+            *bare_lf = bare || !after_cr;
             return true;
         }
+        bare |= !after_cr;
         p = nl + 1;
     }
     return false;
@@ -290,10 +297,96 @@ PyObject *latin1(const unsigned char *p, Py_ssize_t len) {
     return text;
 }
 
+/* The fields of one head while they are read: a tuple is built once their number is known
+ * (no list grown and copied). Heads of up to FIELDS_ON_STACK fields need no allocation. */
+#define FIELDS_ON_STACK 64
+
+typedef struct {
+    PyObject **items;
+    Py_ssize_t count, cap;
+    PyObject *on_stack[FIELDS_ON_STACK];
+} Fields;
+
+static int fields_push(Fields *f, PyObject *field) {
+    if (f->count == f->cap) {
+        Py_ssize_t cap = f->cap * 2;
+        PyObject **grown = PyMem_Malloc((size_t)cap * sizeof(PyObject *));
+        if (grown == NULL) {
+            Py_DECREF(field);
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(grown, f->items, (size_t)f->count * sizeof(PyObject *));
+        if (f->items != f->on_stack) {
+            PyMem_Free(f->items);
+        }
+        f->items = grown;
+        f->cap = cap;
+    }
+    f->items[f->count++] = field;
+    return 0;
+}
+
+static void fields_free(Fields *f, bool release) {
+    for (Py_ssize_t i = 0; release && i < f->count; i++) {
+        Py_DECREF(f->items[i]);
+    }
+    if (f->items != f->on_stack) {
+        PyMem_Free(f->items);
+    }
+}
+
+/* The fields as a tuple (they are moved into it), or NULL; `f` is freed either way. */
+static PyObject *fields_take(Fields *f) {
+    PyObject *tuple = PyTuple_New(f->count);
+    if (tuple != NULL) {
+        memcpy(((PyTupleObject *)tuple)->ob_item, f->items, (size_t)f->count * sizeof(PyObject *));
+    }
+    fields_free(f, tuple == NULL);
+    return untracked(tuple);
+}
+
+/* Whole fields recur even more than their texts (a client's User-Agent and Accept-Language,
+ * a server's Content-Type): a line that parsed with no anomaly is kept with the (name, value)
+ * tuple it gave, and the same bytes give the same tuple again (a tuple of str is immutable,
+ * so sharing it is invisible). Direct-mapped, of fixed size, as the text cache. */
+#define FIELD_CACHE_SIZE 2048
+#define FIELD_CACHE_LONGEST 160
+
+typedef struct {
+    uint16_t length;
+    unsigned char bytes[FIELD_CACHE_LONGEST];
+    PyObject *field;
+} CachedField;
+
+static CachedField field_cache[FIELD_CACHE_SIZE];
+
+static CachedField *field_slot(const unsigned char *line, Py_ssize_t len) {
+    uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15u, word = 0;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= len; i += 8) { /* a word at a time: lines are long, and a miss is only a miss */
+        memcpy(&word, line + i, 8);
+        h = (h ^ word) * 0x100000001B3u;
+        h ^= h >> 29;
+    }
+    if (i < len) { /* the rest: the last 8 bytes when there are that many (fixed-size loads) */
+        if (len >= 8) {
+            memcpy(&word, line + len - 8, 8);
+        } else {
+            for (; i < len; i++) {
+                word = word << 8 | line[i];
+            }
+        }
+    }
+    h = (h ^ word) * 0x9E3779B97F4A7C15u;
+    h ^= h >> 32; /* a product's low bits hold only its factors' low bits: bring the high ones down */
+    h *= 0xFF51AFD7ED558CCDu;
+    return &field_cache[(h ^ (h >> 32)) % FIELD_CACHE_SIZE];
+}
+
 /* The last field with ` value` appended: RFC 9112 section 5.2, a fold becomes a space. */
-static int fold_into_last(PyObject *headers, const unsigned char *line, Py_ssize_t len) {
-    Py_ssize_t n = PyList_GET_SIZE(headers);
-    if (n == 0) {
+static int fold_into_last(Fields *fields, const unsigned char *line, Py_ssize_t len) {
+    if (fields->count == 0) {
         return 0;
     }
     Py_ssize_t start = 0, end = len;
@@ -303,25 +396,24 @@ static int fold_into_last(PyObject *headers, const unsigned char *line, Py_ssize
     while (end > start && is_ascii_space(line[end - 1])) {
         end--;
     }
-    PyObject *last = PyList_GET_ITEM(headers, n - 1);
+    PyObject *last = fields->items[fields->count - 1];
     PyObject *tail = latin1(line + start, end - start);
     PyObject *value = tail == NULL ? NULL : PyUnicode_FromFormat("%U %U", PyTuple_GET_ITEM(last, 1), tail);
     Py_XDECREF(tail);
     if (value == NULL) {
         return -1;
     }
-    PyObject *name = PyTuple_GET_ITEM(last, 0);
-    Py_INCREF(name);
-    PyObject *field = untracked(PyTuple_Pack(2, name, value));
-    Py_DECREF(name);
+    PyObject *field = untracked(PyTuple_Pack(2, PyTuple_GET_ITEM(last, 0), value));
     Py_DECREF(value);
     if (field == NULL) {
         return -1;
     }
-    return PyList_SetItem(headers, n - 1, field);
+    fields->items[fields->count - 1] = field;
+    Py_DECREF(last);
+    return 0;
 }
 
-static int parse_header_line(const unsigned char *line, Py_ssize_t len, PyObject *headers, PyObject *anomalies) {
+static int parse_header_line(const unsigned char *line, Py_ssize_t len, Fields *fields, PyObject *anomalies) {
     if (len > 0 && line[len - 1] == '\r') {
         len--;
     }
@@ -329,7 +421,11 @@ static int parse_header_line(const unsigned char *line, Py_ssize_t len, PyObject
         if (PyList_Append(anomalies, strings[S_OBS_FOLD]) < 0) {
             return -1;
         }
-        return fold_into_last(headers, line, len);
+        return fold_into_last(fields, line, len);
+    }
+    CachedField *cached = len > 0 && len <= FIELD_CACHE_LONGEST ? field_slot(line, len) : NULL;
+    if (cached != NULL && cached->length == len && memcmp(cached->bytes, line, (size_t)len) == 0) {
+        return fields_push(fields, Py_NewRef(cached->field));
     }
     const unsigned char *colon = memchr(line, ':', (size_t)len);
     if (colon == NULL) {
@@ -340,6 +436,7 @@ static int parse_header_line(const unsigned char *line, Py_ssize_t len, PyObject
         if (PyList_Append(anomalies, strings[S_WHITESPACE_BEFORE_COLON]) < 0) {
             return -1;
         }
+        cached = NULL; /* only lines that name no anomaly are kept */
         while (name_end > 0 && is_ascii_space(line[name_end - 1])) {
             name_end--;
         }
@@ -362,18 +459,21 @@ static int parse_header_line(const unsigned char *line, Py_ssize_t len, PyObject
     if (field == NULL) {
         return -1;
     }
-    int failed = PyList_Append(headers, field);
-    Py_DECREF(field);
-    return failed;
+    if (cached != NULL) {
+        Py_XSETREF(cached->field, Py_NewRef(field));
+        cached->length = (uint16_t)len;
+        memcpy(cached->bytes, line, (size_t)len);
+    }
+    return fields_push(fields, field);
 }
 
 /* http_message._parse_header_lines over the lines of `lines` split at "\n" (all of them, or
  * all but the last when `stop_before_last`, as _partial_head does). A new tuple. */
 PyObject *parse_header_lines(const unsigned char *lines, Py_ssize_t len, bool stop_before_last, PyObject *anomalies) {
-    PyObject *headers = PyList_New(0);
-    if (headers == NULL) {
-        return NULL;
-    }
+    Fields fields;
+    fields.items = fields.on_stack;
+    fields.count = 0;
+    fields.cap = FIELDS_ON_STACK;
     const unsigned char *p = lines, *stop = lines + len;
     while (true) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(stop - p));
@@ -381,8 +481,8 @@ PyObject *parse_header_lines(const unsigned char *lines, Py_ssize_t len, bool st
             break;
         }
         const unsigned char *line_end = nl == NULL ? stop : nl;
-        if (parse_header_line(p, line_end - p, headers, anomalies) < 0) {
-            Py_DECREF(headers);
+        if (parse_header_line(p, line_end - p, &fields, anomalies) < 0) {
+            fields_free(&fields, true);
             return NULL;
         }
         if (nl == NULL) {
@@ -390,7 +490,5 @@ PyObject *parse_header_lines(const unsigned char *lines, Py_ssize_t len, bool st
         }
         p = nl + 1;
     }
-    PyObject *tuple = untracked(PyList_AsTuple(headers));
-    Py_DECREF(headers);
-    return tuple;
+    return fields_take(&fields);
 }

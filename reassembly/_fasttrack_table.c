@@ -2,10 +2,21 @@
 
 #include "_fasttrack_table.h"
 
+/* str order of two one-byte-kind strings (what the decoder's addresses are): their bytes,
+ * then their lengths, as unicode_compare orders them; PyUnicode_Compare's checks cost more. */
+static int latin1_order(PyObject *a, PyObject *b) {
+    Py_ssize_t a_len = PyUnicode_GET_LENGTH(a), b_len = PyUnicode_GET_LENGTH(b);
+    int order = memcmp(PyUnicode_1BYTE_DATA(a), PyUnicode_1BYTE_DATA(b), (size_t)(a_len < b_len ? a_len : b_len));
+    return order != 0 ? order : (a_len > b_len) - (a_len < b_len);
+}
+
 /* Python's tuple order on (address, port): the address decides unless equal. */
 static int endpoint_less(PyObject *a, long a_port, PyObject *b, long b_port) {
     if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) { /* one comparison where two would do */
-        int order = a == b ? 0 : PyUnicode_Compare(a, b);
+        int order = a == b                                                     ? 0
+                    : PyUnicode_KIND(a) == PyUnicode_1BYTE_KIND && PyUnicode_KIND(b) == PyUnicode_1BYTE_KIND
+                        ? latin1_order(a, b)
+                        : PyUnicode_Compare(a, b);
         return order == 0 ? a_port < b_port : order < 0;
     }
     int equal = PyObject_RichCompareBool(a, b, Py_EQ);
@@ -16,6 +27,12 @@ static int endpoint_less(PyObject *a, long a_port, PyObject *b, long b_port) {
         return a_port < b_port;
     }
     return PyObject_RichCompareBool(a, b, Py_LT);
+}
+
+/* PyObject_Hash, the hash a str keeps read directly (an address is hashed per packet). */
+static inline Py_hash_t text_hash(PyObject *text) {
+    Py_hash_t hash = PyUnicode_CheckExact(text) ? ((PyASCIIObject *)text)->hash : -1;
+    return hash != -1 ? hash : PyObject_Hash(text);
 }
 
 int key_of(Key *key, PyObject *tunnel, PyObject *src, long sport, PyObject *dst, long dport) {
@@ -29,9 +46,15 @@ int key_of(Key *key, PyObject *tunnel, PyObject *src, long sport, PyObject *dst,
     } else {
         key->addr_a = dst, key->port_a = dport, key->addr_b = src, key->port_b = sport;
     }
-    Py_hash_t tunnel_hash = PyObject_Hash(tunnel);
-    Py_hash_t a_hash = PyObject_Hash(key->addr_a);
-    Py_hash_t b_hash = PyObject_Hash(key->addr_b);
+    /* Most traffic comes through no tunnel: the empty tuple, whose hash is not cached. */
+    static Py_hash_t no_tunnel_hash = -1;
+    bool no_tunnel = PyTuple_CheckExact(tunnel) && PyTuple_GET_SIZE(tunnel) == 0;
+    Py_hash_t tunnel_hash = no_tunnel && no_tunnel_hash != -1 ? no_tunnel_hash : PyObject_Hash(tunnel);
+    if (no_tunnel) {
+        no_tunnel_hash = tunnel_hash;
+    }
+    Py_hash_t a_hash = text_hash(key->addr_a);
+    Py_hash_t b_hash = text_hash(key->addr_b);
     if (tunnel_hash == -1 || a_hash == -1 || b_hash == -1) {
         return -1;
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import socket
 import struct
 from collections import Counter
 from collections.abc import Iterable
@@ -223,6 +224,44 @@ def test_other_link_types_and_odd_packets_are_handed_back() -> None:
 
 
 FRAMES = list(shapes().values())
+
+
+@settings(max_examples=500, deadline=None)
+@given(src=st.binary(min_size=4, max_size=4), dst=st.binary(min_size=4, max_size=4))
+def test_ipv4_addresses_are_written_as_python_writes_them(src: bytes, dst: bytes) -> None:
+    """The compiled decoder writes IPv4 addresses itself: every byte value, digit counts."""
+    tcp = tcp_header(seq=7, ack=9, flags=0x18) + REQUEST
+    texts = socket.inet_ntop(socket.AF_INET, src), socket.inet_ntop(socket.AF_INET, dst)
+    packet = raw_packet(ethernet_frame(ipv4_packet(tcp, src=texts[0], dst=texts[1])))
+    assert assert_same([packet]) == 1
+    segment = PacketDecoder().decode(packet)
+    assert segment is not None
+    assert (segment.src, segment.dst) == texts
+
+
+def test_ipv4_addresses_of_each_width() -> None:
+    packets = [
+        raw_packet(ethernet_frame(ipv4_packet(tcp_header() + REQUEST, src=src, dst="255.0.9.10")))
+        for src in ["0.0.0.0", "9.10.99.100", "255.255.255.255", "1.20.200.7", "100.10.1.0"]
+    ]
+    assert assert_same(packets) == len(packets)
+    assert [PacketDecoder().decode(p).src for p in packets] == [  # type: ignore[union-attr]
+        "0.0.0.0",
+        "9.10.99.100",
+        "255.255.255.255",
+        "1.20.200.7",
+        "100.10.1.0",
+    ]
+
+
+def test_both_directions_of_a_connection_share_their_address_texts() -> None:
+    """The tracker compares a connection's addresses per packet: the same objects make that
+    an identity check, so the compiled decoder hands the reply direction the same texts."""
+    decoder = PacketDecoder()
+    there = decoder.decode(raw_packet(ethernet_frame(ipv4_packet(tcp_header(), src="10.1.2.3", dst="192.0.2.80"))))
+    back = decoder.decode(raw_packet(ethernet_frame(ipv4_packet(tcp_header(), src="192.0.2.80", dst="10.1.2.3"))))
+    assert there is not None and back is not None
+    assert back.src is there.dst and back.dst is there.src
 
 
 @st.composite

@@ -21,6 +21,7 @@ from capture import (
     read_capture,
     read_captures,
 )
+from capture import files as capture_files
 from capture.files import read_stream
 from capture.pcapng import read_pcapng
 from tests.builders import (
@@ -226,3 +227,47 @@ def test_a_directory_without_captures_is_reported(tmp_path: Path) -> None:
     errors: list[CaptureError] = []
     assert list(read_captures([tmp_path], on_error=errors.append)) == []
     assert [str(e) for e in errors] == [f"{tmp_path}: no capture files in this directory"]
+
+
+# ---- whole records a chunk at a time (files._read_whole_records) ----------------------
+
+
+def records_of(data: bytes, chunk: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list[bytes], int]:
+    """The frames `_read_whole_records` hands out from a buffered file holding `data`, read
+    `chunk` bytes at a time, and how many times it parsed."""
+    monkeypatch.setattr(capture_files, "_CHUNK_BYTES", chunk)
+    stream = io.BufferedReader(io.BytesIO(data), buffer_size=1024)  # type: ignore[arg-type]
+    stream.read(24)  # the file header, as _read_pcap_items reads it
+    calls = 0
+
+    def parse(buffer: bytes, start: int) -> tuple[list[bytes], int, int, int]:
+        nonlocal calls
+        calls += 1
+        frames = []
+        while len(buffer) - start >= 16:
+            captured = struct.unpack_from("<I", buffer, start + 8)[0]
+            if len(buffer) - start - 16 < captured:
+                return frames, start, 16 + captured, len(frames)
+            frames.append(buffer[start + 16 : start + 16 + captured])
+            start += 16 + captured
+        return frames, start, 16, len(frames)
+
+    frames = list(capture_files._read_whole_records(stream, parse))
+    return frames, calls
+
+
+@pytest.mark.parametrize("chunk", [100, 1000, 5000])
+def test_records_cut_by_chunks_are_whole_and_in_order(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = [54, 1514, 60, 3000, 200, 16, 900] * 5  # some longer than a chunk
+    sent = [bytes([n % 251]) * size for n, size in enumerate(sizes)]
+    frames, _calls = records_of(pcap_file([(float(n), f) for n, f in enumerate(sent)]), chunk, monkeypatch)
+    assert frames == sent
+
+
+def test_chunks_stay_whole_after_a_record_they_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Completing a cut record must not leave the stream's own buffer to hand out the next
+    chunks a little at a time: about two parses per chunk, not one per buffer's worth."""
+    sent = [bytes([n % 251]) * 700 for n in range(300)]  # 214 KB
+    frames, calls = records_of(pcap_file([(float(n), f) for n, f in enumerate(sent)]), 16384, monkeypatch)
+    assert frames == sent
+    assert calls <= 2 * (len(sent) * 716 // 16384 + 2)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from benchmarks.reassembly_generate import Connection, Impairments
 from capture import PacketDecoder, RawPacket, TcpSegment, read_captures
-from reassembly import ConnectionTracker, ReassemblyEvent, ReassemblyLimits
+from reassembly import ConnectionTracker, HttpRequest, ReassemblyEvent, ReassemblyLimits
 from tests.paths import SAMPLES, SHARED
 
 pytestmark = pytest.mark.skipif(not ConnectionTracker().compiled, reason="reassembly._fasttrack is not built")
@@ -378,3 +378,122 @@ def test_requests_past_the_unanswered_limit_are_forgotten_alike() -> None:
     ]
     assert_same(segments)
     assert run(segments, None, compiled=True)[1]["requests_forgotten_unanswered_limit"] == 5
+
+
+def pipelined(requests: list[bytes], *, port: int = 40000) -> list[TcpSegment]:
+    """`requests` sent back to back on one connection, each in its own segment."""
+    segments = [TcpSegment(ts=0.0, src=CLIENT, dst=SERVER, sport=port, dport=80, seq=0, ack=0, flags=SYN, payload=b"")]
+    seq = 1
+    for number, request in enumerate(requests):
+        segments.append(
+            TcpSegment(
+                ts=1.0 + number,
+                src=CLIENT,
+                dst=SERVER,
+                sport=port,
+                dport=80,
+                seq=seq,
+                ack=0,
+                flags=ACK,
+                payload=request,
+            )
+        )
+        seq += len(request)
+    return segments
+
+
+def test_header_fields_that_recur_are_read_alike_every_time() -> None:
+    """The compiled parser keeps the fields of lines it has read (sharing them is invisible):
+    a line read again must give the same field, and a line that named an anomaly must name it
+    again; a fold onto a kept field, or a line a byte longer or shorter, must not touch it."""
+    at_limit = b"X-Long: " + b"v" * (160 - 8)
+    requests = [
+        b"GET /1 HTTP/1.1\r\nHost: h\r\n" + at_limit + b"\r\nX-Longer: " + b"w" * 200 + b"\r\n\r\n",
+        b"GET /2 HTTP/1.1\r\nHost: h\r\n folded\r\n" + at_limit + b"v\r\n" + at_limit[:-1] + b"\r\n\r\n",
+        b"GET /3 HTTP/1.1\r\nHost : h\r\nHost: h\r\n" + at_limit + b"\r\n\r\n",
+        b"GET /4 HTTP/1.1\r\nHost : h\r\nHost: h\r\nX-Longer: " + b"w" * 200 + b"\r\n\r\n",
+        b"GET /5 HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: %d\r\n" % (n, n) for n in range(150)) + b"\r\n",
+        b"GET /6 HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: %d\r\n" % (n, n) for n in range(150)) + b" fold\r\n\r\n",
+        b"GET /7 HTTP/1.1\r\nHost: h\r\n: empty name\r\n: empty name\r\nHost:h\r\n\r\n",
+    ]
+    events = assert_same(pipelined(requests))
+    messages = [e for e in events if isinstance(e, HttpRequest)]
+    assert [m.target for m in messages] == [f"/{n}" for n in range(1, 8)]
+    first, second, third, fourth, fifth, sixth, seventh = messages
+    assert first.headers[:2] == (("Host", "h"), ("X-Long", "v" * 152))
+    assert second.headers == (("Host", "h folded"), ("X-Long", "v" * 153), ("X-Long", "v" * 151))
+    assert second.anomalies == ("obs_fold",)
+    assert third.headers[:2] == fourth.headers[:2] == (("Host", "h"), ("Host", "h"))
+    assert third.anomalies == fourth.anomalies == ("whitespace_before_colon",)
+    assert len(fifth.headers) == 151 and fifth.headers[-1] == ("X-149", "149") and not fifth.anomalies
+    assert sixth.headers[-1] == ("X-149", "149 fold") and fifth.headers[-1] == ("X-149", "149")
+    assert seventh.headers == (("Host", "h"), ("", "empty name"), ("", "empty name"), ("Host", "h"))
+
+
+def test_more_distinct_header_lines_than_the_parser_keeps_read_alike() -> None:
+    """Thousands of distinct lines, each seen twice and far apart: what the compiled parser
+    kept is replaced many times over, and every field still comes out as the reference's."""
+    lines = [b"X-Id-%d: value %d" % (n % 37, n) for n in range(6000)]
+    requests = [b"GET /%d HTTP/1.1\r\n%s\r\n%s\r\n\r\n" % (n, lines[n], lines[n - 3000]) for n in range(6000)]
+    events = assert_same(pipelined(requests))
+    assert sum(isinstance(e, HttpRequest) for e in events) == 6000
+
+
+def test_connections_that_follow_each_other_start_from_clean_buffers() -> None:
+    """The compiled tracker hands the memory of a closed connection's buffers to the next ones:
+    nothing of what they held may show through (heads cut at the close, bodies of every size,
+    bytes kept for overlap checks, then a retransmission that must be compared with them)."""
+    segments: list[TcpSegment] = []
+    rng = random.Random(7)
+    for number in range(300):
+        size = rng.choice([0, 10, 700, 1500, 3000, 9000, 20000])
+        body = bytes([65 + number % 26]) * size
+        request = b"POST /%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (number, size, body)
+        cut = b"POST /cut-%d HTTP/1.1\r\nContent-Length: 90\r\n\r\n%s" % (number, body[:50])  # cut by the close
+        opened = pipelined([request[i : i + 1400] for i in range(0, len(request), 1400)] + [cut], port=1000 + number)
+        for segment in opened:
+            segments.append(segment)
+        last = segments[-1]
+        retransmitted = TcpSegment(
+            ts=last.ts,
+            src=CLIENT,
+            dst=SERVER,
+            sport=last.sport,
+            dport=80,
+            seq=last.seq - 5,
+            ack=0,
+            flags=ACK,
+            payload=b"XXXXX" + last.payload,
+        )
+        fin = TcpSegment(
+            ts=last.ts,
+            src=CLIENT,
+            dst=SERVER,
+            sport=last.sport,
+            dport=80,
+            seq=last.seq + len(last.payload),
+            ack=0,
+            flags=FIN | ACK,
+            payload=b"",
+        )
+        segments += [retransmitted, fin]
+    events = assert_same(segments)
+    assert sum(isinstance(e, HttpRequest) and e.complete for e in events) == 300
+    assert sum(isinstance(e, HttpRequest) and not e.complete for e in events) == 300
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /a HTTP/1.1\nHost: h\r\n\r\n",  # a bare LF inside, CRLF at the end
+        b"GET /b HTTP/1.1\r\nHost: h\nX: y\r\n\r\n",
+        b"GET /c HTTP/1.1\r\nHost: h\r\n\n",
+        b"GET /d HTTP/1.1\r\nHost: h\n\r\n",
+        b"GET /e HTTP/1.1\nHost: h\n\n",
+        b"GET /f HTTP/1.1\r\nHost: h\r\n\r\n",  # none
+    ],
+)
+def test_bare_line_feeds_anywhere_in_a_head_are_named(head: bytes) -> None:
+    events = assert_same(pipelined([head]))
+    request = next(e for e in events if isinstance(e, HttpRequest))
+    assert ("bare_lf" in request.anomalies) == (head[-4:] != b"\r\n\r\n" or b"\n" in head.replace(b"\r\n", b""))
