@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from capture import CaptureError, PacketDecoder, RawPacket, read_captures
 from capture.files import STDIN, RecordParse, read_pcap_with
 from oob_analyzer.detection import AttackHit
+from oob_analyzer.gc_policy import fewer_collections
 from oob_analyzer.response_wait import HitsAwaitingResponse
 from reassembly import Anomaly, ConnectionTracker, HttpRequest, HttpResponse, ReassemblyEvent, ReassemblyLimits
 from storage.batches import AnomalySighting
@@ -197,20 +198,23 @@ def analyze_packets(
     A live source yields None when it has waited for packets in vain: nothing to feed, but
     the loop goes round (and hits that waited too long are released). `stream` (the decoder
     and the tracker with its limits; default ones if not given) can be read while the run
-    goes (metrics).
+    goes (metrics). The loop runs with fewer collections of the cyclic GC (`gc_policy`).
     """
     stream = stream or RequestStream()
     waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
-    try:
-        for packet in packets:
-            if packet is None:
-                judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=None)
-            else:
-                events = stream.feed(packet)
-                judge_events(events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=packet.ts)
-        _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
-    finally:
-        _end_run(stream, waiting, sink=sink, summary=summary)
+    with fewer_collections():
+        try:
+            for packet in packets:
+                if packet is None:
+                    judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=None)
+                else:
+                    events = stream.feed(packet)
+                    judge_events(
+                        events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=packet.ts
+                    )
+            _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
+        finally:
+            _end_run(stream, waiting, sink=sink, summary=summary)
 
 
 def analyze_event_runs(
@@ -229,18 +233,21 @@ def analyze_event_runs(
     packet; packets that gave no event only move that time on.
     """
     waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
-    try:
-        for run in runs:
-            events, marks = run.events, run.marks
-            for number, (start, ts) in enumerate(marks):
-                end = marks[number + 1][0] if number + 1 < len(marks) else len(events)
-                judged = events if len(marks) == 1 else events[start:end]
-                judge_events(judged, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=ts)
-            if run.trailing is not None:
-                judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=run.trailing)
-        _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
-    finally:
-        _end_run(stream, waiting, sink=sink, summary=summary)
+    with fewer_collections():
+        try:
+            for run in runs:
+                events, marks = run.events, run.marks
+                for number, (start, ts) in enumerate(marks):
+                    end = marks[number + 1][0] if number + 1 < len(marks) else len(events)
+                    judged = events if len(marks) == 1 else events[start:end]
+                    judge_events(judged, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=ts)
+                if run.trailing is not None:
+                    judge_events(
+                        [], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=run.trailing
+                    )
+            _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
+        finally:
+            _end_run(stream, waiting, sink=sink, summary=summary)
 
 
 def _judge_end(
