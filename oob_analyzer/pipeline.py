@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from capture import CaptureError, PacketDecoder, RawPacket, read_captures
 from capture.files import STDIN, RecordParse, read_pcap_with
 from oob_analyzer.detection import AttackHit
+from oob_analyzer.gc_policy import fewer_collections
 from oob_analyzer.response_wait import HitsAwaitingResponse
 from reassembly import Anomaly, ConnectionTracker, HttpRequest, HttpResponse, ReassemblyEvent, ReassemblyLimits
 from storage.batches import AnomalySighting
@@ -197,20 +198,23 @@ def analyze_packets(
     A live source yields None when it has waited for packets in vain: nothing to feed, but
     the loop goes round (and hits that waited too long are released). `stream` (the decoder
     and the tracker with its limits; default ones if not given) can be read while the run
-    goes (metrics).
+    goes (metrics). The loop runs with fewer collections of the cyclic GC (`gc_policy`).
     """
     stream = stream or RequestStream()
     waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
-    try:
-        for packet in packets:
-            if packet is None:
-                judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=None)
-            else:
-                events = stream.feed(packet)
-                judge_events(events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=packet.ts)
-        _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
-    finally:
-        _end_run(stream, waiting, sink=sink, summary=summary)
+    with fewer_collections():
+        try:
+            for packet in packets:
+                if packet is None:
+                    judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=None)
+                else:
+                    events = stream.feed(packet)
+                    judge_events(
+                        events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=packet.ts
+                    )
+            _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
+        finally:
+            _end_run(stream, waiting, sink=sink, summary=summary)
 
 
 def analyze_event_runs(
@@ -229,18 +233,15 @@ def analyze_event_runs(
     packet; packets that gave no event only move that time on.
     """
     waiting = awaiting if awaiting is not None else HitsAwaitingResponse()
-    try:
-        for run in runs:
-            events, marks = run.events, run.marks
-            for number, (start, ts) in enumerate(marks):
-                end = marks[number + 1][0] if number + 1 < len(marks) else len(events)
-                judged = events if len(marks) == 1 else events[start:end]
-                judge_events(judged, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=ts)
-            if run.trailing is not None:
-                judge_events([], engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=run.trailing)
-        _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
-    finally:
-        _end_run(stream, waiting, sink=sink, summary=summary)
+    with fewer_collections():
+        try:
+            for run in runs:
+                _judge_packets_events(run.events, run.marks, engine=engine, sink=sink, summary=summary, waiting=waiting)
+                if run.trailing is not None:
+                    record_hits(waiting.expire(run.trailing), sink=sink, summary=summary)
+            _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
+        finally:
+            _end_run(stream, waiting, sink=sink, summary=summary)
 
 
 def _judge_end(
@@ -274,26 +275,49 @@ def judge_events(
 
     Shared by the in-process loop and every worker process (`oob_analyzer.workers`).
     """
-    ready = waiting.expire(capture_time)
-    sightings: list[AnomalySighting] = []
-    for event in events:
-        if isinstance(event, HttpRequest):
-            summary.requests += 1
-            hits = engine.analyze(event)
-            if hits:
-                ready += waiting.hold(event, hits)
-            if event.anomalies:
-                sightings.extend(AnomalySighting.from_request(event))
-        elif isinstance(event, HttpResponse):
-            summary.responses += 1
-            ready += waiting.answer(event)
-        elif isinstance(event, Anomaly):
-            sightings.append(AnomalySighting.from_event(event))
-    record_hits(ready, sink=sink, summary=summary)
-    if sightings:
-        sink.record_anomalies(sightings)
-        summary.anomalies += len(sightings)
-        summary.anomalies_by_name.update(sighting.name for sighting in sightings)
+    _judge_packets_events(events, ((0, capture_time),), engine=engine, sink=sink, summary=summary, waiting=waiting)
+
+
+def _judge_packets_events(
+    events: list[ReassemblyEvent],
+    marks: Sequence[tuple[int, float | None]],
+    *,
+    engine: RequestAnalyzer,
+    sink: HitSink,
+    summary: RunSummary,
+    waiting: HitsAwaitingResponse,
+) -> None:
+    """`judge_events` for each packet of a run of them (`EventRun.marks`: where each packet's
+    events start in `events`, and its capture time), in one call for them all: most packets
+    give one event, which is not worth a call and a slice of its own."""
+    expire, analyze = waiting.expire, engine.analyze
+    last = len(marks) - 1
+    for number, (start, capture_time) in enumerate(marks):
+        ready = expire(capture_time)
+        sightings: list[AnomalySighting] | None = None
+        for event in events if last == 0 else events[start : marks[number + 1][0] if number < last else None]:
+            if isinstance(event, HttpRequest):
+                summary.requests += 1
+                hits = analyze(event)
+                if hits:
+                    ready += waiting.hold(event, hits)
+                if event.anomalies:
+                    if sightings is None:
+                        sightings = []
+                    sightings.extend(AnomalySighting.from_request(event))
+            elif isinstance(event, HttpResponse):
+                summary.responses += 1
+                ready += waiting.answer(event)
+            elif isinstance(event, Anomaly):
+                if sightings is None:
+                    sightings = []
+                sightings.append(AnomalySighting.from_event(event))
+        if ready:
+            record_hits(ready, sink=sink, summary=summary)
+        if sightings:
+            sink.record_anomalies(sightings)
+            summary.anomalies += len(sightings)
+            summary.anomalies_by_name.update(sighting.name for sighting in sightings)
 
 
 def record_hits(hits: list[AttackHit], *, sink: HitSink, summary: RunSummary) -> None:

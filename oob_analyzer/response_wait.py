@@ -21,8 +21,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from capture.packets import TunnelContext
 from oob_analyzer.detection import AttackHit
-from reassembly import FlowKey, HttpRequest, HttpResponse
+from reassembly import HttpRequest, HttpResponse
 
 __all__ = ["DEFAULT_MAX_HELD_HITS", "DEFAULT_MAX_WAIT", "HitsAwaitingResponse"]
 
@@ -34,6 +35,10 @@ _EARLY_ANSWERS_KEPT = 4096
 # RFC 9110 section 15.2: 1xx responses are interim, the final one follows; 101 ends HTTP/1
 # on the connection, so it is the last response the request gets.
 _SWITCHING_PROTOCOLS = 101
+
+
+# A request: its FlowKey's fields (client, client port, server, server port, tunnel) and its index.
+_RequestKey = tuple[str, int, str, int, TunnelContext, int]
 
 
 @dataclass(slots=True)
@@ -56,9 +61,10 @@ class HitsAwaitingResponse:
         self.max_wait = max_wait
         self.max_held = max_held
         self._clock = clock
-        self._waiting: OrderedDict[tuple[FlowKey, int], _Waiting] = OrderedDict()
+        # Keyed by the request's flow, field by field, and its index on the connection (`_RequestKey`).
+        self._waiting: OrderedDict[_RequestKey, _Waiting] = OrderedDict()
         # Status and request start time of requests answered before they were held.
-        self._early: OrderedDict[tuple[FlowKey, int], tuple[int, float]] = OrderedDict()
+        self._early: OrderedDict[_RequestKey, tuple[int, float]] = OrderedDict()
         self._held = 0
         # The latest capture time expired by: the end of input judges by it, not by the clock.
         self.capture_time: float | None = None
@@ -77,7 +83,8 @@ class HitsAwaitingResponse:
         if self.max_wait <= 0:
             self.unanswered += len(hits)
             return list(hits)
-        key = (request.flow, request.index)
+        flow = request.flow
+        key = (flow.client, flow.client_port, flow.server, flow.server_port, flow.tunnel, request.index)
         early = self._early.pop(key, None)
         # The same start time: the same request, not one of an earlier connection on these ports.
         if early is not None and early[1] == request.ts:
@@ -99,7 +106,8 @@ class HitsAwaitingResponse:
         request = response.request
         if request is None or (response.status < 200 and response.status != _SWITCHING_PROTOCOLS):
             return []  # not paired, or interim (100 Continue): the final response is still to come
-        key = (request.flow, request.index)
+        flow = request.flow  # its fields in the key: a FlowKey's hash is a Python call, a tuple's is not
+        key = (flow.client, flow.client_port, flow.server, flow.server_port, flow.tunnel, request.index)
         waiting = self._waiting.pop(key, None) if self._waiting else None
         if waiting is None:
             # No hits (most requests), or the request is not complete yet: remember the status.

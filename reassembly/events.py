@@ -72,7 +72,15 @@ class HttpRequest(HttpMessage):
 
     @property
     def host(self) -> str:
-        return self.header("host") or ""
+        """The first Host header's value, or "" (`header("host") or ""`).
+
+        Looked up for every request when the config names hosts or applications: the loop
+        of `header` without its call and its work on the wanted name.
+        """
+        for key, value in self.headers:
+            if len(key) == 4 and key.lower() == "host":
+                return value
+        return ""
 
     @property
     def switch_protocol(self) -> str:

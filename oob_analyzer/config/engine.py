@@ -36,6 +36,9 @@ class _Judgement:
     applications: ApplicationMap
     allowed_hosts: AllowedHosts
     resolver: OriginResolver | None  # None: the client is the TCP peer (or resolved upstream)
+    # Whether the Host must be looked up (allowed hosts or applications configured): decided
+    # once here, as their truth is a Python `__bool__` call each.
+    by_host: bool
     # Whether a peer address is a trusted proxy, by its text: a sensor sees few peers, often.
     trusted_peers: dict[str, bool] = field(default_factory=dict)
     # Per Host header as sent: (allowed, its application). Hosts repeat request after request.
@@ -66,7 +69,7 @@ class SensorEngine:
     def analyze(self, request: HttpRequest) -> list[AttackHit]:
         judgement = self._judgement  # one read: a reload between two lines changes nothing here
         application = ""
-        if judgement.allowed_hosts or judgement.applications:  # else no Host to look up
+        if judgement.by_host:  # else no Host to look up
             allowed, app = _host_verdict(request.host, judgement)
             if not allowed:
                 self.counters[HOST_NOT_ALLOWED] += 1
@@ -87,6 +90,7 @@ class SensorEngine:
             applications=config.applications,
             allowed_hosts=config.allowed_hosts,
             resolver=OriginResolver(trusted) if trusted else None,
+            by_host=bool(config.allowed_hosts or config.applications),
         )
 
 

@@ -60,51 +60,51 @@ class DetectionEngine:
         self._loops = inspector if inspector is not None and hasattr(inspector, "judge_part") else None
 
     def analyze(self, request: HttpRequest, *, application: str = "") -> list[AttackHit]:
-        host = request.host  # a scan of the headers: once per request, not once per hit
-        scope = self.policy.scope_for(application=application, host=host, path=request.target)
-        found: dict[str, Finding] = {}
         # The path and the query are judged whole, once per text seen, as header fields are:
         # the same ones come back request after request, and their points need not be made.
         path, _, query = request.target.partition("?")
         loops = self._loops
         if loops is None:
-            self._judge_in_python(request, path, query, found, scope)
-        else:
-            # The Python loops of _judge_in_python in C, over the same caches: one tuple of
-            # findings per part, in the order those loops find them (the same first per type).
-            inspect, points = self._inspect_suspects, self._verdicts
-            verdict = loops.judge_part("path", path, path_points, self._part_verdicts, points, inspect)
-            if verdict:
-                _keep_first_per_type(found, verdict, scope)
-            if query:
-                verdict = loops.judge_part("query", query, query_points, self._part_verdicts, points, inspect)
-                if verdict:
-                    _keep_first_per_type(found, verdict, scope)
-            verdict = loops.judge_points(body_and_anomaly_points(request), points, inspect)
-            if verdict:
-                _keep_first_per_type(found, verdict, scope)
-            verdict = loops.judge_headers(request.headers, self._header_verdicts, points, header_points, inspect)
-            if verdict:
-                _keep_first_per_type(found, verdict, scope)
+            verdicts: Sequence[tuple[Finding, ...]] = self._judge_in_python(request, path, query)
+            if not any(verdicts):
+                return []
+            return self._hits(request, application, verdicts)
+        # The Python loops of _judge_in_python in C, over the same caches: one tuple of
+        # findings per part, in the order those loops find them (the same first per type).
+        inspect, points, parts = self._inspect_suspects, self._verdicts, self._part_verdicts
+        path_verdict = loops.judge_part("path", path, path_points, parts, points, inspect)
+        query_verdict = loops.judge_part("query", query, query_points, parts, points, inspect) if query else ()
+        # Most requests have no body and no anomaly: no points, nothing to judge.
+        body_verdict = (
+            loops.judge_points(body_and_anomaly_points(request), points, inspect)
+            if request.body or request.anomalies
+            else ()
+        )
+        header_verdict = loops.judge_headers(request.headers, self._header_verdicts, points, header_points, inspect)
+        if not (path_verdict or query_verdict or body_verdict or header_verdict):
+            return []  # most requests: no Host to look up, no policy scope to work out
+        return self._hits(request, application, (path_verdict, query_verdict, body_verdict, header_verdict))
+
+    def _hits(self, request: HttpRequest, application: str, verdicts: Iterable[tuple[Finding, ...]]) -> list[AttackHit]:
+        """One hit per attack type in `verdicts` (the findings of each part, in order) that the
+        policy permits here: the first finding of that type."""
+        host = request.host  # a scan of the headers: once per request, not once per hit
+        scope = self.policy.scope_for(application=application, host=host, path=request.target)
+        found: dict[str, Finding] = {}
+        for verdict in verdicts:
+            _keep_first_per_type(found, verdict, scope)
         if not found:
             return []
         excerpt = request_excerpt(request)
         return [_hit(request, finding, application, excerpt, host) for finding in found.values()]
 
-    def _judge_in_python(
-        self, request: HttpRequest, path: str, query: str, found: dict[str, Finding], scope: PolicyScope
-    ) -> None:
-        verdict = self._judge_part("path", path, path_points)
-        if verdict:
-            _keep_first_per_type(found, verdict, scope)
+    def _judge_in_python(self, request: HttpRequest, path: str, query: str) -> list[tuple[Finding, ...]]:
+        """The findings of each part of `request` in order: path, query, body and anomalies, each
+        header field (the tuples may be empty)."""
+        verdicts = [self._judge_part("path", path, path_points)]
         if query:
-            verdict = self._judge_part("query", query, query_points)
-            if verdict:
-                _keep_first_per_type(found, verdict, scope)
-        for point in body_and_anomaly_points(request):
-            findings = self._cached(point)
-            if findings:
-                _keep_first_per_type(found, findings, scope)
+            verdicts.append(self._judge_part("query", query, query_points))
+        verdicts.extend(self._cached(point) for point in body_and_anomaly_points(request))
         header_verdicts = self._header_verdicts
         for field in request.headers:
             # A header field is judged whole (value, cookies, JWT claims), once per value seen;
@@ -114,8 +114,8 @@ class DetectionEngine:
                 field_verdict = header_verdicts.recall(field)
             if field_verdict is None:
                 field_verdict = self._judge_header(field)
-            if field_verdict:
-                _keep_first_per_type(found, field_verdict, scope)
+            verdicts.append(field_verdict)
+        return verdicts
 
     def _judge_part(
         self, part: str, text: str, points_of: Callable[[str], Iterable[RequestPoint]]

@@ -20,6 +20,7 @@ from multiprocessing.queues import Queue
 
 from capture import RawPacket
 from oob_analyzer.detection import AttackHit
+from oob_analyzer.gc_policy import fewer_collections
 from oob_analyzer.metrics import ENGINE_PREFIX, tracker_counters
 from oob_analyzer.pipeline import RequestAnalyzer, RequestStream, RunSummary, judge_events, record_hits
 from oob_analyzer.response_wait import HitsAwaitingResponse
@@ -210,7 +211,8 @@ def run_worker(
     try:
         worker = FlowWorker(engine_factory(), limits, decoder)  # seconds: the parent waits for Ready
         outbox.send(Ready())
-        _serve(inbox, outbox, worker, lifeline, live=live)
+        with fewer_collections():  # the engine just built is never walked again (gc_policy)
+            _serve(inbox, outbox, worker, lifeline, live=live)
     except BaseException:
         with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
             outbox.send(Crashed(traceback.format_exc()))

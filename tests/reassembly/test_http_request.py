@@ -87,6 +87,15 @@ def test_headers_keep_order_case_and_every_byte() -> None:
     assert request.header("X-NAME") == "caf\xe9"
 
 
+_HEADER_NAMES = st.sampled_from(["Host", "host", "HOST", "hOsT", "Hosts", "Hos", "X-Host", "\u0130ost", "Accept"])
+
+
+@given(st.lists(st.tuples(_HEADER_NAMES, st.sampled_from(["", "a.example", "b.example:8080"])), max_size=5))
+def test_host_is_the_first_host_header_or_nothing(headers: list[tuple[str, str]]) -> None:
+    request = HttpRequest(ts=0.0, flow=FLOW, version="HTTP/1.1", headers=tuple(headers), method="GET", target="/")
+    assert request.host == (request.header("host") or "")
+
+
 def test_body_beyond_the_inspection_depth_is_counted_not_kept() -> None:
     (request,) = parse([b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789"], body_inspection_bytes=4)
     assert isinstance(request, HttpRequest)
