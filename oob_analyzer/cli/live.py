@@ -34,7 +34,7 @@ from oob_analyzer.cli.options import db_option
 from oob_analyzer.cli.params import ListenAddressType
 from oob_analyzer.cli.recording import recording_run, writer_options
 from oob_analyzer.cli.sources import decoder_options, echo_stats, make_decoder, stats_option
-from oob_analyzer.cli.workers_option import analyze, engine_for, preparing_workers, worker_count, workers_option
+from oob_analyzer.cli.workers_option import analyze, engine_for, preparing_run, worker_count, workers_option
 from oob_analyzer.config import ConfigReloader, SensorConfig
 from oob_analyzer.config.reload import reload_on_sighup
 from oob_analyzer.metrics import PipelineMetrics
@@ -114,7 +114,7 @@ def run_live(
     stream = RequestStream(decoder, config.reassembly)
     try:
         with (
-            preparing_workers(workers_count) as dispatch_started,
+            preparing_run(workers_count) as analysis_started,
             recording_run(source=banner, **recording) as run,
             stop_on_signals() as stop,
             reload_on_sighup(reloader),
@@ -126,7 +126,7 @@ def run_live(
                     # After the handlers (a signal from now on stops cleanly) and once workers have
                     # built their engines: until then packets wait in the kernel, so the banner
                     # says that the analysis runs.
-                    dispatch_started()
+                    analysis_started()
                     click.echo(banner, err=True)
                     health.source_opened()
 

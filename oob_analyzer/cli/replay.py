@@ -25,7 +25,7 @@ from oob_analyzer.cli.sources import (
     sources_argument,
     stats_option,
 )
-from oob_analyzer.cli.workers_option import analyze, engine_for, preparing_workers, worker_count, workers_option
+from oob_analyzer.cli.workers_option import analyze, engine_for, preparing_run, worker_count, workers_option
 from oob_analyzer.metrics import PipelineMetrics
 from oob_analyzer.pipeline import RequestStream, RunSummary, file_event_runs, iter_packets, single_capture_file
 from oob_analyzer.workers import reads_never_stall
@@ -81,16 +81,16 @@ def replay(
     sources = given_sources(sources, config.sources.files)
     stream = RequestStream(make_decoder(vxlan_ports, geneve_ports), config.reassembly)
     count = worker_count(workers, config, sources, live=False)
-    engine = engine_for(count, config)  # None with workers: each builds its own
     metrics_address = from_config("metrics_address", metrics_address, config.metrics)
     source = "replay " + " ".join(str(path) for path in sources)
     writing = recording_settings(
         config, db_url=db_url, journal=journal, sample_identical=sample_identical, flush_interval=flush_interval
     )
     with (
-        preparing_workers(count) as dispatch_started,
+        preparing_run(count) as analysis_started,
         recording_run(source=source, summary_text=_summary_text(started), **writing) as run,
     ):
+        engine = engine_for(count, config)  # None with workers: each builds its own
         metrics = PipelineMetrics(summary=run.summary, stream=stream, writer=run.writer)
         with serving_metrics(metrics_address, metrics) as health, ExitStack() as bar:
             if progress and sys.stderr.isatty():
@@ -113,7 +113,7 @@ def replay(
                     record_file=single_capture_file(sources) if count > 1 else None,
                     metrics=metrics,
                     event_runs=runs,
-                    started=dispatch_started,
+                    started=analysis_started,
                 )
     if stats:
         echo_stats(run.summary)

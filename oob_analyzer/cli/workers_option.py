@@ -18,6 +18,7 @@ import click
 from capture import RawPacket
 from oob_analyzer.cli.config_options import from_config
 from oob_analyzer.config import ConfigReloader, SensorConfig, SensorEngine, build_engine
+from oob_analyzer.gc_policy import quiet_start_up
 from oob_analyzer.metrics import PipelineMetrics
 from oob_analyzer.pipeline import EventRun, HitSink, RequestStream, RunSummary, analyze_event_runs, analyze_packets
 from oob_analyzer.workers import (
@@ -25,11 +26,10 @@ from oob_analyzer.workers import (
     WorkerPool,
     analyze_packets_in_workers,
     choose_workers,
-    dispatcher_gc,
     start_worker_server,
 )
 
-__all__ = ["WorkerCountType", "analyze", "engine_for", "preparing_workers", "worker_count", "workers_option"]
+__all__ = ["WorkerCountType", "analyze", "engine_for", "preparing_run", "worker_count", "workers_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_WORKERS = 256
@@ -83,25 +83,19 @@ def engine_for(workers: int, config: SensorConfig) -> SensorEngine | None:
 
 
 @contextmanager
-def preparing_workers(workers: int) -> Iterator[Callable[[], None]]:
-    """With workers, what readies this process and theirs before the store opens, for the run.
+def preparing_run(workers: int) -> Iterator[Callable[[], None]]:
+    """What readies this process, and the workers' fork server, before the store opens.
 
-    The fork server starts at once: its imports (a fifth of a second of CPU) run on another
-    core while this process opens the store, instead of after it, when the first worker
-    starts. This process's garbage collector is set for dispatching (`dispatcher_gc`); the
-    function yielded is to be called once the dispatch starts (`analyze`'s `started`). With
-    one worker, nothing (and the function does nothing).
+    With workers, the fork server starts at once: its imports (a fifth of a second of CPU)
+    run on another core while this process opens the store, instead of after it, when the
+    first worker starts. In every case the garbage collector keeps quiet through start-up
+    (`gc_policy.quiet_start_up`); the function yielded is to be called once the analysis
+    starts (`analyze`'s `started`).
     """
-    if workers == 1:
-        yield _nothing
-        return
-    start_worker_server()
-    with dispatcher_gc() as dispatch_started:
-        yield dispatch_started
-
-
-def _nothing() -> None:
-    pass
+    if workers > 1:
+        start_worker_server()
+    with quiet_start_up() as analysis_started:
+        yield analysis_started
 
 
 def analyze(

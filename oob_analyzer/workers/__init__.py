@@ -15,7 +15,6 @@ from oob_analyzer.workers.run import (
     analyze_packets_in_workers,
     available_cores,
     choose_workers,
-    dispatcher_gc,
     reads_never_stall,
 )
 
@@ -29,7 +28,6 @@ __all__ = [
     "analyze_packets_in_workers",
     "available_cores",
     "choose_workers",
-    "dispatcher_gc",
     "reads_never_stall",
     "segment_from_tuple",
     "segment_to_tuple",

@@ -15,17 +15,15 @@ progress bar moves), connection and engine counters summed from the workers at t
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
-import gc
 import os
 import stat
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,7 +51,6 @@ __all__ = [
     "analyze_packets_in_workers",
     "available_cores",
     "choose_workers",
-    "dispatcher_gc",
     "reads_never_stall",
 ]
 
@@ -86,41 +83,6 @@ def choose_workers(requested: int | None, sources: Sequence[Path] = (), *, live:
     except CaptureError:
         return 1  # the in-process path reports the directory it cannot list
     return cores if _total_size(files) >= SMALL_INPUT_BYTES else 1
-
-
-@contextlib.contextmanager
-def dispatcher_gc() -> Iterator[Callable[[], None]]:
-    """The garbage collector's settings for the process that dispatches to workers: the one place.
-
-    Entered once a command knows it starts workers, before it opens the store. Until the
-    dispatch starts, no collection runs: the start-up (the store's imports, SQLAlchemy's
-    tables and caches) only builds objects that live as long as the process, and full
-    collections walking them cost tens of milliseconds on the way to the first packet. The
-    function it yields, called when the dispatch starts, moves every object then alive out
-    of the collector's sight (`gc.freeze`) and lets it run again, for the little garbage the
-    dispatcher, the results collector and the storage writer make. Undone on the way out, for
-    a caller that goes on (tests, in one process); but when the process exits, everything is
-    frozen again first (`atexit`), so that the interpreter's last full collection, which
-    only frees what the system is about to take back, does not walk the whole heap (a
-    twentieth of a second at the very end of the run). The workers' own loops are tuned
-    where they run.
-    """
-    atexit.unregister(gc.freeze)  # once, however many runs a process makes
-    atexit.register(gc.freeze)
-    enabled = gc.isenabled()
-    gc.disable()
-
-    def dispatch_started() -> None:
-        gc.freeze()
-        if enabled:
-            gc.enable()
-
-    try:
-        yield dispatch_started
-    finally:
-        gc.unfreeze()
-        if enabled:
-            gc.enable()
 
 
 def reads_never_stall(sources: Sequence[Path]) -> bool:

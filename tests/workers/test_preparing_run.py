@@ -1,5 +1,6 @@
-"""What a command with workers readies before it opens the store: the fork server, started at
-once, and the dispatching process's garbage collector (`dispatcher_gc`, the one place)."""
+"""What a command readies before it opens the store (`preparing_run`): with workers, the fork
+server, started at once; in every case a garbage collector quiet through start-up
+(`gc_policy.quiet_start_up`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from oob_analyzer.cli.workers_option import preparing_workers
-from oob_analyzer.workers import dispatcher_gc
+from oob_analyzer.cli.workers_option import preparing_run
+from oob_analyzer.gc_policy import quiet_start_up
 
 
 @pytest.fixture
@@ -25,21 +26,21 @@ def collector_as_found() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("collector_as_found")
-def test_no_collection_until_the_dispatch_starts_then_the_start_up_objects_are_frozen() -> None:
+def test_no_collection_until_the_analysis_starts_then_the_start_up_objects_are_frozen() -> None:
     gc.enable()
-    with dispatcher_gc() as dispatch_started:
+    with quiet_start_up() as analysis_started:
         assert not gc.isenabled()  # opening the store: no collection walks what it builds
         assert gc.get_freeze_count() == 0
-        dispatch_started()
+        analysis_started()
         assert gc.isenabled()
         assert gc.get_freeze_count() > 1000  # the modules, classes and functions imported so far
     assert gc.isenabled() and gc.get_freeze_count() == 0  # as before, for a caller that goes on
 
 
 @pytest.mark.usefixtures("collector_as_found")
-def test_a_run_that_fails_before_its_dispatch_leaves_the_collector_as_it_was() -> None:
+def test_a_run_that_fails_before_its_analysis_leaves_the_collector_as_it_was() -> None:
     gc.enable()
-    with pytest.raises(RuntimeError, match="the store cannot be opened"), dispatcher_gc():
+    with pytest.raises(RuntimeError, match="the store cannot be opened"), quiet_start_up():
         raise RuntimeError("the store cannot be opened")
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
@@ -47,8 +48,8 @@ def test_a_run_that_fails_before_its_dispatch_leaves_the_collector_as_it_was() -
 @pytest.mark.usefixtures("collector_as_found")
 def test_a_disabled_collector_stays_disabled() -> None:
     gc.disable()
-    with dispatcher_gc() as dispatch_started:
-        dispatch_started()
+    with quiet_start_up() as analysis_started:
+        analysis_started()
         assert not gc.isenabled()
     assert not gc.isenabled()
 
@@ -57,9 +58,9 @@ def test_at_exit_the_heap_is_frozen_so_that_the_last_collection_walks_nothing() 
     # In a process of its own: the exit functions are run here, and not at pytest's exit.
     script = (
         "import atexit, gc\n"
-        "from oob_analyzer.workers import dispatcher_gc\n"
-        "with dispatcher_gc() as dispatch_started:\n"
-        "    dispatch_started()\n"
+        "from oob_analyzer.gc_policy import quiet_start_up\n"
+        "with quiet_start_up() as analysis_started:\n"
+        "    analysis_started()\n"
         "print(gc.get_freeze_count())\n"
         "atexit._run_exitfuncs()\n"
         "print(gc.get_freeze_count())\n"
@@ -71,8 +72,8 @@ def test_at_exit_the_heap_is_frozen_so_that_the_last_collection_walks_nothing() 
 def test_with_workers_the_fork_server_is_running_before_the_store_opens() -> None:
     script = (
         "import os\n"
-        "from oob_analyzer.cli.workers_option import preparing_workers\n"
-        "with preparing_workers(WORKERS):\n"
+        "from oob_analyzer.cli.workers_option import preparing_run\n"
+        "with preparing_run(WORKERS):\n"
         "    children = [p for p in os.listdir('/proc') if p.isdigit() and _ppid(p) == os.getpid()]\n"
         "    print(sum('forkserver' in _cmdline(p) for p in children))\n"
     )
@@ -95,12 +96,13 @@ def test_with_workers_the_fork_server_is_running_before_the_store_opens() -> Non
 
 
 @pytest.mark.usefixtures("collector_as_found")
-def test_one_worker_prepares_nothing() -> None:
+def test_one_process_starts_no_fork_server_but_starts_up_as_quietly() -> None:
     gc.enable()
-    with preparing_workers(1) as dispatch_started:
-        assert gc.isenabled()
-        dispatch_started()
-        assert gc.get_freeze_count() == 0
+    with preparing_run(1) as analysis_started:
+        assert not gc.isenabled()
+        analysis_started()
+        assert gc.isenabled() and gc.get_freeze_count() > 1000
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def _run(script: str) -> str:
