@@ -78,7 +78,7 @@ def worker_count(requested: int | None, config: SensorConfig, sources: Sequence[
 
 def engine_for(workers: int, config: SensorConfig) -> SensorEngine | None:
     """The engine this process judges with: one when it analyzes alone; none when workers do
-    (each builds its own from the config; building one costs seconds of CPU)."""
+    (each builds its own from the config: a compiled engine does not cross processes)."""
     return build_engine(config) if workers == 1 else None
 
 
