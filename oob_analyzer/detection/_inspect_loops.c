@@ -54,9 +54,30 @@ static void generations_end(Generations *cache)
     Py_CLEAR(cache->old);
 }
 
+/* `getattr(cache, name)` as a new reference. A VerdictCache's attributes are instance
+ * attributes: when the type has instance dicts, does not override attribute look-up and has
+ * nothing of that name (which could be a descriptor), getattr returns the instance dict's entry, read here
+ * directly. That is three dict look-ups per re-read instead of three full getattr calls; the
+ * re-read follows every call back into Python, once per header field seen for the first time. */
+static PyObject *cache_attribute(PyObject *cache, PyObject *name)
+{
+    PyTypeObject *type = Py_TYPE(cache);
+    if (type->tp_getattro != PyObject_GenericGetAttr || type->tp_dictoffset == 0 || _PyType_Lookup(type, name) != NULL)
+        return PyObject_GetAttr(cache, name);
+    PyObject *dict = PyObject_GenericGetDict(cache, NULL);
+    if (dict == NULL)
+        return NULL;
+    PyObject *value = PyDict_Check(dict) ? PyDict_GetItemWithError(dict, name) : NULL;
+    Py_XINCREF(value);
+    Py_DECREF(dict);
+    if (value == NULL && !PyErr_Occurred())
+        return PyObject_GetAttr(cache, name); /* not there: getattr's own error (or __getattr__) */
+    return value;
+}
+
 static int read_size(PyObject *cache, PyObject *name, Py_ssize_t *size)
 {
-    PyObject *number = PyObject_GetAttr(cache, name);
+    PyObject *number = cache_attribute(cache, name);
     if (number == NULL)
         return -1;
     *size = PyLong_AsSsize_t(number);
@@ -68,10 +89,12 @@ static int generations_load(Generations *cache)
 {
     if (cache->loaded && cache->loaded_at == *cache->python_calls)
         return 0;
-    if (read_size(cache->young, size_name, &cache->size) < 0 ||
-        read_size(cache->young, generation_size_name, &cache->generation_size) < 0)
+    /* The sizes are fixed when a VerdictCache is made: read once per judging. Only `_old`
+     * is replaced (by `put`), so only it is read again after a call into Python. */
+    if (!cache->loaded && (read_size(cache->young, size_name, &cache->size) < 0 ||
+                           read_size(cache->young, generation_size_name, &cache->generation_size) < 0))
         return -1;
-    PyObject *old = PyObject_GetAttr(cache->young, old_name);
+    PyObject *old = cache_attribute(cache->young, old_name);
     if (old == NULL)
         return -1;
     if (!PyDict_Check(old)) {

@@ -11,7 +11,8 @@ The cache is itself the young generation, a dict: the engine looks a key up with
 own `get` (no Python call on a hit, some twenty times per request) and asks `recall` only
 on a miss. The compiled engine loops (`_inspect_loops.c`) do `get`, `recall` and `put` in C
 on the same object: they read `size`, `_generation_size` and `_old` and replace `_old` as
-`put` does, so those names and meanings are part of this class's contract.
+`put` does, so those names and meanings are part of this class's contract, and so is this:
+the two sizes are fixed once the cache is made (the loops read them once per call).
 """
 
 from __future__ import annotations

@@ -230,3 +230,36 @@ def test_an_extension_built_before_the_loops_gets_the_python_loops(monkeypatch: 
     engine = DetectionEngine(default_detectors())
     assert engine._inspector is not None and engine._loops is None
     assert [hit.attack_type for hit in engine.analyze(http_request("/?q=%3Cscript%3Ealert(1)%3C/script%3E"))] == ["xss"]
+
+
+class _OldAsProperty(VerdictCache[tuple[Finding, ...]]):
+    """A VerdictCache whose `_old` is a property: getattr finds it before the instance dict's stale entry."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.__dict__["_old"] = {"stale": ()}  # shadowed by the property: never what getattr returns
+
+    @property  # type: ignore[override]
+    def _old(self) -> dict[object, tuple[Finding, ...]]:
+        return self.__dict__["_real_old"]  # type: ignore[no-any-return]
+
+    @_old.setter
+    def _old(self, old: dict[object, tuple[Finding, ...]]) -> None:
+        self.__dict__["_real_old"] = old
+
+
+def test_the_loops_read_a_cache_attribute_as_getattr_does() -> None:
+    """The loops read a VerdictCache's `_old` from its instance dict only where getattr would."""
+    compiled, python = _engines(8)
+    for engine in (compiled, python):
+        engine._verdicts = _OldAsProperty(8)
+        engine._part_verdicts = VerdictCache(0)  # every query's points judged: a call of points_of each
+    values = ["a", "b", "c", "d", "e", "a", "b", "<script>alert(1)</script>", "f", "c"]
+    for index, value in enumerate(values):
+        request = http_request(f"/p?q={value}")
+        assert compiled.analyze(request) == python.analyze(request)
+        assert _generations(compiled._verdicts) == _generations(python._verdicts), value
+        if index == 5:  # "a" again, after a roll-over: recalled from the property's dict
+            assert RequestPoint("query.q", "a", "query") in compiled._verdicts
+    for engine in (compiled, python):
+        assert engine._verdicts.__dict__["_old"] == {"stale": ()}
