@@ -14,31 +14,11 @@ static const unsigned char SQL_SIGNAL[128] = {
     ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
 };
 
-/* `normalize_for_matching(text)`: lower case without NUL, as a new reference. */
+/* `normalize_for_matching(text)` of a non-ASCII text (str.lower's Unicode rules), as a new
+ * reference; ASCII variants are normalized by `ascii_normalized` below. */
 static PyObject *normalized(PointInspector *self, PyObject *text)
 {
-    if (!PyUnicode_IS_ASCII(text))
-        return PyObject_CallOneArg(self->normalize, text); /* str.lower's Unicode rules */
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    const Py_UCS1 *chars = PyUnicode_1BYTE_DATA(text);
-    Py_ssize_t kept = 0;
-    int changes = 0;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        kept += chars[i] != 0;
-        changes |= chars[i] == 0 || (chars[i] >= 'A' && chars[i] <= 'Z');
-    }
-    if (!changes)
-        return Py_NewRef(text);
-    PyObject *lowered = PyUnicode_New(kept, 127);
-    if (lowered == NULL)
-        return NULL;
-    Py_UCS1 *out = PyUnicode_1BYTE_DATA(lowered);
-    for (Py_ssize_t i = 0; i < length; i++) {
-        Py_UCS1 c = chars[i];
-        if (c != 0)
-            *out++ = (c >= 'A' && c <= 'Z') ? (Py_UCS1)(c + ('a' - 'A')) : c;
-    }
-    return lowered;
+    return PyObject_CallOneArg(self->normalize, text);
 }
 
 static int equals_ascii(PyObject *text, const char *ascii)
@@ -111,24 +91,33 @@ static void variant_facts(PyObject *text, VariantFacts *facts)
     }
 }
 
-static int starts_with_at(PyObject *text, Py_ssize_t at, const char *ascii)
+/* A text's characters as PyUnicode_READ reads them: a str's, or the bytes of an ASCII text
+ * read as one-byte characters. */
+typedef struct {
+    int kind;
+    const void *data;
+    Py_ssize_t length;
+} Chars;
+
+static Chars chars_of(PyObject *text)
 {
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    Chars chars = {PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text)};
+    return chars;
+}
+
+static int starts_with_at(const Chars *text, Py_ssize_t at, const char *ascii)
+{
     for (Py_ssize_t i = 0; ascii[i] != '\0'; i++) {
-        if (at + i >= length || PyUnicode_READ(kind, data, at + i) != (Py_UCS4)(unsigned char)ascii[i])
+        if (at + i >= text->length ||
+            PyUnicode_READ(text->kind, text->data, at + i) != (Py_UCS4)(unsigned char)ascii[i])
             return 0;
     }
     return 1;
 }
 
-static Py_ssize_t skip_blanks(PyObject *text, Py_ssize_t at)
+static Py_ssize_t skip_blanks(const Chars *text, Py_ssize_t at)
 {
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    while (at < length && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, at)))
+    while (at < text->length && Py_UNICODE_ISSPACE(PyUnicode_READ(text->kind, text->data, at)))
         at++;
     return at;
 }
@@ -136,11 +125,11 @@ static Py_ssize_t skip_blanks(PyObject *text, Py_ssize_t at)
 /* `OpenRedirectDetector._OFF_SITE.match`, written out (`\s` is str.isspace, as here):
  *   \s*(?:[/\\]\s*[/\\]|https?:\s*(?:[/\\]\s*\\|\\)|https?://[^/?#]*@|(?:java|vb)script:)
  * Its name test is left to Python: a value that matches defers whatever the name. */
-static int may_leave_site(PyObject *text)
+static int may_leave_site(const Chars *text)
 {
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t length = text->length;
+    int kind = text->kind;
+    const void *data = text->data;
 #define AT(index) ((index) < length ? PyUnicode_READ(kind, data, (index)) : 0)
 #define SLASH(c) ((c) == '/' || (c) == '\\')
     Py_ssize_t at = skip_blanks(text, 0);
@@ -251,43 +240,88 @@ static int signature_matches(PointInspector *self, PyObject *text, PyObject *enc
     return applies;
 }
 
-/* 1 when a default detector may find something in the normalized variant `text`, 0 when none
- * can, -1 on error. */
-static int may_find(PointInspector *self, PyObject *text, const PointFacts *point)
+/* 1 when a default detector may find something in a normalized variant, 0 when none can,
+ * -1 on error: `text` is its characters, `encoded` its UTF-8; `as_str` the normalized str, or
+ * NULL when it is ASCII and made here only if the Python rules need it. */
+static int may_find(PointInspector *self, const Chars *text, PyObject *as_str, PyObject *encoded,
+                    const VariantFacts *facts, const PointFacts *point)
 {
-    VariantFacts facts;
-    variant_facts(text, &facts);
-    if (facts.lookup)
+    if (facts->lookup)
         return 1; /* Log4ShellDetector: its lookups are left to Python */
     if (point->of_kind.redirect_kind && may_leave_site(text))
         return 1; /* OpenRedirectDetector: the name test and the exact match are left to Python */
-    PyObject *encoded = PyUnicode_IS_ASCII(text)
-                            ? PyBytes_FromStringAndSize((const char *)PyUnicode_1BYTE_DATA(text),
-                                                        PyUnicode_GET_LENGTH(text))
-                            : PyUnicode_AsEncodedString(text, "utf-8", "replace");
-    if (encoded == NULL)
-        return -1;
     const char *bytes = PyBytes_AS_STRING(encoded);
     size_t size = (size_t)PyBytes_GET_SIZE(encoded);
-    int found = 0;
-    if (point->sqli && PyUnicode_GET_LENGTH(text) >= 3 && facts.sql_signal) {
+    if (point->sqli && text->length >= 3 && facts->sql_signal) {
         char fingerprint[FINGERPRINT_BYTES] = {0};
         if (self->sqli(bytes, size, fingerprint)) {
             fingerprint[FINGERPRINT_BYTES - 1] = '\0';
-            found = !prose_fingerprint(fingerprint);
+            if (!prose_fingerprint(fingerprint))
+                return 1;
         }
     }
-    if (!found && point->of_kind.tokenizers && facts.markup)
-        found = self->xss(bytes, size) != 0;
-    if (!found)
-        found = signature_matches(self, text, encoded, point->kind);
-    Py_DECREF(encoded);
+    if (point->of_kind.tokenizers && facts->markup && self->xss(bytes, size) != 0)
+        return 1;
+    if (as_str != NULL)
+        return signature_matches(self, as_str, encoded, point->kind);
+    if (self->scan == Py_None && self->matching_rules == Py_None)
+        return 0;
+    PyObject *made = self->scan == Py_None ? PyUnicode_DecodeASCII(bytes, (Py_ssize_t)size, NULL) : NULL;
+    if (made == NULL && PyErr_Occurred())
+        return -1;
+    int found = signature_matches(self, made, encoded, point->kind);
+    Py_XDECREF(made);
     return found;
 }
 
-/* 1 when the normalized `text` is clean for every detector, 0 when not proven, -1 on error. */
+/* `normalize_for_matching(variant)` of an ASCII variant, made straight into the bytes that
+ * libinjection and hyperscan read (ASCII: its UTF-8), with the facts of the normalized text,
+ * in one pass: lower case, NUL dropped. */
+static PyObject *ascii_normalized(PyObject *variant, VariantFacts *facts)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(variant);
+    const Py_UCS1 *chars = PyUnicode_1BYTE_DATA(variant);
+    PyObject *encoded = PyBytes_FromStringAndSize(NULL, length);
+    if (encoded == NULL)
+        return NULL;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(encoded);
+    Py_ssize_t kept = 0;
+    unsigned char previous = 0;
+    int sql_signal = 0, markup = 0, lookup = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        unsigned char c = chars[i];
+        if (c == 0)
+            continue; /* dropped: the characters either side are neighbours for "${" */
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + ('a' - 'A'));
+        out[kept++] = c;
+        sql_signal |= SQL_SIGNAL[c];
+        markup |= c == '<' || c == '=';
+        lookup |= c == '{' && previous == '$';
+        previous = c;
+    }
+    if (kept < length && _PyBytes_Resize(&encoded, kept) < 0)
+        return NULL;
+    facts->sql_signal = sql_signal;
+    facts->markup = markup;
+    facts->lookup = lookup;
+    return encoded;
+}
+
+/* 1 when the normalized `variant` is clean for every detector, 0 when not proven, -1 on error. */
 int variant_is_clean(PointInspector *self, PyObject *variant, const PointFacts *facts)
 {
+    VariantFacts of_text;
+    int found;
+    if (PyUnicode_IS_ASCII(variant)) {
+        PyObject *encoded = ascii_normalized(variant, &of_text);
+        if (encoded == NULL)
+            return -1;
+        Chars text = {PyUnicode_1BYTE_KIND, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded)};
+        found = may_find(self, &text, NULL, encoded, &of_text, facts);
+        Py_DECREF(encoded);
+        return found < 0 ? -1 : !found;
+    }
     PyObject *text = normalized(self, variant);
     if (text == NULL)
         return -1;
@@ -296,7 +330,17 @@ int variant_is_clean(PointInspector *self, PyObject *variant, const PointFacts *
         Py_DECREF(text);
         return -1;
     }
-    int found = may_find(self, text, facts);
+    variant_facts(text, &of_text);
+    PyObject *encoded = PyUnicode_IS_ASCII(text) ? PyBytes_FromStringAndSize((const char *)PyUnicode_1BYTE_DATA(text),
+                                                                              PyUnicode_GET_LENGTH(text))
+                                                 : PyUnicode_AsEncodedString(text, "utf-8", "replace");
+    if (encoded == NULL) {
+        Py_DECREF(text);
+        return -1;
+    }
+    Chars chars = chars_of(text);
+    found = may_find(self, &chars, text, encoded, &of_text, facts);
+    Py_DECREF(encoded);
     Py_DECREF(text);
     return found < 0 ? -1 : !found;
 }

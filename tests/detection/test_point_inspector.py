@@ -283,3 +283,30 @@ def test_edge_cases_of_the_decoders_in_c(compiled_engine: DetectionEngine, value
     inspector = compiled_engine._inspector
     assert inspector is not None
     assert len(inspector.decoded_variants(value)) > 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "$\x00{jndi:foo}",  # a lookup once the NUL is dropped: "$" and "{" are neighbours then
+        "$\x00\x00{jNdI:x}",
+        "\x00$\x00{\x00jndi:dns:x}\x00",
+        "<SCRIPT>alert(1)</SCRIPT>",
+        "1' UNION SELECT\x00 PASSWORD FROM USERS --",
+        "HTTPS://EVIL.EXAMPLE@\x00shop.example.com",
+        "\x00",
+        "\x00\x00\x00",
+        "ABC\x00DEF",
+    ],
+)
+def test_ascii_variants_normalized_in_one_pass_as_python(
+    compiled_engine: DetectionEngine, python_engine: DetectionEngine, value: str
+) -> None:
+    """An ASCII variant's lower case without NUL, and its facts, made in one pass in C."""
+    points = [RequestPoint(name, value, kind) for kind in _KINDS for name in _NAMES]
+    assert not _unsound(compiled_engine, python_engine, points)
+    inspector = compiled_engine._inspector
+    assert inspector is not None
+    for point in points:
+        if python_engine._inspect_point(point):
+            assert inspector.suspect_variants(point) is not None, point
