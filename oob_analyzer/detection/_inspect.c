@@ -326,7 +326,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__inspect(void)
 {
     decode_init();
-    if (loops_init() < 0 || PyType_Ready(&PointInspectorType) < 0)
+    if (loops_init() < 0 || judge_init() < 0 || PyType_Ready(&PointInspectorType) < 0)
         return NULL;
     PyObject *created = PyModule_Create(&module);
     if (created == NULL)

@@ -78,6 +78,7 @@ unsigned int decoder_gates(PyObject *text);
 PyObject *decoded_variants(PointInspector *self, PyObject *value);
 
 /* _inspect_judge.c */
+int judge_init(void); /* the one-byte lower-case table, from str.lower, once at import */
 const KindFacts *kind_facts(PointInspector *self, PyObject *kind);
 void point_facts(PyObject *kind, const KindFacts *of_kind, PyObject *name, PointFacts *facts);
 int variant_is_clean(PointInspector *self, PyObject *variant, const PointFacts *facts);

@@ -14,11 +14,59 @@ static const unsigned char SQL_SIGNAL[128] = {
     ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
 };
 
-/* `normalize_for_matching(text)` of a non-ASCII text (str.lower's Unicode rules), as a new
- * reference; ASCII variants are normalized by `ascii_normalized` below. */
+/* str.lower of each one-byte character (U+0000 to U+00FF), as str.lower itself gives it at
+ * import; `one_byte_lower_ready` is 0 if some character lowers to anything but one one-byte
+ * character, and then every non-ASCII text goes to the Python function. */
+static Py_UCS1 ONE_BYTE_LOWER[256];
+static int one_byte_lower_ready;
+
+int judge_init(void)
+{
+    one_byte_lower_ready = 0;
+    for (Py_UCS4 c = 0; c < 256; c++) {
+        PyObject *character = PyUnicode_FromOrdinal((int)c);
+        if (character == NULL)
+            return -1;
+        PyObject *lowered = PyObject_CallMethod(character, "lower", NULL);
+        Py_DECREF(character);
+        if (lowered == NULL)
+            return -1;
+        int one = PyUnicode_GET_LENGTH(lowered) == 1 && PyUnicode_READ_CHAR(lowered, 0) < 256;
+        if (one)
+            ONE_BYTE_LOWER[c] = (Py_UCS1)PyUnicode_READ_CHAR(lowered, 0);
+        Py_DECREF(lowered);
+        if (!one)
+            return 0;
+    }
+    one_byte_lower_ready = 1;
+    return 0;
+}
+
+/* `normalize_for_matching(text)` of a non-ASCII text, as a new reference: for one-byte text
+ * (Latin-1) each character through the table, NUL dropped; any other by the Python function
+ * (str.lower's Unicode rules). ASCII variants are normalized by `ascii_normalized` below. */
 static PyObject *normalized(PointInspector *self, PyObject *text)
 {
-    return PyObject_CallOneArg(self->normalize, text);
+    if (PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND || !one_byte_lower_ready)
+        return PyObject_CallOneArg(self->normalize, text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    const Py_UCS1 *chars = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t kept = 0;
+    Py_UCS1 widest = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS1 c = ONE_BYTE_LOWER[chars[i]];
+        kept += chars[i] != 0;
+        widest = c > widest ? c : widest;
+    }
+    PyObject *lowered = PyUnicode_New(kept, widest);
+    if (lowered == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(lowered);
+    for (Py_ssize_t i = 0; i < length; i++) {
+        if (chars[i] != 0)
+            *out++ = ONE_BYTE_LOWER[chars[i]];
+    }
+    return lowered;
 }
 
 static int equals_ascii(PyObject *text, const char *ascii)
