@@ -131,21 +131,22 @@ static PyObject *variants_of(PointInspector *self, PyObject *value)
     return decoded_variants(self, value);
 }
 
-/* Database.scan's match handler: (id, from, to, flags, context) appends id to context. */
-static PyObject *collect_rule(PyObject *module, PyObject *const *arguments, Py_ssize_t count)
+/* Database.scan's match handler, bound to the inspector's `matched` list: (id, from, to,
+ * flags, context) appends id to that list. Bound, it needs no context: `scan` is called with
+ * two arguments, which its argument parsing reads faster than four. */
+static PyObject *collect_rule(PyObject *matched, PyObject *const *arguments, Py_ssize_t count)
 {
-    (void)module;
-    if (count != 5 || !PyList_Check(arguments[4])) {
-        PyErr_SetString(PyExc_TypeError, "collect_rule(id, from, to, flags, matched: list)");
+    if (count != 5 || !PyList_Check(matched)) {
+        PyErr_SetString(PyExc_TypeError, "collect_rule(id, from, to, flags, context), bound to a list");
         return NULL;
     }
-    if (PyList_Append(arguments[4], arguments[0]) < 0)
+    if (PyList_Append(matched, arguments[0]) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef collect_rule_method = {"collect_rule", (PyCFunction)(void (*)(void))collect_rule,
-                                          METH_FASTCALL, "Appends a matched rule id to the context list."};
+                                          METH_FASTCALL, "Appends a matched rule id to the list it is bound to."};
 
 static int check_rule_kinds(PyObject *rule_kinds)
 {
@@ -200,8 +201,10 @@ static int PointInspector_init(PointInspector *self, PyObject *args, PyObject *k
         PyErr_SetString(PyExc_OSError, "libinjection's library exports no libinjection_sqli/libinjection_xss");
         return -1;
     }
-    PyObject *collect = PyCFunction_New(&collect_rule_method, NULL);
+    PyObject *matched = PyList_New(0);
+    PyObject *collect = matched == NULL ? NULL : PyCFunction_New(&collect_rule_method, matched);
     if (collect == NULL) {
+        Py_XDECREF(matched);
         dlclose(library);
         return -1;
     }
@@ -212,6 +215,7 @@ static int PointInspector_init(PointInspector *self, PyObject *args, PyObject *k
     *(void **)(&self->sqli) = sqli;
     *(void **)(&self->xss) = xss;
     Py_XSETREF(self->collect, collect);
+    Py_XSETREF(self->matched, matched);
     Py_XSETREF(self->decoders, Py_NewRef(decoders));
     Py_XSETREF(self->normalize, Py_NewRef(normalize));
     Py_XSETREF(self->scan, Py_NewRef(scan));
@@ -230,6 +234,7 @@ static int PointInspector_traverse(PointInspector *self, visitproc visit, void *
     Py_VISIT(self->matching_rules);
     Py_VISIT(self->rule_kinds);
     Py_VISIT(self->collect);
+    Py_VISIT(self->matched);
     return 0;
 }
 
@@ -241,6 +246,7 @@ static int PointInspector_clear(PointInspector *self)
     Py_CLEAR(self->matching_rules);
     Py_CLEAR(self->rule_kinds);
     Py_CLEAR(self->collect);
+    Py_CLEAR(self->matched);
     Py_CLEAR(self->last_kind);
     return 0;
 }

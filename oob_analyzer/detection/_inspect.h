@@ -46,7 +46,8 @@ typedef struct {
     PyObject *scan;          /* the signature database's `scan`, or None */
     PyObject *matching_rules; /* SignatureDetector._matching_rules (no hyperscan), or None */
     PyObject *rule_kinds;    /* per rule: (kinds or None, skip_kinds) */
-    PyObject *collect;       /* the C match handler given to `scan` */
+    PyObject *collect;       /* the C match handler given to `scan`, bound to `matched` */
+    PyObject *matched;       /* the rule ids of one scan: emptied after each */
     PyObject *last_kind;     /* the kind of the last point, and what it decides */
     KindFacts last_kind_facts;
     void *library;           /* dlopen handle of libinjection's shared object */

@@ -254,23 +254,18 @@ static int signature_matches(PointInspector *self, PyObject *text, PyObject *enc
 {
     PyObject *matched;
     if (self->scan != Py_None) {
-        matched = PyList_New(0);
-        if (matched == NULL)
-            return -1;
-        PyObject *flags = PyLong_FromLong(0);
-        if (flags == NULL) {
-            Py_DECREF(matched);
-            return -1;
+        /* Database.scan(data, match_event_handler): the handler appends to self->matched. */
+        matched = self->matched;
+        if (PyList_GET_SIZE(matched) != 0) { /* left by a scan that raised: not this one's */
+            if (PyList_SetSlice(matched, 0, PyList_GET_SIZE(matched), NULL) < 0)
+                return -1;
         }
-        /* Positional, as Database.scan(data, match_event_handler, flags, context). */
-        PyObject *arguments[] = {encoded, self->collect, flags, matched};
-        PyObject *result = PyObject_Vectorcall(self->scan, arguments, 4, NULL);
-        Py_DECREF(flags);
-        if (result == NULL) {
-            Py_DECREF(matched);
+        PyObject *arguments[] = {encoded, self->collect};
+        PyObject *result = PyObject_Vectorcall(self->scan, arguments, 2, NULL);
+        if (result == NULL)
             return -1;
-        }
         Py_DECREF(result);
+        Py_INCREF(matched);
     } else if (self->matching_rules != Py_None) {
         matched = PyObject_CallOneArg(self->matching_rules, text);
         if (matched == NULL)
@@ -284,6 +279,9 @@ static int signature_matches(PointInspector *self, PyObject *text, PyObject *enc
         return 0;
     }
     int applies = PyList_GET_SIZE(matched) == 0 ? 0 : any_rule_applies(self, matched, kind);
+    if (matched == self->matched && PyList_GET_SIZE(matched) != 0 &&
+        PyList_SetSlice(matched, 0, PyList_GET_SIZE(matched), NULL) < 0)
+        applies = -1;
     Py_DECREF(matched);
     return applies;
 }

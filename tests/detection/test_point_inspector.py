@@ -11,13 +11,21 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 
+import libinjection
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.detection_corpus import load_corpus
 from benchmarks.detection_speed import generated_requests
-from oob_analyzer.detection import DetectionEngine, default_detectors, detectors, extract_points, point_inspector
+from oob_analyzer.detection import (
+    DetectionEngine,
+    decoders,
+    default_detectors,
+    detectors,
+    extract_points,
+    point_inspector,
+)
 from oob_analyzer.detection import engine as engine_module
 from oob_analyzer.detection.decoders import decoded_variants
 from oob_analyzer.detection.detectors import SignatureDetector, SqlInjectionDetector, XssDetector
@@ -315,3 +323,35 @@ def test_variants_normalized_in_c_as_python(
     for point in points:
         if python_engine._inspect_point(point):
             assert inspector.suspect_variants(point) is not None, point
+
+
+def test_the_rule_ids_of_one_scan_are_not_those_of_the_next() -> None:
+    """The match handler fills one list per inspector: emptied after each scan, and before a
+    scan when the previous one raised with ids in it."""
+    scanned: list[bytes] = []
+
+    def scan(data: bytes, handler: object) -> None:
+        scanned.append(data)
+        if b"attack" in data or len(scanned) == 1:
+            handler(0, 0, len(data), 0, None)  # type: ignore[operator]
+        if len(scanned) == 1:
+            raise RuntimeError("the scan failed after a match")
+
+    assert point_inspector.PointInspector is not None
+    inspector = point_inspector.PointInspector(
+        decoders=point_inspector._KNOWN_DECODERS,
+        normalize=decoders.normalize_for_matching,
+        libinjection_path=libinjection.__file__,
+        scan=scan,
+        matching_rules=None,
+        rule_kinds=((None, frozenset()),),  # rule 0 applies to every kind
+        max_depth=decoders.MAX_DECODE_DEPTH,
+        max_variants=decoders.MAX_VARIANTS,
+    )
+    clean = RequestPoint("query.q", "hello world", "query")
+    with pytest.raises(RuntimeError, match="failed after a match"):
+        inspector.suspect_variants(clean)
+    assert inspector.suspect_variants(clean) is None
+    assert inspector.suspect_variants(RequestPoint("query.q", "an attack", "query")) == ["an attack"]
+    assert inspector.suspect_variants(clean) is None
+    assert scanned == [b"hello world", b"hello world", b"an attack", b"hello world"]
