@@ -247,7 +247,8 @@ static int PointInspector_clear(PointInspector *self)
     Py_CLEAR(self->rule_kinds);
     Py_CLEAR(self->collect);
     Py_CLEAR(self->matched);
-    Py_CLEAR(self->last_kind);
+    for (int i = 0; i < KIND_SLOTS; i++)
+        Py_CLEAR(self->known_kinds[i].kind);
     return 0;
 }
 

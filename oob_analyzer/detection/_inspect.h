@@ -15,6 +15,7 @@ typedef int (*xss_function)(const char *text, size_t length);
 #define DECODER_COUNT 8
 #define FINGERPRINT_BYTES 8
 #define INERT_MAX_CHARS 12
+#define KIND_SLOTS 8
 
 /* A bit per decoder of `decoders._DECODERS`, in its order: set when the decoder's trigger is in
  * a text. A decoder whose bit is clear returns the text unchanged (its own early return). */
@@ -48,8 +49,13 @@ typedef struct {
     PyObject *rule_kinds;    /* per rule: (kinds or None, skip_kinds) */
     PyObject *collect;       /* the C match handler given to `scan`, bound to `matched` */
     PyObject *matched;       /* the rule ids of one scan: emptied after each */
-    PyObject *last_kind;     /* the kind of the last point, and what it decides */
-    KindFacts last_kind_facts;
+    /* The kinds seen last, and what each decides: a request's points take turns among a
+     * handful of kinds (path, query, header, cookie, jwt, json_key...), so one slot missed. */
+    struct {
+        PyObject *kind;
+        KindFacts facts;
+    } known_kinds[KIND_SLOTS];
+    int next_kind_slot;
     void *library;           /* dlopen handle of libinjection's shared object */
     sqli_function sqli;
     xss_function xss;

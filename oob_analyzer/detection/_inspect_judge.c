@@ -88,11 +88,15 @@ static KindFacts kind_facts_of(PyObject *kind)
 
 const KindFacts *kind_facts(PointInspector *self, PyObject *kind)
 {
-    if (kind != self->last_kind) {
-        self->last_kind_facts = kind_facts_of(kind);
-        Py_XSETREF(self->last_kind, Py_NewRef(kind));
+    for (int i = 0; i < KIND_SLOTS; i++) {
+        if (self->known_kinds[i].kind == kind)
+            return &self->known_kinds[i].facts;
     }
-    return &self->last_kind_facts;
+    int slot = self->next_kind_slot;
+    self->next_kind_slot = (slot + 1) % KIND_SLOTS;
+    self->known_kinds[slot].facts = kind_facts_of(kind);
+    Py_XSETREF(self->known_kinds[slot].kind, Py_NewRef(kind));
+    return &self->known_kinds[slot].facts;
 }
 
 /* `_MEDIA_TYPE_HEADERS`: media ranges such as `text/ *` read as SQL comments to libinjection. */

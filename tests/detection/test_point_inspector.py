@@ -355,3 +355,22 @@ def test_the_rule_ids_of_one_scan_are_not_those_of_the_next() -> None:
     assert inspector.suspect_variants(RequestPoint("query.q", "an attack", "query")) == ["an attack"]
     assert inspector.suspect_variants(clean) is None
     assert scanned == [b"hello world", b"hello world", b"an attack", b"hello world"]
+
+
+def test_kinds_taking_turns_each_keep_their_own_facts(
+    compiled_engine: DetectionEngine, python_engine: DetectionEngine
+) -> None:
+    """The inspector remembers what the last few kinds decide, by identity: more kinds than it
+    keeps, each a new str object made and dropped, still get their own verdicts."""
+    kinds = (*_KINDS, "anomaly", "header", "cookie", "path", "json_key", "name", "xml", "jwt")
+    values = ["//evil.example/x", "<svg onload=alert(1)>", "1' or '1'='1", "${jndi:x}", "plain words", "a=b"]
+    # Made one at a time and dropped once judged: a new kind str may take a dropped one's address.
+    points = (
+        RequestPoint(name, value, "".join(list(kind)))  # a new str each time, not the interned kind
+        for _ in range(3)
+        for value in values
+        for kind in kinds
+        for name in _NAMES[:2]
+    )
+    assert len(set(kinds)) > 8
+    assert not _unsound(compiled_engine, python_engine, points)
