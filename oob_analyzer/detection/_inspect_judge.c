@@ -20,8 +20,27 @@ static const unsigned char SQL_SIGNAL[128] = {
 static Py_UCS1 ONE_BYTE_LOWER[256];
 static int one_byte_lower_ready;
 
+/* Per ASCII character: its lower case, and the facts of `variant_facts` it bears (one table
+ * look-up each in `ascii_normalized`). FACT_DOLLAR >> 1 is FACT_BRACE: "${" is a '{' right after
+ * a '$'. */
+enum { FACT_SQL_SIGNAL = 1, FACT_MARKUP = 2, FACT_BRACE = 4, FACT_DOLLAR = 8 };
+static unsigned char ASCII_LOWER[128];
+static unsigned char ASCII_FACTS[128];
+
+static void ascii_tables_init(void)
+{
+    for (unsigned char c = 0; c < 128; c++) {
+        ASCII_LOWER[c] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+        unsigned char lower = ASCII_LOWER[c];
+        ASCII_FACTS[c] = (unsigned char)((SQL_SIGNAL[lower] ? FACT_SQL_SIGNAL : 0) |
+                                         (lower == '<' || lower == '=' ? FACT_MARKUP : 0) |
+                                         (lower == '{' ? FACT_BRACE : 0) | (lower == '$' ? FACT_DOLLAR : 0));
+    }
+}
+
 int judge_init(void)
 {
+    ascii_tables_init();
     one_byte_lower_ready = 0;
     for (Py_UCS4 c = 0; c < 256; c++) {
         PyObject *character = PyUnicode_FromOrdinal((int)c);
@@ -336,25 +355,22 @@ static PyObject *ascii_normalized(PyObject *variant, VariantFacts *facts)
         return NULL;
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(encoded);
     Py_ssize_t kept = 0;
-    unsigned char previous = 0;
-    int sql_signal = 0, markup = 0, lookup = 0;
+    unsigned int seen = 0, lookups = 0, after_dollar = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         unsigned char c = chars[i];
         if (c == 0)
             continue; /* dropped: the characters either side are neighbours for "${" */
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c + ('a' - 'A'));
-        out[kept++] = c;
-        sql_signal |= SQL_SIGNAL[c];
-        markup |= c == '<' || c == '=';
-        lookup |= c == '{' && previous == '$';
-        previous = c;
+        unsigned int facts_of_c = ASCII_FACTS[c];
+        out[kept++] = ASCII_LOWER[c];
+        seen |= facts_of_c;
+        lookups |= facts_of_c & after_dollar; /* FACT_BRACE right after a '$' */
+        after_dollar = (facts_of_c & FACT_DOLLAR) >> 1;
     }
     if (kept < length && _PyBytes_Resize(&encoded, kept) < 0)
         return NULL;
-    facts->sql_signal = sql_signal;
-    facts->markup = markup;
-    facts->lookup = lookup;
+    facts->sql_signal = (seen & FACT_SQL_SIGNAL) != 0;
+    facts->markup = (seen & FACT_MARKUP) != 0;
+    facts->lookup = lookups != 0;
     return encoded;
 }
 
