@@ -10,7 +10,7 @@
 
 /* The gates a character opens by itself (the pairs "%u", "/ *" and "--" and the letters of the
  * base64 gate are worked out in the loops below): one table look-up per character. */
-enum { LETTER_LOWER = 1 << 8, LETTER_UPPER = 1 << 9 };
+enum { LETTER_LOWER = 1 << 8, LETTER_UPPER = 1 << 9, PAIR_FIRST = 1 << 10 };
 
 static unsigned int char_gates(Py_UCS4 c)
 {
@@ -46,7 +46,7 @@ static unsigned short ONE_BYTE_GATES[256];
 void decode_init(void)
 {
     for (Py_UCS4 c = 0; c < 256; c++)
-        ONE_BYTE_GATES[c] = (unsigned short)char_gates(c);
+        ONE_BYTE_GATES[c] = (unsigned short)(char_gates(c) | (c == '%' || c == '/' || c == '-' ? PAIR_FIRST : 0));
 }
 
 /* The pairs: "%u" or "%U", "/ *", "--" (the second character at `c`, the first at `previous`). */
@@ -63,7 +63,7 @@ static unsigned int gates_of_letters(unsigned int gates, Py_ssize_t length)
 {
     if (length >= 8 && (gates & LETTER_LOWER) && (gates & LETTER_UPPER))
         gates |= GATE_BASE64;
-    return gates & ~(unsigned int)(LETTER_LOWER | LETTER_UPPER);
+    return gates & ~(unsigned int)(LETTER_LOWER | LETTER_UPPER | PAIR_FIRST);
 }
 
 unsigned int decoder_gates(PyObject *text)
@@ -72,13 +72,14 @@ unsigned int decoder_gates(PyObject *text)
     unsigned int gates = 0;
     if (PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND) {
         /* Most texts: a table look-up per character, the pairs checked only after their first
-         * character ('%', '/', '-'), which opens no gate of its own but GATE_PERCENT. */
+         * character ('%', '/', '-': PAIR_FIRST in the table), which opens no gate of its own
+         * but GATE_PERCENT. */
         const Py_UCS1 *chars = PyUnicode_1BYTE_DATA(text);
         for (Py_ssize_t i = 0; i < length; i++) {
-            Py_UCS1 c = chars[i];
-            gates |= ONE_BYTE_GATES[c];
-            if ((c == '%' || c == '/' || c == '-') && i + 1 < length)
-                gates |= pair_gates(c, chars[i + 1]);
+            unsigned int of_c = ONE_BYTE_GATES[chars[i]];
+            gates |= of_c;
+            if ((of_c & PAIR_FIRST) && i + 1 < length)
+                gates |= pair_gates(chars[i], chars[i + 1]);
         }
         return gates_of_letters(gates, length);
     }
