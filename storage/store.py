@@ -25,7 +25,6 @@ from sqlalchemy import (
     Delete,
     Engine,
     Table,
-    Update,
     bindparam,
     create_engine,
     delete,
@@ -279,17 +278,14 @@ class _AttackGroups:
                 attack.id = id_
         # Added in SQL (`SET hit_count = hit_count + n`), not set to what was read: a prune's
         # decrement committed in between is kept. A time is set only when it changed.
-        updates: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
+        updates: dict[tuple[bool, bool], list[tuple[Any, ...]]] = {}
         for attack in self.stored:
             if attack.hits and attack.stored is not None:
                 first, last = attack.first_seen != attack.stored[0], attack.last_seen != attack.stored[1]
-                updates.setdefault((first, last), []).append(
-                    {"attack": attack.id, "hits": attack.hits, "sampled": attack.sampled_out,
-                     "first": attack.first_seen, "last": attack.last_seen}
-                )  # fmt: skip
-        for (first, last), params in updates.items():
-            result = self.connection.execute(_ADD_TO_ATTACK[first, last], params)
-            if self.connection.dialect.supports_sane_multi_rowcount and result.rowcount != len(params):
+                times = (attack.first_seen,) * first + (attack.last_seen,) * last
+                updates.setdefault((first, last), []).append((attack.hits, attack.sampled_out, *times, attack.id))
+        for (first, last), rows in updates.items():
+            if _add_to_attacks(self.connection, rows, first=first, last=last) != len(rows):
                 raise StorageError("an attack was deleted (pruned?) while hits were added to it")
 
 
@@ -339,21 +335,24 @@ _INSERT_ATTACK_SQL = (
 )
 
 
-def _add_to_attack(*, first: bool, last: bool) -> Update:
-    values: dict[str, Any] = {
-        "hit_count": _ATTACKS.c.hit_count + bindparam("hits"),
-        "sampled_out": _ATTACKS.c.sampled_out + bindparam("sampled"),
-    }
+def _add_to_attacks(connection: Connection, rows: list[tuple[Any, ...]], *, first: bool, last: bool) -> int:
+    """Add hits to stored attacks (and set their first or last time); the number of rows updated.
+
+    (hits, sampled out, [first seen], [last seen], id) per row, as one driver-level executemany
+    (the Core one's per-row parameter handling cost as much again as the hits' insert).
+    """
+    dialect = connection.dialect
+    to_db = _ATTACKS.c.first_seen.type.dialect_impl(dialect).bind_processor(dialect)
+    if to_db is not None and (first or last):
+        rows = [(hits, sampled, *map(to_db, times), id_) for hits, sampled, *times, id_ in rows]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    assignments = [f"hit_count = hit_count + {mark}", f"sampled_out = sampled_out + {mark}"]
     if first:
-        values["first_seen"] = bindparam("first", type_=_ATTACKS.c.first_seen.type)
+        assignments.append(f"first_seen = {mark}")
     if last:
-        values["last_seen"] = bindparam("last", type_=_ATTACKS.c.last_seen.type)
-    return update(_ATTACKS).where(_ATTACKS.c.id == bindparam("attack")).values(values)
-
-
-_ADD_TO_ATTACK = {
-    (first, last): _add_to_attack(first=first, last=last) for first in (False, True) for last in (False, True)
-}
+        assignments.append(f"last_seen = {mark}")
+    sql = f"UPDATE attacks SET {', '.join(assignments)} WHERE id = {mark}"
+    return connection.exec_driver_sql(sql, rows).rowcount
 
 
 def _group_key(hit: AttackHit) -> str:
