@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    Connection,
     CursorResult,
     Delete,
     Engine,
@@ -28,11 +29,11 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-    func,
     insert,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -103,16 +104,19 @@ class AttackStore:
             self.write(WriteBatch(batch_key=uuid.uuid4().hex, anomalies=keyed))
 
     def write(self, batch: WriteBatch) -> bool:
-        """Store a batch in one transaction; False when it was stored before (nothing is done)."""
+        """Store a batch in one transaction; False when it was stored before (nothing is done).
+
+        Core statements on one connection, not the ORM's unit of work: a replay's batches hold
+        hundreds of attacks, and an ORM object per attack cost more than all the inserts.
+        """
         try:
-            with Session(self.engine) as session, session.begin():
-                if session.get(WrittenBatch, batch.batch_key) is not None:
+            with self.engine.begin() as connection:
+                if not _claim_batch(connection, batch.batch_key):
                     return False
-                session.add(WrittenBatch(batch_key=batch.batch_key, written_at=datetime.now(UTC)))
-                self._write_hits(session, batch.hits)
-                _write_anomalies(session, batch.anomalies)
+                _write_hits(connection, batch.hits)
+                _write_anomalies(connection, batch.anomalies)
                 for report in batch.runs:
-                    _write_run(session, report)
+                    _write_run(connection, report)
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, OperationalError) or exc.connection_invalidated:
                 raise StorageUnavailableError(f"database unavailable: {_first_line(exc)}") from exc
@@ -142,22 +146,6 @@ class AttackStore:
             raise StorageError(f"cannot prune: {_first_line(exc)}") from exc
         return PruneCounts(hits=hits, attacks=attacks, anomalies=anomalies, runs=runs)
 
-    def _write_hits(self, session: Session, hits: Sequence[KeyedHit]) -> None:
-        if not hits:
-            return
-        rows: list[tuple[Attack, tuple[Any, ...]]] = []
-        group_keys = [_group_key(keyed.hit) for keyed in hits]
-        groups = _AttackGroups(session, set(group_keys))
-        for keyed, group_key in zip(hits, group_keys, strict=True):
-            seen = datetime.fromtimestamp(keyed.hit.ts, tz=UTC)
-            attack = groups.attack_for(keyed.hit, group_key, seen, sampled_out=keyed.sampled_out)
-            if not keyed.sampled_out:
-                rows.append((attack, _hit_row(keyed, seen)))
-        groups.apply_counts()
-        session.flush()  # attacks are written, new ones get their ids
-        if rows:
-            _insert_hits(session, [(*row, attack.id) for attack, row in rows])
-
 
 def _delete(session: Session, statement: Delete) -> int:
     result = session.execute(statement)
@@ -181,68 +169,201 @@ def _delete_hits_of_kept_attacks(session: Session, older_than: datetime) -> int:
     return deleted.total()
 
 
+_ATTACKS = cast(Table, Attack.__table__)
+_ANOMALIES = cast(Table, Anomaly.__table__)
+_RUNS = cast(Table, CaptureRun.__table__)
+_WRITTEN_BATCHES = cast(Table, WrittenBatch.__table__)
+
+
+def _claim_batch(connection: Connection, batch_key: str) -> bool:
+    """Record the batch as written, in its own transaction; False when it was written before.
+
+    One `INSERT .. ON CONFLICT DO NOTHING` instead of a read then an insert: one round trip,
+    and a second writer of the same batch waits for the first and then skips it.
+    """
+    statement = _CLAIM_BATCH.get(connection.dialect.name)
+    if statement is None:  # a database without ON CONFLICT: read, then insert
+        found = connection.execute(
+            select(_WRITTEN_BATCHES.c.batch_key).where(_WRITTEN_BATCHES.c.batch_key == batch_key)
+        )
+        if found.first() is not None:
+            return False
+        statement = insert(_WRITTEN_BATCHES).execution_options(preserve_rowcount=True)
+    result = connection.execute(statement, {"batch_key": batch_key, "written_at": datetime.now(UTC)})
+    return result.rowcount == 1
+
+
+_CLAIM_BATCH = {
+    dialect: module.insert(_WRITTEN_BATCHES)
+    .on_conflict_do_nothing(index_elements=["batch_key"])
+    .execution_options(preserve_rowcount=True)  # SQLAlchemy keeps an INSERT's rowcount only if asked
+    for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+def _write_hits(connection: Connection, hits: Sequence[KeyedHit]) -> None:
+    if not hits:
+        return
+    rows: list[tuple[_AttackTally, tuple[Any, ...]]] = []
+    group_keys = [_group_key(keyed.hit) for keyed in hits]
+    groups = _AttackGroups(connection, set(group_keys))
+    for keyed, group_key in zip(hits, group_keys, strict=True):
+        seen = datetime.fromtimestamp(keyed.hit.ts, tz=UTC)
+        attack = groups.attack_for(keyed.hit, group_key, seen, sampled_out=keyed.sampled_out)
+        if not keyed.sampled_out:
+            rows.append((attack, _hit_row(keyed, seen)))
+    groups.apply_counts()  # attacks are written, new ones get their ids
+    if rows:
+        _insert_hits(connection, [(*row, attack.id) for attack, row in rows])
+
+
+@dataclass(slots=True, kw_only=True)
+class _AttackTally:
+    """An attack that a batch adds hits to: stored before (`stored` holds its times as read) or new."""
+
+    id: int | None
+    group_key: str
+    first_seen: datetime
+    last_seen: datetime
+    stored: tuple[datetime, datetime] | None = None
+    first_hit: AttackHit | None = None  # of a new attack: its type, point and target
+    hits: int = 0
+    sampled_out: int = 0
+
+
 class _AttackGroups:
     """The attack each hit of a batch belongs to: the group's latest, or a new one after a quiet hour.
 
-    Counters are tallied here and set on the ORM objects once per batch: setting an ORM
-    attribute per hit costs more than the insert of the hit.
+    Counters are tallied here and written once per batch, in a few executemany statements:
+    the new attacks inserted (their ids returned in order), the stored ones added to.
     """
 
-    def __init__(self, session: Session, group_keys: set[str]) -> None:
-        self.session = session
-        latest = (
-            select(Attack.group_key, func.max(Attack.last_seen).label("last_seen"))
-            .where(Attack.group_key.in_(group_keys))
-            .group_by(Attack.group_key)
-            .subquery()
-        )
-        query = select(Attack).join(
-            latest, (Attack.group_key == latest.c.group_key) & (Attack.last_seen == latest.c.last_seen)
-        )
-        self.current: dict[str, Attack] = {attack.group_key: attack for attack in session.scalars(query)}
-        # id(attack) -> [attack, hits, sampled out, first seen, last seen]
-        self.tallies: dict[int, list[Any]] = {}
+    def __init__(self, connection: Connection, group_keys: set[str]) -> None:
+        self.connection = connection
+        self.current: dict[str, _AttackTally] = {
+            key: _AttackTally(id=id_, group_key=key, first_seen=first, last_seen=last, stored=(first, last))
+            for id_, key, first, last in _latest_attacks(connection, group_keys)
+        }
+        self.stored = list(self.current.values())
+        self.new: list[_AttackTally] = []
 
-    def attack_for(self, hit: AttackHit, key: str, seen: datetime, *, sampled_out: bool) -> Attack:
+    def attack_for(self, hit: AttackHit, key: str, seen: datetime, *, sampled_out: bool) -> _AttackTally:
         attack = self.current.get(key)
-        tally = self.tallies.get(id(attack)) if attack is not None else None
-        last_seen = tally[4] if tally else (attack.last_seen if attack is not None else None)
-        if attack is None or last_seen is None or seen - last_seen > ATTACK_QUIET_PERIOD:
-            attack = Attack(
-                group_key=key,
-                attack_type=clean_text(hit.attack_type),
-                point=clean_text(hit.point),
-                target=clean_text(hit.target),
-                first_seen=seen,
-                last_seen=seen,
-                hit_count=0,
-                sampled_out=0,
-            )
-            self.session.add(attack)
+        if attack is None or seen - attack.last_seen > ATTACK_QUIET_PERIOD:
+            attack = _AttackTally(id=None, group_key=key, first_seen=seen, last_seen=seen, first_hit=hit)
             self.current[key] = attack
-            tally = None
-        if tally is None:
-            tally = self.tallies.setdefault(id(attack), [attack, 0, 0, attack.first_seen, attack.last_seen])
-        tally[1] += 1
-        tally[2] += sampled_out
-        if seen < tally[3]:
-            tally[3] = seen
-        elif seen > tally[4]:
-            tally[4] = seen
+            self.new.append(attack)
+        attack.hits += 1
+        attack.sampled_out += sampled_out
+        if seen < attack.first_seen:
+            attack.first_seen = seen
+        elif seen > attack.last_seen:
+            attack.last_seen = seen
         return attack
 
     def apply_counts(self) -> None:
-        for attack, hits, sampled_out, first_seen, last_seen in self.tallies.values():
-            if attack.id is None:  # new in this batch: inserted with its counts
-                attack.hit_count += hits
-                attack.sampled_out += sampled_out
-            else:
-                # Added in SQL (`SET hit_count = hit_count + n`), not set to what was read: a
-                # prune's decrement committed in between is kept.
-                attack.hit_count = Attack.hit_count + hits
-                attack.sampled_out = Attack.sampled_out + sampled_out
-            attack.first_seen = first_seen
-            attack.last_seen = last_seen
+        if self.new:
+            ids = _insert_attacks(self.connection, [_new_attack_row(attack) for attack in self.new])
+            for attack, id_ in zip(self.new, ids, strict=True):
+                attack.id = id_
+        # Added in SQL (`SET hit_count = hit_count + n`), not set to what was read: a prune's
+        # decrement committed in between is kept. A time is set only when it changed.
+        updates: dict[tuple[bool, bool], list[tuple[Any, ...]]] = {}
+        for attack in self.stored:
+            if attack.hits and attack.stored is not None:
+                first, last = attack.first_seen != attack.stored[0], attack.last_seen != attack.stored[1]
+                times = (attack.first_seen,) * first + (attack.last_seen,) * last
+                updates.setdefault((first, last), []).append((attack.hits, attack.sampled_out, *times, attack.id))
+        for (first, last), rows in updates.items():
+            if _add_to_attacks(self.connection, rows, first=first, last=last) != len(rows):
+                raise StorageError("an attack was deleted (pruned?) while hits were added to it")
+
+
+def _latest_attacks(connection: Connection, group_keys: set[str]) -> list[tuple[Any, ...]]:
+    """The latest attack of each group: id, group key, first and last seen.
+
+    Driver-level: SQLAlchemy's expansion of an IN of hundreds of keys, and its result
+    handling, cost more than the query. The times still go through `UtcDateTime`.
+    """
+    dialect = connection.dialect
+    to_python = _ATTACKS.c.last_seen.type.dialect_impl(dialect).result_processor(dialect, None)
+    marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(group_keys))
+    sql = (
+        "SELECT attacks.id, attacks.group_key, attacks.first_seen, attacks.last_seen FROM attacks JOIN"
+        f" (SELECT group_key, max(last_seen) AS last_seen FROM attacks WHERE group_key IN ({marks})"
+        " GROUP BY group_key) AS latest"
+        " ON attacks.group_key = latest.group_key AND attacks.last_seen = latest.last_seen"
+    )
+    rows = connection.exec_driver_sql(sql, tuple(group_keys)).all()
+    if to_python is None:
+        return [tuple(row) for row in rows]
+    return [(id_, key, to_python(first), to_python(last)) for id_, key, first, last in rows]
+
+
+def _new_attack_row(attack: _AttackTally) -> dict[str, Any]:
+    hit = attack.first_hit
+    assert hit is not None
+    return {
+        "group_key": attack.group_key,
+        "attack_type": clean_text(hit.attack_type),
+        "point": clean_text(hit.point),
+        "target": clean_text(hit.target),
+        "first_seen": attack.first_seen,
+        "last_seen": attack.last_seen,
+        "hit_count": attack.hits,
+        "sampled_out": attack.sampled_out,
+    }
+
+
+def _insert_attacks(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert attacks, returning their ids in the order of `rows`.
+
+    SQLite: a driver-level insert per row, its id from the cursor. SQLAlchemy sends one
+    statement per row there too (SQLite does not promise RETURNING's order), at three times
+    the cost, and this needs no RETURNING (SQLite < 3.35 has none). Elsewhere one executemany
+    (PostgreSQL batches it into multi-row INSERTs and sorts the ids it returns).
+    """
+    if connection.dialect.name != "sqlite":
+        return list(connection.execute(_INSERT_ATTACKS, rows).scalars())
+    to_db = _ATTACKS.c.first_seen.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+    cursor = connection.connection.cursor()
+    ids = []
+    for row in rows:
+        values = [*row.values()]
+        if to_db is not None:
+            values[4:6] = to_db(values[4]), to_db(values[5])
+        cursor.execute(_INSERT_ATTACK_SQL, values)
+        ids.append(cursor.lastrowid)
+    cursor.close()
+    return ids
+
+
+_INSERT_ATTACKS = insert(_ATTACKS).returning(_ATTACKS.c.id, sort_by_parameter_order=True)
+# The columns in the order `_new_attack_row` gives them.
+_INSERT_ATTACK_SQL = (
+    "INSERT INTO attacks (group_key, attack_type, point, target, first_seen, last_seen, hit_count, sampled_out)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _add_to_attacks(connection: Connection, rows: list[tuple[Any, ...]], *, first: bool, last: bool) -> int:
+    """Add hits to stored attacks (and set their first or last time); the number of rows updated.
+
+    (hits, sampled out, [first seen], [last seen], id) per row, as one driver-level executemany
+    (the Core one's per-row parameter handling cost as much again as the hits' insert).
+    """
+    dialect = connection.dialect
+    to_db = _ATTACKS.c.first_seen.type.dialect_impl(dialect).bind_processor(dialect)
+    if to_db is not None and (first or last):
+        rows = [(hits, sampled, *map(to_db, times), id_) for hits, sampled, *times, id_ in rows]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    assignments = [f"hit_count = hit_count + {mark}", f"sampled_out = sampled_out + {mark}"]
+    if first:
+        assignments.append(f"first_seen = {mark}")
+    if last:
+        assignments.append(f"last_seen = {mark}")
+    sql = f"UPDATE attacks SET {', '.join(assignments)} WHERE id = {mark}"
+    return connection.exec_driver_sql(sql, rows).rowcount
 
 
 def _group_key(hit: AttackHit) -> str:
@@ -283,12 +404,11 @@ def _hit_row(keyed: KeyedHit, seen: datetime) -> tuple[Any, ...]:
     )
 
 
-def _insert_hits(session: Session, rows: list[tuple[Any, ...]]) -> None:
+def _insert_hits(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     """One driver-level executemany: SQLAlchemy's per-row parameter handling cost more than
     the database's insert (measured with benchmarks/storage_writer.py). The time column still
     goes through `UtcDateTime`'s own bind processing, so it is stored exactly as elsewhere.
     """
-    connection = session.connection()
     dialect = connection.dialect
     to_db = Hit.__table__.c.ts.type.dialect_impl(dialect).bind_processor(dialect)
     if to_db is not None:
@@ -299,7 +419,7 @@ def _insert_hits(session: Session, rows: list[tuple[Any, ...]]) -> None:
     connection.exec_driver_sql(f"INSERT INTO hits ({columns}) VALUES ({marks})", rows)
 
 
-def _write_anomalies(session: Session, anomalies: Sequence[KeyedAnomaly]) -> None:
+def _write_anomalies(connection: Connection, anomalies: Sequence[KeyedAnomaly]) -> None:
     if not anomalies:
         return
     rows = []
@@ -321,24 +441,26 @@ def _write_anomalies(session: Session, anomalies: Sequence[KeyedAnomaly]) -> Non
                 "target": None if sighting.target is None else clean_text(sighting.target),
             }
         )
-    session.execute(insert(Anomaly), rows)
+    connection.execute(insert(_ANOMALIES), rows)
 
 
-def _write_run(session: Session, report: RunReport) -> None:
-    run = session.scalars(select(CaptureRun).where(CaptureRun.run_key == report.run_key)).first()
-    if run is None:
-        run = CaptureRun(run_key=report.run_key)
-        session.add(run)
-    run.source = clean_text(report.source)
-    run.started = datetime.fromtimestamp(report.started, tz=UTC)
-    run.finished = datetime.fromtimestamp(report.finished, tz=UTC)
-    run.status = report.status
-    run.packets = report.packets
-    run.requests = report.requests
-    run.hits = report.hits
-    run.anomalies = report.anomalies
-    run.drops = json.dumps(report.drops, sort_keys=True)
-    run.errors = json.dumps([clean_text(error) for error in report.errors])
+def _write_run(connection: Connection, report: RunReport) -> None:
+    """Store a run's report, or rewrite the one stored under its key."""
+    values = {
+        "source": clean_text(report.source),
+        "started": datetime.fromtimestamp(report.started, tz=UTC),
+        "finished": datetime.fromtimestamp(report.finished, tz=UTC),
+        "status": report.status,
+        "packets": report.packets,
+        "requests": report.requests,
+        "hits": report.hits,
+        "anomalies": report.anomalies,
+        "drops": json.dumps(report.drops, sort_keys=True),
+        "errors": json.dumps([clean_text(error) for error in report.errors]),
+    }
+    rewritten = connection.execute(update(_RUNS).where(_RUNS.c.run_key == report.run_key).values(values))
+    if rewritten.rowcount == 0:
+        connection.execute(insert(_RUNS).values(run_key=report.run_key, **values))
 
 
 def clean_text(text: str) -> str:

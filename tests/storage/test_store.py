@@ -226,3 +226,32 @@ def test_a_prune_that_commits_while_a_writer_holds_the_attack_keeps_its_decremen
             assert kept.hits == len(queries.list_hits(HitFilter(path="/products"), limit=None)) == 2
         finally:
             store.close()
+
+
+def test_a_batch_adding_to_an_attack_a_prune_deleted_meanwhile_fails_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer reads the attack, a prune deletes it and commits, then the writer adds a
+    sampled-out hit to it (no hit row whose foreign key would fail): the batch fails, rather
+    than its count vanishing with an UPDATE of no row. On PostgreSQL, as above."""
+    from storage import store as store_module  # noqa: PLC0415
+
+    with postgres_schema() as url:
+        store = AttackStore.open(url)
+        try:
+            cutoff = datetime.now(UTC) - timedelta(days=30)
+            at = cutoff.timestamp()
+            store.record([hit(ts=at - 1800), hit(ts=at - 600)])  # one attack, wholly before the cutoff
+            apply_counts = store_module._AttackGroups.apply_counts
+
+            def prune_first(groups: store_module._AttackGroups) -> None:
+                store.prune(cutoff)
+                apply_counts(groups)
+
+            monkeypatch.setattr(store_module._AttackGroups, "apply_counts", prune_first)
+            late = WriteBatch(batch_key="late", hits=(KeyedHit(key="late-h1", hit=hit(ts=at - 300), sampled_out=True),))
+            with pytest.raises(StorageError, match="deleted"):
+                store.write(late)
+            monkeypatch.undo()
+            assert HitQueries(store.engine).list_attacks(EVERYTHING, limit=None) == []
+            assert store.write(late) is True  # the failed batch left no trace: it is written anew
+        finally:
+            store.close()
