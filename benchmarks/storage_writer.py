@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from oob_analyzer.detection import AttackHit
 from storage import AttackStore, BatchedWriter, Journal
-from storage.store import ip_key
+from storage.batch_rows import ip_key
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T0 = 1_793_613_600.0

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from storage.batches import AnomalySighting, RunReport, WriteBatch
+    from storage.errors import StorageError, StorageUnavailableError
     from storage.journal import Journal
     from storage.models import Anomaly, Attack, Base, CaptureRun, Hit
     from storage.queries import (
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     )
     from storage.sampling import HitSampler
     from storage.schema import current_revision, head_revision, upgrade_schema
-    from storage.store import AttackStore, PruneCounts, StorageError, StorageUnavailableError
+    from storage.store import AttackStore, PruneCounts
     from storage.writer import BatchedWriter, WriterStats
 
 __all__ = [
@@ -87,8 +88,8 @@ _MODULE_OF = {
     "upgrade_schema": "schema",
     "AttackStore": "store",
     "PruneCounts": "store",
-    "StorageError": "store",
-    "StorageUnavailableError": "store",
+    "StorageError": "errors",
+    "StorageUnavailableError": "errors",
     "BatchedWriter": "writer",
     "WriterStats": "writer",
 }

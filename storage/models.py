@@ -84,7 +84,7 @@ class Hit(Base):
     ts: Mapped[datetime] = mapped_column(UtcDateTime)
     attack_type: Mapped[str] = mapped_column(String(32))
     src_ip: Mapped[str] = mapped_column(String(45))
-    # The address as version + 32 hex digits (`storage.store.ip_key`): CIDR filters become range scans.
+    # The address as version + 32 hex digits (`storage.batch_rows.ip_key`): CIDR filters become range scans.
     src_ip_key: Mapped[str] = mapped_column(String(33))
     src_port: Mapped[int] = mapped_column(Integer)
     dst_ip: Mapped[str] = mapped_column(String(45))

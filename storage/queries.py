@@ -17,8 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql import Executable
 
+from storage.batch_rows import ip_key
 from storage.models import Anomaly, Attack, Hit
-from storage.store import StorageError, ip_key
+from storage.store import StorageError
 
 __all__ = [
     "AnomalyFilter",

@@ -202,7 +202,7 @@ def test_a_prune_that_commits_while_a_writer_holds_the_attack_keeps_its_decremen
     """The writer reads the attack, a prune deletes some of its hits and commits, then the
     writer adds its own: the count is what is stored, not the count the writer read plus its
     hits. On PostgreSQL, where the two can interleave (SQLite's lock makes them take turns)."""
-    from storage import store as store_module  # noqa: PLC0415
+    from storage import batch_rows  # noqa: PLC0415
 
     with postgres_schema() as url:
         store = AttackStore.open(url)
@@ -210,14 +210,14 @@ def test_a_prune_that_commits_while_a_writer_holds_the_attack_keeps_its_decremen
             cutoff = datetime.now(UTC) - timedelta(days=30)
             at = cutoff.timestamp()
             store.record([hit(ts=at - 1800), hit(ts=at - 600), hit(ts=at + 600)])  # one attack, across the cutoff
-            apply_counts = store_module._AttackGroups.apply_counts
+            apply_counts = batch_rows._AttackGroups.apply_counts
             pruned: list[PruneCounts] = []
 
-            def prune_first(groups: store_module._AttackGroups) -> None:
+            def prune_first(groups: batch_rows._AttackGroups) -> None:
                 pruned.append(store.prune(cutoff))  # its own connection; commits before the writer
                 apply_counts(groups)
 
-            monkeypatch.setattr(store_module._AttackGroups, "apply_counts", prune_first)
+            monkeypatch.setattr(batch_rows._AttackGroups, "apply_counts", prune_first)
             store.record([hit(ts=at + 1200)])
             monkeypatch.undo()
             assert pruned[0].hits == 2
@@ -232,7 +232,7 @@ def test_a_batch_adding_to_an_attack_a_prune_deleted_meanwhile_fails_whole(monke
     """The writer reads the attack, a prune deletes it and commits, then the writer adds a
     sampled-out hit to it (no hit row whose foreign key would fail): the batch fails, rather
     than its count vanishing with an UPDATE of no row. On PostgreSQL, as above."""
-    from storage import store as store_module  # noqa: PLC0415
+    from storage import batch_rows  # noqa: PLC0415
 
     with postgres_schema() as url:
         store = AttackStore.open(url)
@@ -240,13 +240,13 @@ def test_a_batch_adding_to_an_attack_a_prune_deleted_meanwhile_fails_whole(monke
             cutoff = datetime.now(UTC) - timedelta(days=30)
             at = cutoff.timestamp()
             store.record([hit(ts=at - 1800), hit(ts=at - 600)])  # one attack, wholly before the cutoff
-            apply_counts = store_module._AttackGroups.apply_counts
+            apply_counts = batch_rows._AttackGroups.apply_counts
 
-            def prune_first(groups: store_module._AttackGroups) -> None:
+            def prune_first(groups: batch_rows._AttackGroups) -> None:
                 store.prune(cutoff)
                 apply_counts(groups)
 
-            monkeypatch.setattr(store_module._AttackGroups, "apply_counts", prune_first)
+            monkeypatch.setattr(batch_rows._AttackGroups, "apply_counts", prune_first)
             late = WriteBatch(batch_key="late", hits=(KeyedHit(key="late-h1", hit=hit(ts=at - 300), sampled_out=True),))
             with pytest.raises(StorageError, match="deleted"):
                 store.write(late)
