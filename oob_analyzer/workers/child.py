@@ -209,7 +209,7 @@ def run_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        worker = FlowWorker(engine_factory(), limits, decoder)  # seconds: the parent waits for Ready
+        worker = FlowWorker(engine_factory(), limits, decoder)  # a live source waits for Ready
         outbox.send(Ready())
         with fewer_collections():  # the engine just built is never walked again (gc_policy)
             _serve(inbox, outbox, worker, lifeline, live=live)
