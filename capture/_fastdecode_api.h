@@ -35,6 +35,15 @@ typedef struct {
     long linktype;
 } PcapRecord;
 
+/* A frame the worker dispatcher packed (route_packet, route_records), in this machine's byte
+ * order: this header, then `captured` bytes of frame. */
+typedef struct {
+    double ts;
+    int64_t wire_length;
+    int64_t linktype;
+    int64_t captured;
+} PackedFrame;
+
 typedef struct {
     int version;
     /* The next whole record at *position of `buffer` (a PcapRecordReader's): 1 with *record

@@ -20,12 +20,7 @@
 
 #include "_fastdecode.h"
 
-typedef struct {
-    double ts;
-    int64_t wire_length;
-    int64_t linktype;
-    int64_t captured;
-} PackedFrame;
+/* PackedFrame: in _fastdecode_api.h, for the compiled tracker's `feed_frames` too. */
 
 /* worker_for: (hash(src) + hash(dst) + sport + dport + hash(tunnel)) % workers, in Python's
  * integers (no overflow) and with Python's modulo (never negative). */

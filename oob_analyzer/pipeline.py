@@ -39,6 +39,7 @@ __all__ = [
     "file_event_runs",
     "iter_packets",
     "judge_events",
+    "judge_packets_events",
     "record_hits",
     "replay_captures",
     "single_capture_file",
@@ -236,7 +237,7 @@ def analyze_event_runs(
     with fewer_collections():
         try:
             for run in runs:
-                _judge_packets_events(run.events, run.marks, engine=engine, sink=sink, summary=summary, waiting=waiting)
+                judge_packets_events(run.events, run.marks, engine=engine, sink=sink, summary=summary, waiting=waiting)
                 if run.trailing is not None:
                     record_hits(waiting.expire(run.trailing), sink=sink, summary=summary)
             _judge_end(stream, engine=engine, sink=sink, summary=summary, waiting=waiting)
@@ -275,10 +276,10 @@ def judge_events(
 
     Shared by the in-process loop and every worker process (`oob_analyzer.workers`).
     """
-    _judge_packets_events(events, ((0, capture_time),), engine=engine, sink=sink, summary=summary, waiting=waiting)
+    judge_packets_events(events, ((0, capture_time),), engine=engine, sink=sink, summary=summary, waiting=waiting)
 
 
-def _judge_packets_events(
+def judge_packets_events(
     events: list[ReassemblyEvent],
     marks: Sequence[tuple[int, float | None]],
     *,
@@ -289,7 +290,8 @@ def _judge_packets_events(
 ) -> None:
     """`judge_events` for each packet of a run of them (`EventRun.marks`: where each packet's
     events start in `events`, and its capture time), in one call for them all: most packets
-    give one event, which is not worth a call and a slice of its own."""
+    give one event, which is not worth a call and a slice of its own. Shared by the record
+    path here and the workers' packed frames (`ConnectionTracker.feed_frames`)."""
     expire, analyze = waiting.expire, engine.analyze
     last = len(marks) - 1
     for number, (start, capture_time) in enumerate(marks):

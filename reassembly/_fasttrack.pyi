@@ -33,6 +33,14 @@ class ConnectionTracker:
         decode: Callable[[RawPacket], TcpSegment | None],
         /,
     ) -> tuple[list[ReassemblyEvent], int, int, int, int, list[tuple[int, float]], float | None]: ...
+    def feed_frames(
+        self,
+        frames: bytes | bytearray,
+        decoder: FrameDecoder,
+        decode: Callable[[RawPacket], TcpSegment | None],
+        packet_at: Callable[[int], RawPacket],
+        /,
+    ) -> tuple[list[ReassemblyEvent], int, float | None, list[tuple[int, float]], float | None]: ...
     def packet_feed(
         self,
         fast_decode: Callable[[RawPacket], TcpSegment | None] | None,

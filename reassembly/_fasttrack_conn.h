@@ -128,5 +128,7 @@ int tracker_receive(Tracker *t, const Segment *seg);
 /* _fasttrack_feed.c */
 extern const char feed_records_doc[];
 PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nargs);
+extern const char feed_frames_doc[];
+PyObject *tracker_feed_frames(Tracker *t, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

@@ -26,8 +26,11 @@ static int load_api(void) {
     return 0;
 }
 
-/* The record's segment tracked, its events appended to t->out. */
-static int track_record(Tracker *t, PyObject *reader, PyObject *decoder, PyObject *decode, const PcapRecord *record) {
+/* The record's segment tracked, its events appended to t->out. A frame the compiled decoder
+ * hands back is built as a RawPacket: by `reader` (a PcapRecordReader) when given, else by
+ * calling `packet_at` with `offset`. */
+static int track_record(Tracker *t, PyObject *reader, PyObject *packet_at, Py_ssize_t offset, PyObject *decoder,
+                        PyObject *decode, const PcapRecord *record) {
     FastSegment fast;
     int decoded = api->decode_record(decoder, record, &fast);
     if (decoded < 0) {
@@ -54,7 +57,14 @@ static int track_record(Tracker *t, PyObject *reader, PyObject *decoder, PyObjec
         Py_DECREF(fast.tunnel);
         return failed;
     }
-    PyObject *packet = api->raw_packet(reader, record);
+    PyObject *packet = NULL;
+    if (reader != NULL) {
+        packet = api->raw_packet(reader, record);
+    } else {
+        PyObject *at = PyLong_FromSsize_t(offset);
+        packet = at == NULL ? NULL : PyObject_CallOneArg(packet_at, at);
+        Py_XDECREF(at);
+    }
     PyObject *segment = packet == NULL ? NULL : PyObject_CallOneArg(decode, packet);
     Py_XDECREF(packet);
     if (segment == NULL) {
@@ -142,7 +152,7 @@ PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nar
         latest = timed && latest > record.ts ? latest : record.ts;
         timed = true;
         Py_ssize_t before = PyList_GET_SIZE(t->out);
-        failed = track_record(t, reader, decoder, decode, &record) < 0;
+        failed = track_record(t, reader, NULL, 0, decoder, decode, &record) < 0;
         if (!failed && PyList_GET_SIZE(t->out) > before) {
             PyObject *mark = new_mark(before, latest);
             failed = mark == NULL || PyList_Append(marks, mark) < 0;
@@ -160,4 +170,88 @@ PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     return Py_BuildValue("(NnnnnNN)", events, position, needed, packets, captured, marks, trailing);
+}
+
+const char feed_frames_doc[] =
+    "feed_frames(frames, decoder, decode, packet_at, /)\n--\n\n"
+    "Track every frame the worker dispatcher packed into `frames` (capture._fastdecode's\n"
+    "route_records/route_packet), as feed_records tracks pcap records: decoded by the compiled\n"
+    "FrameDecoder `decoder`; a frame it hands back is built as a RawPacket by `packet_at(offset)`\n"
+    "(offset: of its packed header) and given to `decode`. Returns (their events in order,\n"
+    "frames, the last frame's timestamp or None, marks, trailing), marks and trailing as\n"
+    "feed_records gives them.";
+
+PyObject *tracker_feed_frames(Tracker *t, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "feed_frames(frames, decoder, decode, packet_at)");
+        return NULL;
+    }
+    if (t->out != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ConnectionTracker is not reentrant");
+        return NULL;
+    }
+    if (load_api() < 0) {
+        return NULL;
+    }
+    PyObject *decoder = args[1], *decode = args[2], *packet_at = args[3];
+    Py_buffer view; /* held to the end: a bytearray cannot be resized under the frames read */
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *marks = PyList_New(0);
+    if (marks == NULL || (t->out = PyList_New(0)) == NULL) {
+        Py_XDECREF(marks);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const unsigned char *buf = view.buf;
+    Py_ssize_t size = view.len, position = 0, frames = 0;
+    double latest = 0.0, last = 0.0;
+    bool timed = false;
+    int failed = 0;
+    while (!failed && position < size) {
+        PackedFrame header = {.captured = -1};
+        if (size - position >= (Py_ssize_t)sizeof header) {
+            memcpy(&header, buf + position, sizeof header);
+        }
+        if (header.captured < 0 || header.captured > size - position - (Py_ssize_t)sizeof header) {
+            PyErr_SetString(PyExc_ValueError, "feed_frames: a packed frame is cut short");
+            failed = 1;
+            break;
+        }
+        PcapRecord record = {
+            .header = NULL,
+            .frame = buf + position + sizeof header,
+            .captured = (Py_ssize_t)header.captured,
+            .ts = header.ts,
+            .truncated = header.wire_length > header.captured,
+            .linktype = (long)header.linktype,
+        };
+        frames++;
+        last = header.ts;
+        latest = timed && latest > header.ts ? latest : header.ts;
+        timed = true;
+        Py_ssize_t before = PyList_GET_SIZE(t->out);
+        failed = track_record(t, NULL, packet_at, position, decoder, decode, &record) < 0;
+        if (!failed && PyList_GET_SIZE(t->out) > before) {
+            PyObject *mark = new_mark(before, latest);
+            failed = mark == NULL || PyList_Append(marks, mark) < 0;
+            Py_XDECREF(mark);
+            timed = false;
+        }
+        position += (Py_ssize_t)sizeof header + (Py_ssize_t)header.captured;
+    }
+    PyBuffer_Release(&view);
+    PyObject *events = t->out;
+    t->out = NULL;
+    PyObject *trailing = failed ? NULL : timed ? PyFloat_FromDouble(latest) : Py_NewRef(Py_None);
+    PyObject *last_ts = failed ? NULL : frames ? PyFloat_FromDouble(last) : Py_NewRef(Py_None);
+    if (trailing == NULL || last_ts == NULL) {
+        Py_XDECREF(trailing);
+        Py_XDECREF(last_ts);
+        Py_DECREF(events);
+        Py_DECREF(marks);
+        return NULL;
+    }
+    return Py_BuildValue("(NnNNN)", events, frames, last_ts, marks, trailing);
 }

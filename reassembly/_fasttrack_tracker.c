@@ -539,6 +539,7 @@ static PyMethodDef tracker_methods[] = {
     {"receive_segment", (PyCFunction)tracker_receive_segment, METH_O, "The events this segment completes."},
     {"close_all", (PyCFunction)tracker_close_all, METH_NOARGS, "End of input: every message still in progress."},
     {"feed_records", (PyCFunction)(void (*)(void))tracker_feed_records, METH_FASTCALL, feed_records_doc},
+    {"feed_frames", (PyCFunction)(void (*)(void))tracker_feed_frames, METH_FASTCALL, feed_frames_doc},
     {"packet_feed", (PyCFunction)(void (*)(void))tracker_packet_feed, METH_FASTCALL,
      "packet_feed(fast_decode, decode): a callable from packet to events, decoding and tracking in one call."},
     {"stats", (PyCFunction)tracker_stats, METH_NOARGS, "A Counter of what the tracker counted, by reason."},

@@ -110,6 +110,24 @@ class ConnectionTracker:
             raise RuntimeError("feed_records needs the compiled tracker")
         return self._compiled.feed_records(buffer, start, reader, frame_decoder, decode)
 
+    def feed_frames(
+        self,
+        frames: bytes | bytearray,
+        frame_decoder: FrameDecoder,
+        decode: Callable[[RawPacket], TcpSegment | None],
+        packet_at: Callable[[int], RawPacket],
+    ) -> tuple[list[ReassemblyEvent], int, float | None, list[tuple[int, float]], float | None]:
+        """Compiled only: every frame the worker dispatcher packed into `frames` decoded and
+        tracked in C, as `feed_records` does with pcap records (a frame the compiled
+        `frame_decoder` hands back is built by `packet_at(offset)` and goes to `decode`).
+
+        Returns (their events, frames, the last frame's timestamp or None, marks, trailing),
+        marks and trailing as `feed_records` gives them.
+        """
+        if self._compiled is None:
+            raise RuntimeError("feed_frames needs the compiled tracker")
+        return self._compiled.feed_frames(frames, frame_decoder, decode, packet_at)
+
     @property
     def compiled(self) -> bool:
         return self._compiled is not None

@@ -9,8 +9,10 @@ when its parent is gone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import signal
+import struct
 import time
 import traceback
 from collections import Counter
@@ -22,7 +24,14 @@ from capture import RawPacket
 from oob_analyzer.detection import AttackHit
 from oob_analyzer.gc_policy import fewer_collections
 from oob_analyzer.metrics import ENGINE_PREFIX, tracker_counters
-from oob_analyzer.pipeline import RequestAnalyzer, RequestStream, RunSummary, judge_events, record_hits
+from oob_analyzer.pipeline import (
+    RequestAnalyzer,
+    RequestStream,
+    RunSummary,
+    judge_events,
+    judge_packets_events,
+    record_hits,
+)
 from oob_analyzer.response_wait import HitsAwaitingResponse
 from oob_analyzer.workers.flows import FramePart, SegmentTuple, segment_from_tuple
 from oob_analyzer.workers.messages import (
@@ -55,6 +64,7 @@ DECODE_ANOMALY_PREFIX = "decode_anomaly."
 _FRAMES_ORIGIN = "worker"  # a packed frame does not carry its source's name; nothing downstream reads it
 
 _PARENT_CHECK_SECONDS = 1.0
+_PACKED_HEADER = struct.Struct("=dqqq")  # a packed frame's header (capture/_fastdecode_api.h PackedFrame)
 
 
 class _CollectedResults:
@@ -110,10 +120,22 @@ class FlowWorker:
 
     def _track_frames(self, frames: bytearray) -> float | None:
         assert unpack_frames is not None  # the dispatcher packs frames only when it is built
-        feed, engine, sink, summary, waiting = self.stream.feed, self.engine, self._results, self.summary, self.waiting
+        stream, engine, sink, summary, waiting = self.stream, self.engine, self._results, self.summary, self.waiting
+        frame_decoder = stream.decoder.frame_decoder
+        if frame_decoder is not None and self.tracker.compiled:
+            # Decoded and tracked in C in one call, as the record path takes a pcap's records;
+            # its events judged per packet, by each packet's capture time (the marks).
+            events, count, last, marks, trailing = self.tracker.feed_frames(
+                frames, frame_decoder, stream.decoder.decode, functools.partial(_packet_at, frames)
+            )
+            judge_packets_events(events, marks, engine=engine, sink=sink, summary=summary, waiting=waiting)
+            if trailing is not None:
+                record_hits(waiting.expire(trailing), sink=sink, summary=summary)
+            self.segments += count
+            return last
         packets = unpack_frames(frames, RawPacket, _FRAMES_ORIGIN)
         for packet in packets:
-            events = feed(packet)
+            events = stream.feed(packet)
             if events:
                 judge_events(events, engine=engine, sink=sink, summary=summary, waiting=waiting, capture_time=packet.ts)
         self.segments += len(packets)
@@ -188,6 +210,14 @@ class FlowWorker:
         engine_counters = self._retired_engine_counters + _engine_counters(self.engine)
         counters.update({ENGINE_PREFIX + name: count for name, count in engine_counters.items()})
         return counters
+
+
+def _packet_at(frames: bytearray, offset: int) -> RawPacket:
+    """The RawPacket of the frame packed at `offset` of `frames` (for `feed_frames`, which
+    hands a frame the compiled decoder does not take to the Python decoder)."""
+    assert unpack_frames is not None
+    length = _PACKED_HEADER.size + _PACKED_HEADER.unpack_from(frames, offset)[3]
+    return unpack_frames(frames[offset : offset + length], RawPacket, _FRAMES_ORIGIN)[0]
 
 
 def _engine_counters(engine: RequestAnalyzer) -> Counter[str]:

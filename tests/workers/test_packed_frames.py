@@ -4,19 +4,22 @@ the worker gets back the very packet the dispatcher read."""
 
 from __future__ import annotations
 
+import functools
+import struct
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from capture import PacketDecoder, RawPacket, TcpSegment
+from capture import LinkType, PacketDecoder, RawPacket, TcpSegment
 from capture.files import RecordParse, read_pcap_with
-from oob_analyzer.pipeline import RunSummary, iter_packets
+from oob_analyzer.pipeline import RequestStream, RunSummary, analyze_packets, iter_packets
 from oob_analyzer.workers import worker_for
 from oob_analyzer.workers.child import DECODE_DROP_PREFIX, FlowWorker
 from oob_analyzer.workers.messages import DecoderSettings
 from tests.builders import ethernet_frame, ipv4_packet, outer_ipv4_udp, tcp_header, vxlan_header
 from tests.paths import SAMPLES, SHARED
-from tests.workers.runs import small_engine
+from tests.workers.runs import ListSink, small_engine
 
 fastdecode = pytest.importorskip("capture._fastdecode")
 
@@ -163,3 +166,141 @@ def test_records_are_routed_as_their_packets_are(batch_limit: int) -> None:
         handed_back += len(back)
         filled += stops
     assert handed_back > 50 and filled > 10
+
+
+# ---- packed frames tracked in one call (ConnectionTracker.feed_frames) ----------------------
+
+_PACKED = struct.Struct("=dqqq")  # capture/_fastdecode_api.h PackedFrame: ts, wire length, link type, captured
+
+
+def frame_offsets(buffer: bytes | bytearray) -> list[int]:
+    offsets, at = [], 0
+    while at < len(buffer):
+        offsets.append(at)
+        at += _PACKED.size + _PACKED.unpack_from(buffer, at)[3]
+    return offsets
+
+
+def packet_at(buffer: bytes | bytearray, offset: int) -> RawPacket:
+    end = offset + _PACKED.size + _PACKED.unpack_from(buffer, offset)[3]
+    (packet,) = fastdecode.unpack_frames(buffer[offset:end], RawPacket, "worker")
+    return packet
+
+
+def frame_by_frame(buffer: bytes | bytearray) -> tuple[list[str], list[int], Counter[str]]:
+    """Events (as repr), the index of each packet's first event, and the tracker's stats, of
+    `unpack_frames` and `RequestStream.feed` packet by packet: the workers' path before."""
+    stream = RequestStream()
+    events: list[str] = []
+    firsts: list[int] = []
+    for packet in fastdecode.unpack_frames(buffer, RawPacket, "worker"):
+        got = stream.feed(packet)
+        if got:
+            firsts.append(len(events))
+            events.extend(repr(event) for event in got)
+    return events, firsts, stream.tracker.stats
+
+
+def in_one_call(buffer: bytes | bytearray, chunk_frames: int) -> tuple[list[str], list[int], Counter[str], int]:
+    """The same through `feed_frames`, `chunk_frames` frames a call (as batches arrive)."""
+    stream = RequestStream()
+    frames = stream.decoder.frame_decoder
+    assert frames is not None
+    events: list[str] = []
+    firsts: list[int] = []
+    count = 0
+    offsets = [*frame_offsets(buffer), len(buffer)]
+    for start in range(0, len(offsets) - 1, chunk_frames):
+        chunk = buffer[offsets[start] : offsets[min(start + chunk_frames, len(offsets) - 1)]]
+        got, frames_in_chunk, last, marks, trailing = stream.tracker.feed_frames(
+            chunk, frames, stream.decoder.decode, functools.partial(packet_at, chunk)
+        )
+        assert last == packet_at(chunk, frame_offsets(chunk)[-1]).ts
+        assert trailing is None or trailing >= max((ts for _, ts in marks), default=trailing)
+        firsts.extend(len(events) + first for first, _ in marks)
+        events.extend(repr(event) for event in got)
+        count += frames_in_chunk
+    return events, firsts, stream.tracker.stats, count
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 700])
+def test_packed_frames_tracked_in_one_call_give_the_events_of_frame_by_frame(chunk_frames: int) -> None:
+    """Every shared capture and the samples, packed as the dispatcher packs them: the same events
+    in the same order, each packet's first event marked, the same tracker stats."""
+    frames = PacketDecoder().frame_decoder
+    assert frames is not None
+    buffers = [bytearray()]
+    for packet in shared_packets():
+        fastdecode.route_packet(frames, packet, buffers)
+    expected_events, expected_firsts, expected_stats = frame_by_frame(buffers[0])
+    events, firsts, stats, count = in_one_call(buffers[0], chunk_frames)
+    assert count == len(frame_offsets(buffers[0])) > 10_000
+    assert events == expected_events and len(events) > 1000
+    assert firsts == expected_firsts
+    assert stats == expected_stats
+
+
+def test_a_frame_the_compiled_decoder_hands_back_is_built_at_its_offset_for_python() -> None:
+    """Raw IP frames (no Ethernet header), which only the Python decoder takes: each one is
+    built by `packet_at` at its own offset, and the events are those of frame by frame."""
+    packed = bytearray()
+    for packet in iter_packets([SAMPLES / "mirror-http.pcap"], RunSummary()):
+        ip = packet.data[14:]
+        packed += _PACKED.pack(packet.ts, packet.wire_length - 14, LinkType.RAW, len(ip)) + ip
+    stream = RequestStream()
+    assert stream.decoder.frame_decoder is not None
+    asked: list[int] = []
+
+    def built(offset: int) -> RawPacket:
+        asked.append(offset)
+        return packet_at(packed, offset)
+
+    got, count, _, marks, _ = stream.tracker.feed_frames(
+        packed, stream.decoder.frame_decoder, stream.decoder.decode, built
+    )
+    assert asked == frame_offsets(packed) and count == len(asked) == 55
+    expected_events, expected_firsts, expected_stats = frame_by_frame(packed)
+    assert [repr(event) for event in got] == expected_events and len(got) >= 18
+    assert [first for first, _ in marks] == expected_firsts
+    assert stream.tracker.stats == expected_stats
+
+
+def test_a_cut_packed_frame_is_refused() -> None:
+    frames = PacketDecoder().frame_decoder
+    assert frames is not None
+    buffers = [bytearray()]
+    for packet in iter_packets([SAMPLES / "mirror-http.pcap"], RunSummary()):
+        fastdecode.route_packet(frames, packet, buffers)
+    stream = RequestStream()
+    with pytest.raises(ValueError, match="cut short"):
+        stream.tracker.feed_frames(
+            buffers[0][:-1], frames, stream.decoder.decode, functools.partial(packet_at, buffers[0])
+        )
+
+
+def test_a_worker_tracks_a_batch_of_packed_frames_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker takes a batch of frames through `feed_frames` (not a packet at a time), and
+    finds what the same frames give packet by packet."""
+    frames = PacketDecoder().frame_decoder
+    assert frames is not None
+    buffers = [bytearray()]
+    for packet in iter_packets([SAMPLES / "mirror-http.pcap"], RunSummary()):
+        fastdecode.route_packet(frames, packet, buffers)
+    worker = FlowWorker(small_engine())
+    calls: list[int] = []
+    feed_frames = worker.tracker.feed_frames
+
+    def counted(*args: object) -> object:
+        calls.append(len(args[0]))  # type: ignore[arg-type]
+        return feed_frames(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker.tracker, "feed_frames", counted)
+    results = [worker.analyze([buffers[0]]), worker.finish(close_connections=True)]
+    assert calls == [len(buffers[0])]
+    in_process = ListSink()
+    summary = RunSummary()
+    packets = iter_packets([SAMPLES / "mirror-http.pcap"], RunSummary())
+    analyze_packets(packets, engine=small_engine(), sink=in_process, summary=summary)
+    hits = [hit for result in results if result is not None for hit in result.hits]
+    assert sorted(map(repr, hits)) == in_process.found()[0] and hits
+    assert (worker.summary.requests, worker.summary.responses) == (summary.requests, summary.responses) == (9, 9)
