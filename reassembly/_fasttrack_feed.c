@@ -95,6 +95,73 @@ static PyObject *new_mark(Py_ssize_t index, double latest) {
     return untracked(mark);
 }
 
+/* A feed's run of events: every event goes to t->out; `marks` says where each packet that gave
+ * events starts there, with the latest capture time since the previous such packet (what the
+ * packet-by-packet path would have expired waiting hits by, before that packet's events). */
+typedef struct {
+    PyObject *marks;
+    double latest;
+    bool timed; /* a packet came since the last mark: `latest` is its time */
+} EventRunState;
+
+/* Whether a feed may start: the tracker is not feeding already, capture's C API is loaded. */
+static int feed_ready(Tracker *t) {
+    if (t->out != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ConnectionTracker is not reentrant");
+        return -1;
+    }
+    return load_api();
+}
+
+/* One list for the whole feed (every packet's events appended in turn, as the packet-by-packet
+ * path would hand them out) and one for its marks. */
+static int run_start(Tracker *t, EventRunState *run) {
+    run->latest = 0.0;
+    run->timed = false;
+    if ((t->out = PyList_New(0)) == NULL) {
+        return -1;
+    }
+    if ((run->marks = PyList_New(0)) == NULL) {
+        Py_CLEAR(t->out);
+        return -1;
+    }
+    return 0;
+}
+
+/* The record tracked (see track_record), and marked when it gave events. */
+static int run_track(Tracker *t, EventRunState *run, PyObject *reader, PyObject *packet_at, Py_ssize_t offset,
+                     PyObject *decoder, PyObject *decode, const PcapRecord *record) {
+    run->latest = run->timed && run->latest > record->ts ? run->latest : record->ts;
+    run->timed = true;
+    Py_ssize_t before = PyList_GET_SIZE(t->out);
+    if (track_record(t, reader, packet_at, offset, decoder, decode, record) < 0) {
+        return -1;
+    }
+    if (PyList_GET_SIZE(t->out) == before) {
+        return 0;
+    }
+    PyObject *mark = new_mark(before, run->latest);
+    int failed = mark == NULL || PyList_Append(run->marks, mark) < 0;
+    Py_XDECREF(mark);
+    run->timed = false;
+    return failed ? -1 : 0;
+}
+
+/* The end of a feed: 0 with its events (t->out, handed over) in *events and the latest time of
+ * the packets after the last mark (or None) in *trailing, new references, run->marks kept for
+ * the caller; -1 when it `failed` or memory ran out, with all of them released. */
+static int run_end(Tracker *t, EventRunState *run, int failed, PyObject **events, PyObject **trailing) {
+    *events = t->out;
+    t->out = NULL;
+    *trailing = failed ? NULL : run->timed ? PyFloat_FromDouble(run->latest) : Py_NewRef(Py_None);
+    if (*trailing == NULL) {
+        Py_CLEAR(*events);
+        Py_CLEAR(run->marks);
+        return -1;
+    }
+    return 0;
+}
+
 const char feed_records_doc[] =
     "feed_records(buffer, start, reader, decoder, decode, /)\n--\n\n"
     "Track the whole pcap records of `buffer` from `start` (a PcapRecordReader's buffer; frames\n"
@@ -110,11 +177,7 @@ PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "feed_records(buffer, start, reader, decoder, decode)");
         return NULL;
     }
-    if (t->out != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "ConnectionTracker is not reentrant");
-        return NULL;
-    }
-    if (load_api() < 0) {
+    if (feed_ready(t) < 0) {
         return NULL;
     }
     PyObject *buffer = args[0], *reader = args[2], *decoder = args[3], *decode = args[4];
@@ -127,49 +190,26 @@ PyObject *tracker_feed_records(Tracker *t, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_ValueError, "start is outside the buffer");
         return NULL;
     }
-    /* One list for the whole buffer: every packet's events appended in turn, as the
-     * packet-by-packet path would hand them out. */
-    if ((t->out = PyList_New(0)) == NULL) {
-        return NULL;
-    }
-    PyObject *marks = PyList_New(0);
-    if (marks == NULL) {
-        Py_CLEAR(t->out);
+    EventRunState run;
+    if (run_start(t, &run) < 0) {
         return NULL;
     }
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(buffer);
     Py_ssize_t needed = 0, packets = 0, captured = 0;
-    /* The latest capture time since the last packet that gave events: what the packet-by-packet
-     * path would have expired waiting hits by, before that packet's events (see `marks`). */
-    double latest = 0.0;
-    bool timed = false;
     PcapRecord record;
     Py_INCREF(buffer); /* the records are read in place, across calls into Python */
     int failed = 0;
     while (!failed && api->next_record(reader, buf, size, &position, &record, &needed)) {
         packets++;
         captured += record.captured;
-        latest = timed && latest > record.ts ? latest : record.ts;
-        timed = true;
-        Py_ssize_t before = PyList_GET_SIZE(t->out);
-        failed = track_record(t, reader, NULL, 0, decoder, decode, &record) < 0;
-        if (!failed && PyList_GET_SIZE(t->out) > before) {
-            PyObject *mark = new_mark(before, latest);
-            failed = mark == NULL || PyList_Append(marks, mark) < 0;
-            Py_XDECREF(mark);
-            timed = false;
-        }
+        failed = run_track(t, &run, reader, NULL, 0, decoder, decode, &record) < 0;
     }
     Py_DECREF(buffer);
-    PyObject *events = t->out;
-    t->out = NULL;
-    PyObject *trailing = failed ? NULL : timed ? PyFloat_FromDouble(latest) : Py_NewRef(Py_None);
-    if (trailing == NULL) {
-        Py_DECREF(events);
-        Py_DECREF(marks);
+    PyObject *events, *trailing;
+    if (run_end(t, &run, failed, &events, &trailing) < 0) {
         return NULL;
     }
-    return Py_BuildValue("(NnnnnNN)", events, position, needed, packets, captured, marks, trailing);
+    return Py_BuildValue("(NnnnnNN)", events, position, needed, packets, captured, run.marks, trailing);
 }
 
 const char feed_frames_doc[] =
@@ -186,11 +226,7 @@ PyObject *tracker_feed_frames(Tracker *t, PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_TypeError, "feed_frames(frames, decoder, decode, packet_at)");
         return NULL;
     }
-    if (t->out != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "ConnectionTracker is not reentrant");
-        return NULL;
-    }
-    if (load_api() < 0) {
+    if (feed_ready(t) < 0) {
         return NULL;
     }
     PyObject *decoder = args[1], *decode = args[2], *packet_at = args[3];
@@ -198,16 +234,14 @@ PyObject *tracker_feed_frames(Tracker *t, PyObject *const *args, Py_ssize_t narg
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    PyObject *marks = PyList_New(0);
-    if (marks == NULL || (t->out = PyList_New(0)) == NULL) {
-        Py_XDECREF(marks);
+    EventRunState run;
+    if (run_start(t, &run) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
     const unsigned char *buf = view.buf;
     Py_ssize_t size = view.len, position = 0, frames = 0;
-    double latest = 0.0, last = 0.0;
-    bool timed = false;
+    double last = 0.0;
     int failed = 0;
     while (!failed && position < size) {
         PackedFrame header = {.captured = -1};
@@ -229,29 +263,20 @@ PyObject *tracker_feed_frames(Tracker *t, PyObject *const *args, Py_ssize_t narg
         };
         frames++;
         last = header.ts;
-        latest = timed && latest > header.ts ? latest : header.ts;
-        timed = true;
-        Py_ssize_t before = PyList_GET_SIZE(t->out);
-        failed = track_record(t, NULL, packet_at, position, decoder, decode, &record) < 0;
-        if (!failed && PyList_GET_SIZE(t->out) > before) {
-            PyObject *mark = new_mark(before, latest);
-            failed = mark == NULL || PyList_Append(marks, mark) < 0;
-            Py_XDECREF(mark);
-            timed = false;
-        }
+        failed = run_track(t, &run, NULL, packet_at, position, decoder, decode, &record) < 0;
         position += (Py_ssize_t)sizeof header + (Py_ssize_t)header.captured;
     }
     PyBuffer_Release(&view);
-    PyObject *events = t->out;
-    t->out = NULL;
-    PyObject *trailing = failed ? NULL : timed ? PyFloat_FromDouble(latest) : Py_NewRef(Py_None);
-    PyObject *last_ts = failed ? NULL : frames ? PyFloat_FromDouble(last) : Py_NewRef(Py_None);
-    if (trailing == NULL || last_ts == NULL) {
-        Py_XDECREF(trailing);
-        Py_XDECREF(last_ts);
-        Py_DECREF(events);
-        Py_DECREF(marks);
+    PyObject *events, *trailing;
+    if (run_end(t, &run, failed, &events, &trailing) < 0) {
         return NULL;
     }
-    return Py_BuildValue("(NnNNN)", events, frames, last_ts, marks, trailing);
+    PyObject *last_ts = frames ? PyFloat_FromDouble(last) : Py_NewRef(Py_None);
+    if (last_ts == NULL) {
+        Py_DECREF(events);
+        Py_DECREF(trailing);
+        Py_DECREF(run.marks);
+        return NULL;
+    }
+    return Py_BuildValue("(NnNNN)", events, frames, last_ts, run.marks, trailing);
 }
