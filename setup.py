@@ -42,6 +42,7 @@ setup(
         Extension(
             "oob_analyzer.detection._base64_text",
             sources=["oob_analyzer/detection/_base64_text.c"],
+            depends=["oob_analyzer/detection/_base64_bits.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
         Extension(
@@ -53,7 +54,7 @@ setup(
         Extension(
             "oob_analyzer.detection._request_points",
             sources=["oob_analyzer/detection/_request_points.c"],
-            depends=["oob_analyzer/detection/_points.h"],
+            depends=["oob_analyzer/detection/_points.h", "oob_analyzer/detection/_base64_bits.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra"],
         ),
         Extension(

@@ -17,6 +17,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_base64_bits.h"
+
 #define MIN_TOKEN 8
 
 /* The value of each ASCII base64 or base64url character, -1 for the others (`=` is not part of
@@ -132,18 +134,7 @@ static PyObject *token_text(int kind, const void *data, Py_ssize_t start, Py_ssi
         PyErr_Clear();
         return NULL;
     }
-    Py_ssize_t written = 0;
-    unsigned int bits = 0;
-    int held = 0;
-    for (Py_ssize_t i = start; i < body_end; i++) {
-        bits = (bits << 6) | (unsigned int)sextet(PyUnicode_READ(kind, data, i));
-        held += 6;
-        if (held >= 8) {
-            held -= 8;
-            raw[written++] = (unsigned char)((bits >> held) & 0xFF);
-        }
-    }
-    /* Trailing bits that are not zero are ignored, as binascii.a2b_base64 ignores them. */
+    Py_ssize_t written = sextets_to_bytes(kind, data, start, body_end, sextet, raw);
     PyObject *text = valid_utf8(raw, written) ? PyUnicode_DecodeUTF8((const char *)raw, written, NULL) : NULL;
     if (raw != small)
         PyMem_Free(raw);

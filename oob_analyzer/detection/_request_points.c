@@ -9,6 +9,7 @@
  * body_points.add_json_points, both passed in by the caller, so the document and its points
  * are those of the reference by construction.
  */
+#include "_base64_bits.h"
 #include "_points.h"
 
 #define MAX_PERCENT_ROUNDS 3 /* decoders._MAX_PERCENT_ROUNDS */
@@ -212,17 +213,7 @@ static PyObject *segment_text(int kind, const void *data, Py_ssize_t start, Py_s
     unsigned char *raw = size <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)size);
     if (raw == NULL)
         return PyErr_NoMemory();
-    Py_ssize_t written = 0;
-    unsigned int bits = 0;
-    int held = 0;
-    for (Py_ssize_t at = start; at < end; at++) {
-        bits = (bits << 6) | (unsigned int)jwt_sextet(PyUnicode_READ(kind, data, at));
-        held += 6;
-        if (held >= 8) {
-            held -= 8;
-            raw[written++] = (unsigned char)((bits >> held) & 0xFF);
-        }
-    }
+    Py_ssize_t written = sextets_to_bytes(kind, data, start, end, jwt_sextet, raw);
     PyObject *text = PyUnicode_DecodeUTF8((const char *)raw, written, "surrogatepass");
     if (raw != small)
         PyMem_Free(raw);
