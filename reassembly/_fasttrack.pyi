@@ -38,7 +38,7 @@ class ConnectionTracker:
         frames: bytes | bytearray,
         decoder: FrameDecoder,
         decode: Callable[[RawPacket], TcpSegment | None],
-        packet_at: Callable[[int], RawPacket],
+        packet_at: Callable[[int, int], RawPacket],
         /,
     ) -> tuple[list[ReassemblyEvent], int, float | None, list[tuple[int, float]], float | None]: ...
     def packet_feed(

@@ -28,7 +28,7 @@ static int load_api(void) {
 
 /* The record's segment tracked, its events appended to t->out. A frame the compiled decoder
  * hands back is built as a RawPacket: by `reader` (a PcapRecordReader) when given, else by
- * calling `packet_at` with `offset`. */
+ * calling `packet_at` with the start and end of the packed frame at `offset`. */
 static int track_record(Tracker *t, PyObject *reader, PyObject *packet_at, Py_ssize_t offset, PyObject *decoder,
                         PyObject *decode, const PcapRecord *record) {
     FastSegment fast;
@@ -60,10 +60,10 @@ static int track_record(Tracker *t, PyObject *reader, PyObject *packet_at, Py_ss
     PyObject *packet = NULL;
     if (reader != NULL) {
         packet = api->raw_packet(reader, record);
-    } else {
-        PyObject *at = PyLong_FromSsize_t(offset);
-        packet = at == NULL ? NULL : PyObject_CallOneArg(packet_at, at);
-        Py_XDECREF(at);
+    } else { /* a packed frame: its header at `offset`, its bytes after it */
+        PyObject *range = Py_BuildValue("(nn)", offset, offset + (Py_ssize_t)sizeof(PackedFrame) + record->captured);
+        packet = range == NULL ? NULL : PyObject_Call(packet_at, range, NULL);
+        Py_XDECREF(range);
     }
     PyObject *segment = packet == NULL ? NULL : PyObject_CallOneArg(decode, packet);
     Py_XDECREF(packet);
@@ -216,10 +216,10 @@ const char feed_frames_doc[] =
     "feed_frames(frames, decoder, decode, packet_at, /)\n--\n\n"
     "Track every frame the worker dispatcher packed into `frames` (capture._fastdecode's\n"
     "route_records/route_packet), as feed_records tracks pcap records: decoded by the compiled\n"
-    "FrameDecoder `decoder`; a frame it hands back is built as a RawPacket by `packet_at(offset)`\n"
-    "(offset: of its packed header) and given to `decode`. Returns (their events in order,\n"
-    "frames, the last frame's timestamp or None, marks, trailing), marks and trailing as\n"
-    "feed_records gives them.";
+    "FrameDecoder `decoder`; a frame it hands back is built as a RawPacket by `packet_at(start,\n"
+    "end)` (where its packed header starts, where its bytes end) and given to `decode`. Returns\n"
+    "(their events in order, frames, the last frame's timestamp or None, marks, trailing), marks\n"
+    "and trailing as feed_records gives them.";
 
 PyObject *tracker_feed_frames(Tracker *t, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) {

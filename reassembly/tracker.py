@@ -115,11 +115,12 @@ class ConnectionTracker:
         frames: bytes | bytearray,
         frame_decoder: FrameDecoder,
         decode: Callable[[RawPacket], TcpSegment | None],
-        packet_at: Callable[[int], RawPacket],
+        packet_at: Callable[[int, int], RawPacket],
     ) -> tuple[list[ReassemblyEvent], int, float | None, list[tuple[int, float]], float | None]:
         """Compiled only: every frame the worker dispatcher packed into `frames` decoded and
         tracked in C, as `feed_records` does with pcap records (a frame the compiled
-        `frame_decoder` hands back is built by `packet_at(offset)` and goes to `decode`).
+        `frame_decoder` hands back is built by `packet_at(start, end)`, the bounds of its packed
+        frame, and goes to `decode`).
 
         Returns (their events, frames, the last frame's timestamp or None, marks, trailing),
         marks and trailing as `feed_records` gives them.

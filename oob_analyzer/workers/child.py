@@ -12,7 +12,6 @@ import contextlib
 import functools
 import queue
 import signal
-import struct
 import time
 import traceback
 from collections import Counter
@@ -64,7 +63,6 @@ DECODE_ANOMALY_PREFIX = "decode_anomaly."
 _FRAMES_ORIGIN = "worker"  # a packed frame does not carry its source's name; nothing downstream reads it
 
 _PARENT_CHECK_SECONDS = 1.0
-_PACKED_HEADER = struct.Struct("=dqqq")  # a packed frame's header (capture/_fastdecode_api.h PackedFrame)
 
 
 class _CollectedResults:
@@ -212,12 +210,12 @@ class FlowWorker:
         return counters
 
 
-def _packet_at(frames: bytearray, offset: int) -> RawPacket:
-    """The RawPacket of the frame packed at `offset` of `frames` (for `feed_frames`, which
-    hands a frame the compiled decoder does not take to the Python decoder)."""
+def _packet_at(frames: bytearray, start: int, end: int) -> RawPacket:
+    """The RawPacket of the frame packed at frames[start:end] (for `feed_frames`, which hands a
+    frame the compiled decoder does not take to the Python decoder)."""
     assert unpack_frames is not None
-    length = _PACKED_HEADER.size + _PACKED_HEADER.unpack_from(frames, offset)[3]
-    return unpack_frames(frames[offset : offset + length], RawPacket, _FRAMES_ORIGIN)[0]
+    (packet,) = unpack_frames(frames[start:end], RawPacket, _FRAMES_ORIGIN)
+    return packet
 
 
 def _engine_counters(engine: RequestAnalyzer) -> Counter[str]:

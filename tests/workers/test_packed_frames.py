@@ -181,8 +181,10 @@ def frame_offsets(buffer: bytes | bytearray) -> list[int]:
     return offsets
 
 
-def packet_at(buffer: bytes | bytearray, offset: int) -> RawPacket:
-    end = offset + _PACKED.size + _PACKED.unpack_from(buffer, offset)[3]
+def packet_at(buffer: bytes | bytearray, offset: int, end: int | None = None) -> RawPacket:
+    """The frame packed at `offset` (its end found from its header when not given)."""
+    if end is None:
+        end = offset + _PACKED.size + _PACKED.unpack_from(buffer, offset)[3]
     (packet,) = fastdecode.unpack_frames(buffer[offset:end], RawPacket, "worker")
     return packet
 
@@ -251,9 +253,9 @@ def test_a_frame_the_compiled_decoder_hands_back_is_built_at_its_offset_for_pyth
     assert stream.decoder.frame_decoder is not None
     asked: list[int] = []
 
-    def built(offset: int) -> RawPacket:
-        asked.append(offset)
-        return packet_at(packed, offset)
+    def built(start: int, end: int) -> RawPacket:
+        asked.append(start)
+        return packet_at(packed, start, end)
 
     got, count, _, marks, _ = stream.tracker.feed_frames(
         packed, stream.decoder.frame_decoder, stream.decoder.decode, built
